@@ -1,0 +1,1 @@
+"""Pieces shared by the stages: the example format and artifact helpers."""

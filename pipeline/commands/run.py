@@ -1,0 +1,44 @@
+"""``hubpipe run``: run the pipeline locally (data stages on Beam's DirectRunner by default)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from hubpipe.pipeline.commands.options import DEFAULT_OUTPUT, config_options
+from hubpipe.pipeline.config import STAGES, PipelineConfig, replace
+
+
+def _format_results(results: dict) -> str:
+    shown = {key: value for key, value in results.items() if not isinstance(value, (dict, list))}
+    return json.dumps(shown, ensure_ascii=False)[1:-1] if shown else ""
+
+
+@click.command()
+@config_options
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUTPUT,
+    show_default=True,
+    help="Run folder: artifacts, run.json, resolved_config.yaml. Rerunning into the "
+    "same folder skips unchanged stages.",
+)
+@click.option("--until", type=click.Choice(STAGES), help="Stop after this stage, e.g. --until validate.")
+@click.option("--no-cache", is_flag=True, help="Rerun every stage even if its inputs are unchanged.")
+def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: bool) -> None:
+    """Run the pipeline locally: ingest, validate, train, evaluate, publish.
+
+    With no arguments it runs on the embedded sample dataset with the offline backbone.
+    """
+    from hubpipe.pipeline.runner import run_pipeline
+
+    if no_cache:
+        config = replace(config, runner=replace(config.runner, cache=False))
+    report = run_pipeline(config, output_dir, until=until)
+    for record in report.stages:
+        click.echo(f"{record.name:<9} {record.status:<7} {record.duration_s:7.1f} s  {_format_results(record.results)}")
+    click.echo(f"run folder: {report.output_dir} (see run.json)")

@@ -1,0 +1,327 @@
+"""The pipeline's configuration: one tree of frozen dataclasses.
+
+A configuration is built from defaults, then a YAML file, then command-line overrides, and is validated
+once (:func:`load_config`). Every run writes the resolved tree as ``resolved_config.yaml`` beside its
+outputs, so that it can be reproduced with ``hubpipe run --config resolved_config.yaml``.
+
+Nothing here imports TensorFlow or reads the environment.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hubpipe.pipeline.errors import ConfigError
+
+#: Data source used when none is given: the embedded, generated sample dataset.
+SAMPLE_SOURCE = "sample"
+#: The stages in execution order.
+STAGES = ("ingest", "validate", "train", "evaluate", "publish")
+
+DUPLICATE_POLICIES = ("keep", "drop", "fail")
+VALIDATION_POLICIES = ("fail", "warn")
+LAYOUTS = ("auto", "split", "flat")
+PRECISIONS = ("auto", "float32", "mixed_float16")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they become train/test examples."""
+
+    source: str = SAMPLE_SOURCE  # directory, .zip/.tar[.gz] path or URL, gs:// path, preset name, or "sample"
+    layout: str = "auto"  # "split": train/<class>/, test/<class>/; "flat": <class>/ split by hash
+    test_fraction: float = 0.25  # share of each class sent to test in the flat layout
+    percent: float = 100.0  # per-class share of the training split that is kept (deterministic)
+    sample_seed: int = 0  # seed of the embedded sample dataset
+    image_size: int = 224  # side of the square images fed to models
+    max_file_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000  # decompression-bomb guard: width * height
+    duplicates_in_class: str = "drop"  # identical files inside one class
+    duplicates_across_classes: str = "drop"  # identical content with conflicting labels: all copies dropped
+    leakage: str = "drop"  # identical content in train and test: the training copy is dropped
+    num_shards: int = 0  # TFRecord shards per split; 0 lets the runner choose
+    download_sha256: str = ""  # expected checksum of a downloaded archive, when known
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Data validation with tensorflow-data-validation."""
+
+    policy: str = "fail"  # "fail" stops the run before training on an error anomaly; "warn" only reports
+    schema: str = ""  # curated schema (.pbtxt); empty: infer on the first run
+    drift_threshold: float = 0.2  # L-infinity distance of class distributions vs the previous run
+    min_images_per_class: int = 10  # warn below this many training images in a class
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of one classifier head per backbone, and of the from-scratch baseline."""
+
+    backbones: tuple[str, ...] = ("efficientnet_lite0",)
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 42
+    augment: bool = False
+    fine_tune_layers: int = 0  # unfreeze this many top backbone layers after feature extraction (0: off)
+    fine_tune_epochs: int = 5
+    fine_tune_learning_rate: float = 1e-4
+    baseline: bool = True  # also train the from-scratch CNN
+    baseline_epochs: int = 5
+    precision: str = "auto"  # "auto": mixed_float16 on a GPU, float32 otherwise
+    export_tflite: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The gate a candidate must pass to be blessed."""
+
+    min_accuracy: float = 0.5
+    min_margin_over_baseline: float = 0.1  # accuracy points over the from-scratch CNN
+    max_drop_vs_blessed: float = 0.02  # allowed accuracy drop against the last blessed model
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """Where TensorBoard logs and blessed models are published."""
+
+    root: str = ""  # directory, gs:// path or mounted PVC path; empty: <output>/published
+    pvc_name: str = ""  # when set, the Kubeflow Tensorboard resource points at pvc://<pvc_name>/<pvc_path>
+    pvc_path: str = "tensorboard"
+    tensorboard_name: str = "hubpipe"
+    namespace: str = "kubeflow-user"
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How the local runner executes the stages."""
+
+    beam_args: tuple[str, ...] = ()  # passed to Beam's PipelineOptions, e.g. "--direct_num_workers=2"
+    cache: bool = True  # skip stages whose fingerprint is unchanged
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building a config from plain data
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Converts a YAML/CLI value to the annotated type, or raises ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in (part.strip() for part in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")  # pragma: no cover - a programming error
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown setting {prefix}{unknown[0]} (known in {where or 'the top level'}: {', '.join(sorted(known))})"
+        )
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        tp = hints[name]
+        path = f"{where}.{name}" if where else name
+        if isinstance(tp, type) and is_dataclass(tp):
+            values[name] = _build(tp, raw or {}, path)
+        else:
+            values[name] = _coerce(raw, tp, path)
+    return cls(**values)
+
+
+def from_dict(data: Mapping[str, Any]) -> PipelineConfig:
+    """Builds a config from nested plain data (as read from YAML); unknown keys are errors."""
+    return validate(_build(PipelineConfig, data or {}, ""))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Nested plain data (lists instead of tuples), suitable for YAML and JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {
+        f.name: (
+            to_dict(getattr(config, f.name))
+            if is_dataclass(getattr(config, f.name))
+            else plain(getattr(config, f.name))
+        )
+        for f in fields(config)
+    }
+
+
+def to_yaml(config: PipelineConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def apply_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> PipelineConfig:
+    """Returns ``config`` with dotted settings replaced, e.g. ``{"train.epochs": 3}``; validates the result."""
+    data = to_dict(config)
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown setting {dotted}")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"unknown setting {dotted}")
+        node[leaf] = value
+    return from_dict(data)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides``; validated once."""
+    data: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"config file {path} is not valid YAML{at}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
+    config = from_dict(data)
+    if overrides:
+        config = apply_overrides(config, overrides)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], where: str) -> None:
+    _check(value in choices, f"{where} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def validate(config: PipelineConfig) -> PipelineConfig:
+    """Checks every value's range and choices; raises ConfigError with one readable line."""
+    d, v, t, e = config.data, config.validate, config.train, config.evaluate
+    _check(bool(d.source.strip()), "data.source must not be empty")
+    _check_choice(d.layout, LAYOUTS, "data.layout")
+    _check(0.0 < d.test_fraction < 1.0, f"data.test_fraction must be between 0 and 1, got {d.test_fraction}")
+    _check(0.0 < d.percent <= 100.0, f"data.percent must be in (0, 100], got {d.percent}")
+    _check(32 <= d.image_size <= 1024, f"data.image_size must be between 32 and 1024, got {d.image_size}")
+    _check(d.max_file_bytes > 0, "data.max_file_bytes must be positive")
+    _check(d.max_pixels > 0, "data.max_pixels must be positive")
+    for name in ("duplicates_in_class", "duplicates_across_classes", "leakage"):
+        _check_choice(getattr(d, name), DUPLICATE_POLICIES, f"data.{name}")
+    _check(d.num_shards >= 0, "data.num_shards must be 0 (automatic) or positive")
+    _check_choice(v.policy, VALIDATION_POLICIES, "validate.policy")
+    _check(0.0 < v.drift_threshold <= 1.0, f"validate.drift_threshold must be in (0, 1], got {v.drift_threshold}")
+    _check(v.min_images_per_class >= 0, "validate.min_images_per_class must not be negative")
+    _check(len(t.backbones) > 0, "train.backbones must name at least one backbone")
+    _check(len(set(t.backbones)) == len(t.backbones), "train.backbones lists a backbone twice")
+    _check(all(b.strip() for b in t.backbones), "train.backbones has an empty name")
+    _check(1 <= t.epochs <= 1000, f"train.epochs must be between 1 and 1000, got {t.epochs}")
+    _check(1 <= t.batch_size <= 4096, f"train.batch_size must be between 1 and 4096, got {t.batch_size}")
+    _check(0.0 < t.learning_rate < 10.0, f"train.learning_rate must be positive, got {t.learning_rate}")
+    _check(0.0 < t.fine_tune_learning_rate < 10.0, "train.fine_tune_learning_rate must be positive")
+    _check(t.fine_tune_layers >= 0, "train.fine_tune_layers must not be negative")
+    _check(t.fine_tune_epochs >= 0, "train.fine_tune_epochs must not be negative")
+    _check(t.baseline_epochs >= 1, "train.baseline_epochs must be at least 1")
+    _check_choice(t.precision, PRECISIONS, "train.precision")
+    _check(0.0 <= e.min_accuracy <= 1.0, f"evaluate.min_accuracy must be in [0, 1], got {e.min_accuracy}")
+    _check(-1.0 <= e.min_margin_over_baseline <= 1.0, "evaluate.min_margin_over_baseline must be in [-1, 1]")
+    _check(0.0 <= e.max_drop_vs_blessed <= 1.0, "evaluate.max_drop_vs_blessed must be in [0, 1]")
+    _check(bool(config.publish.tensorboard_name.strip()), "publish.tensorboard_name must not be empty")
+    return config
+
+
+def section_dict(config: PipelineConfig, *sections: str) -> dict[str, Any]:
+    """The named sections as plain data, e.g. for a stage fingerprint."""
+    full = to_dict(config)
+    return {name: full[name] for name in sections}
+
+
+__all__ = [
+    "DataConfig",
+    "EvaluateConfig",
+    "PipelineConfig",
+    "PublishConfig",
+    "RunnerConfig",
+    "TrainConfig",
+    "ValidateConfig",
+    "apply_overrides",
+    "from_dict",
+    "load_config",
+    "replace",
+    "section_dict",
+    "to_dict",
+    "to_yaml",
+    "validate",
+]

@@ -1,0 +1,44 @@
+"""Errors that reach the user as one readable line, each with the command's exit code.
+
+Exit codes: 0 success, 1 anything else, 2 usage or configuration error, 3 data rejected by the
+validation policy. Anything that is not a :class:`HubpipeError` is a bug and shows a traceback only with
+``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class HubpipeError(Exception):
+    """A failure explained to the user in one line (the message); ``exit_code`` is the process status."""
+
+    exit_code = 1
+
+
+class ConfigError(HubpipeError):
+    """An invalid configuration value, flag or config file."""
+
+    exit_code = 2
+
+
+class UsageError(HubpipeError):
+    """A command used wrongly: a missing path, an unknown name."""
+
+    exit_code = 2
+
+
+class DataError(HubpipeError):
+    """Input data that cannot be used at all (no classes, an unsafe archive, an unreachable source)."""
+
+    exit_code = 1
+
+
+class DataRejected(HubpipeError):
+    """Data rejected by the validation policy; the message lists the anomalies."""
+
+    exit_code = 3
+
+
+class StageError(HubpipeError):
+    """A stage failed for a reason that is explained in its message."""
+
+    exit_code = 1

@@ -1,0 +1,79 @@
+"""What a stage is to the runners: a spec that is pure data, and the context its executor receives.
+
+An executor is a function ``run(ctx: StageContext) -> StageResult`` that reads only ``ctx.inputs`` (the
+artifact folders of its upstream stages) and writes only into ``ctx.output_dir``. The local runner and the
+Kubeflow components call the same executors.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubpipe.pipeline.config import PipelineConfig
+
+#: Key results of a stage (small, JSON-serialisable): they go into run.json and the stage manifest.
+Results = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Everything an executor may use."""
+
+    name: str
+    config: PipelineConfig
+    inputs: Mapping[str, Path]  # upstream stage name -> its committed artifact folder
+    output_dir: Path  # an empty folder; becomes the stage's artifact folder when the executor returns
+    cache_dir: Path  # shared across runs of the same output folder (e.g. embedding caches)
+    previous_dir: Path | None = None  # this stage's artifact folder from the previous run, if any
+    beam_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What an executor returns.
+
+    ``artifacts`` maps names to paths relative to the output folder. ``rejected`` is set when the stage
+    finished its work but its policy stops the pipeline (e.g. validation anomalies with policy ``fail``):
+    the artifacts are kept and the run ends with exit code 3.
+    """
+
+    results: Results = field(default_factory=dict)
+    artifacts: Mapping[str, str] = field(default_factory=dict)
+    rejected: str | None = None
+
+
+Executor = Callable[[StageContext], StageResult]
+ExternalInputs = Callable[[PipelineConfig, Path], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage as data: its name, what it depends on and what determines its output.
+
+    ``executor`` and ``external_inputs`` are ``"module:function"`` references, imported only when the
+    stage actually runs, so that building the DAG imports nothing heavy. ``external_inputs(config,
+    output_root)`` returns what the stage reads besides its upstream artifacts (the data source, the last
+    blessed model), for the fingerprint. ``code`` names the packages whose source is the stage's code version.
+    """
+
+    name: str
+    executor: str
+    upstream: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+    external_inputs: str = ""
+
+    def load_executor(self) -> Executor:
+        return _load(self.executor)
+
+    def load_external_inputs(self) -> ExternalInputs | None:
+        return _load(self.external_inputs) if self.external_inputs else None
+
+
+def _load(reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)

