@@ -9,6 +9,7 @@ Nothing here imports TensorFlow or reads the environment.
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -28,6 +29,7 @@ DUPLICATE_POLICIES = ("keep", "drop", "fail")
 VALIDATION_POLICIES = ("fail", "warn")
 LAYOUTS = ("auto", "split", "flat")
 PRECISIONS = ("auto", "float32", "mixed_float16")
+K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: Kubernetes resource names
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class DataConfig:
     image_size: int = 224  # side of the square images fed to models
     max_file_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000  # decompression-bomb guard: width * height
+    max_extract_bytes: int = 32 * 1024**3  # total size an archive may extract to
     duplicates_in_class: str = "drop"  # identical files inside one class
     duplicates_across_classes: str = "drop"  # identical content with conflicting labels: all copies dropped
     leakage: str = "drop"  # identical content in train and test: the training copy is dropped
@@ -91,9 +94,9 @@ class EvaluateConfig:
 class PublishConfig:
     """Where TensorBoard logs and blessed models are published."""
 
-    root: str = ""  # directory, gs:// path or mounted PVC path; empty: <output>/published
+    root: str = ""  # directory, gs:// path or mounted PVC path; empty: published/ in hubpipe's cache folder
     pvc_name: str = ""  # when set, the Kubeflow Tensorboard resource points at pvc://<pvc_name>/<pvc_path>
-    pvc_path: str = "tensorboard"
+    pvc_path: str = "tensorboard"  # the root's tensorboard/ folder as seen inside the PVC
     tensorboard_name: str = "hubpipe"
     namespace: str = "kubeflow-user"
 
@@ -278,6 +281,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     _check(32 <= d.image_size <= 1024, f"data.image_size must be between 32 and 1024, got {d.image_size}")
     _check(d.max_file_bytes > 0, "data.max_file_bytes must be positive")
     _check(d.max_pixels > 0, "data.max_pixels must be positive")
+    _check(d.max_extract_bytes > 0, "data.max_extract_bytes must be positive")
     for name in ("duplicates_in_class", "duplicates_across_classes", "leakage"):
         _check_choice(getattr(d, name), DUPLICATE_POLICIES, f"data.{name}")
     _check(d.num_shards >= 0, "data.num_shards must be 0 (automatic) or positive")
@@ -298,7 +302,12 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     _check(0.0 <= e.min_accuracy <= 1.0, f"evaluate.min_accuracy must be in [0, 1], got {e.min_accuracy}")
     _check(-1.0 <= e.min_margin_over_baseline <= 1.0, "evaluate.min_margin_over_baseline must be in [-1, 1]")
     _check(0.0 <= e.max_drop_vs_blessed <= 1.0, "evaluate.max_drop_vs_blessed must be in [0, 1]")
-    _check(bool(config.publish.tensorboard_name.strip()), "publish.tensorboard_name must not be empty")
+    p = config.publish
+    for name, value in (("tensorboard_name", p.tensorboard_name), ("namespace", p.namespace), ("pvc_name", p.pvc_name)):
+        _check(
+            (name == "pvc_name" and not value) or bool(re.fullmatch(K8S_NAME, value)),
+            f"publish.{name} must be a Kubernetes name (lowercase letters, digits and '-', at most 63), got {value!r}",
+        )
     return config
 
 

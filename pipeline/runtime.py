@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 LOG = logging.getLogger(__name__)
 
@@ -37,3 +39,19 @@ def import_tensorflow() -> ModuleType:
             "TensorFlow was imported before hubpipe could select legacy Keras; set TF_USE_LEGACY_KERAS=1"
         )
     return tf
+
+
+#: The Beam runner of local runs when ``--beam-arg`` names none: the in-process batch engine that Beam's
+#: DirectRunner itself uses for batch pipelines. (Beam 2.72's ``DirectRunner`` first tries to download the
+#: Prism runner binary from GitHub at run time, which hangs or fails where egress is blocked.)
+LOCAL_BEAM_RUNNER = "FnApiRunner"
+
+
+def beam_pipeline_options(beam_args: Sequence[str]) -> Any:
+    """Beam ``PipelineOptions`` from the pass-through arguments, with the local runner unless they name one."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = list(beam_args)
+    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+        args.append(f"--runner={LOCAL_BEAM_RUNNER}")
+    return PipelineOptions(args)

@@ -9,7 +9,23 @@ from hubpipe.pipeline.stage import StageSpec
 
 COMMON_CODE = ("hubpipe.components.common",)
 
-STAGE_SPECS: tuple[StageSpec, ...] = ()
+INGEST_STAGE = StageSpec(
+    name="ingest",
+    executor="hubpipe.components.ingest.executor:run",
+    sections=("data",),
+    code=("hubpipe.components.ingest", *COMMON_CODE),
+    external_inputs="hubpipe.components.ingest.sources:source_fingerprint",
+)
+
+VALIDATE_STAGE = StageSpec(
+    name="validate",
+    executor="hubpipe.components.validate.executor:run",
+    upstream=("ingest",),
+    sections=("validate", "data"),
+    code=("hubpipe.components.validate", *COMMON_CODE),
+)
+
+STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE)
 
 
 def registered_stages() -> list[StageSpec]:

@@ -1,0 +1,232 @@
+"""Safe extraction of .zip and .tar[.gz|.bz2|.xz] archives into the cache.
+
+Every member is checked before anything is written: absolute paths, ``..`` components, links, devices and
+other special files are never extracted and are reported as ``unsafe_archive_member``; members over the
+file-size limit are reported as ``file_too_large`` without being written; the total extracted size is capped
+(an archive over the cap is refused as a whole). Files are written only below the extraction folder, with
+default permissions. An extraction is keyed by the archive's path, size and modification time and reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.quarantine import Quarantined
+from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.errors import DataError
+
+LOG = logging.getLogger("hubpipe.ingest")
+
+EXTRACTION_VERSION = 1
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+DATA_DIR = "data"
+REPORT_FILE = "extraction.json"
+CHUNK = 1024 * 1024
+UNIX_ZIP = 3  # ZipInfo.create_system of archives made on Unix: only they carry file types in external_attr
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """An extracted archive: its files under ``root``, and the members that were not extracted."""
+
+    root: Path
+    skipped: tuple[Quarantined, ...] = ()
+
+
+@dataclass
+class _Extraction:
+    """Running state of one extraction."""
+
+    archive_name: str
+    root: Path
+    max_member_bytes: int
+    max_total_bytes: int
+    total_bytes: int = 0
+    written: set[str] = field(default_factory=set)
+    skipped: list[Quarantined] = field(default_factory=list)
+
+    def skip(self, name: str, reason: str, detail: str) -> None:
+        self.skipped.append(Quarantined(name, reason, detail))
+
+
+def has_archive_suffix(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def is_archive(path: Path) -> bool:
+    """True for a file that is a zip or tar archive, by suffix or by content."""
+    if has_archive_suffix(path.name):
+        return True
+    try:
+        return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def member_parts(name: str) -> tuple[str, ...] | str:
+    """The path components of an archive member name, or why the name is unsafe."""
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized):
+        return "absolute path"
+    parts = tuple(part for part in normalized.split("/") if part not in ("", "."))
+    if ".." in parts:
+        return "path goes up with '..'"
+    if not parts:
+        return "empty name"
+    if any("\0" in part for part in parts):
+        return "NUL character in the name"
+    return parts
+
+
+def extract_archive(archive: Path, cache: Path, max_member_bytes: int, max_total_bytes: int) -> Extracted:
+    """Extracts ``archive`` (once) into ``cache/sources/extracted/<key>/data`` and returns it."""
+    archive = archive.resolve()
+    info = archive.stat()
+    key = stable_hash([EXTRACTION_VERSION, str(archive), info.st_size, info.st_mtime_ns, max_member_bytes])[:20]
+    final = cache / "sources" / "extracted" / key
+    if (final / REPORT_FILE).is_file():
+        return _load_extracted(final)
+    tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / DATA_DIR).mkdir(parents=True)
+    try:
+        state = _Extraction(archive.name, tmp / DATA_DIR, max_member_bytes, max_total_bytes)
+        LOG.info("extracting %s", archive.name)
+        _extract_any(archive, state)
+        write_json_atomic(
+            tmp / REPORT_FILE,
+            {"archive": str(archive), "bytes": state.total_bytes, "skipped": [s.to_dict() for s in state.skipped]},
+        )
+        _commit(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _load_extracted(final)
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    try:
+        tmp.rename(final)
+    except OSError:  # another process extracted the same archive first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (final / REPORT_FILE).is_file():
+            raise
+
+
+def _load_extracted(folder: Path) -> Extracted:
+    report = read_json(folder / REPORT_FILE)
+    return Extracted(folder / DATA_DIR, tuple(Quarantined.from_dict(s) for s in report["skipped"]))
+
+
+def _extract_any(archive: Path, state: _Extraction) -> None:
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, state)
+            return
+        if tarfile.is_tarfile(archive):
+            _extract_tar(archive, state)
+            return
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise DataError(f"archive {archive.name} is damaged: {exc}") from None
+    raise DataError(f"{archive.name} is not a zip or tar archive")
+
+
+def _extract_zip(archive: Path, state: _Extraction) -> None:
+    with zipfile.ZipFile(archive) as bundle:
+        members = bundle.infolist()
+        _check_total(sum(m.file_size for m in members if m.file_size <= state.max_member_bytes), state)
+        for member in members:
+            kind = stat.S_IFMT(member.external_attr >> 16) if member.create_system == UNIX_ZIP else 0
+            if kind == stat.S_IFLNK:
+                state.skip(member.filename, q.UNSAFE_ARCHIVE_MEMBER, "symbolic link")
+            elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                state.skip(member.filename, q.UNSAFE_ARCHIVE_MEMBER, "device or special file")
+            else:
+                opener = lambda m=member: bundle.open(m)  # noqa: E731
+                _write_member(member.filename, member.is_dir(), member.file_size, opener, state)
+
+
+def _extract_tar(archive: Path, state: _Extraction) -> None:
+    with tarfile.open(archive, "r:*") as bundle:
+        for member in _tar_members(bundle):
+            if member.issym() or member.islnk():
+                state.skip(member.name, q.UNSAFE_ARCHIVE_MEMBER, f"link to {member.linkname!r}")
+            elif not (member.isdir() or member.isfile()):
+                state.skip(member.name, q.UNSAFE_ARCHIVE_MEMBER, "device or special file")
+            else:
+                opener = lambda m=member: bundle.extractfile(m)  # noqa: E731
+                _write_member(member.name, member.isdir(), member.size, opener, state)
+
+
+def _tar_members(bundle: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Members in archive order, read one at a time (a .tar.gz is not listed up front)."""
+    member = bundle.next()
+    while member is not None:
+        yield member
+        member = bundle.next()
+
+
+def _check_total(total: int, state: _Extraction) -> None:
+    if total > state.max_total_bytes:
+        raise DataError(
+            f"archive {state.archive_name} would extract to {total / 1e9:.1f} GB, over data.max_extract_bytes "
+            f"({state.max_total_bytes / 1e9:.1f} GB)"
+        )
+
+
+Opener = Callable[[], IO[bytes] | None]
+
+
+def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Extraction) -> None:
+    parts = member_parts(name)
+    if isinstance(parts, str):
+        state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, parts)
+        return
+    target = state.root.joinpath(*parts)
+    if is_dir:
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    if size > state.max_member_bytes:
+        state.skip(name, q.FILE_TOO_LARGE, f"{size:,} bytes, limit {state.max_member_bytes:,}; not extracted")
+        return
+    relative = "/".join(parts)
+    if relative in state.written:
+        state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, "a second member with the same name")
+        return
+    state.total_bytes += size
+    _check_total(state.total_bytes, state)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_member(opener, target, size)
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+        target.unlink(missing_ok=True)
+        state.skip(name, q.CORRUPT_ARCHIVE_MEMBER, str(exc) or type(exc).__name__)
+        return
+    state.written.add(relative)
+
+
+def _copy_member(opener: Opener, target: Path, size: int) -> None:
+    """Copies at most ``size`` bytes (the declared size) so a lying header cannot fill the disk."""
+    source = opener()
+    if source is None:
+        raise OSError("no data")
+    remaining = size
+    with source, open(target, "xb") as sink:
+        while remaining > 0:
+            chunk = source.read(min(CHUNK, remaining))
+            if not chunk:
+                raise EOFError(f"member ends after {size - remaining:,} of {size:,} bytes")
+            sink.write(chunk)
+            remaining -= len(chunk)

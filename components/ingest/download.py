@@ -1,0 +1,124 @@
+"""Downloads of dataset archives into the cache: atomic, verified when the size or checksum is known, reused."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlparse
+
+from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.progress import progress
+
+LOG = logging.getLogger("hubpipe.ingest")
+
+CHUNK = 1024 * 1024
+TIMEOUT_S = 60
+META_FILE = "download.json"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, cache: Path, sha256: str = "") -> Path:
+    """The file at ``url``, downloaded once into ``cache/sources/downloads/<key>/`` and verified.
+
+    ``sha256`` (hex), when given, must match; the server's Content-Length, when sent, must match the bytes
+    received. A failed or interrupted download leaves nothing behind. Raises DataError with one line.
+    """
+    sha256 = sha256.strip().lower()
+    folder = cache / "sources" / "downloads" / stable_hash(url)[:20]
+    name = Path(unquote(urlparse(url).path)).name or "download"
+    target = folder / name
+    if _reusable(folder, target, sha256):
+        LOG.info("using the downloaded %s", target)
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp-{os.getpid()}"
+    try:
+        digest = _fetch(url, tmp)
+        if sha256 and digest != sha256:
+            raise DataError(f"download of {url} has sha256 {digest}, expected {sha256} (data.download_sha256)")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json_atomic(folder / META_FILE, {"url": url, "sha256": digest, "bytes": target.stat().st_size})
+    return target
+
+
+def _reusable(folder: Path, target: Path, sha256: str) -> bool:
+    try:
+        meta = read_json(folder / META_FILE)
+    except (OSError, ValueError):
+        return False
+    if not target.is_file() or target.stat().st_size != meta.get("bytes"):
+        return False
+    return not sha256 or meta.get("sha256") == sha256
+
+
+def _fetch(url: str, tmp: Path) -> str:
+    """Streams ``url`` into ``tmp`` with a progress bar; returns the sha256 of the bytes received."""
+    LOG.info("downloading %s", url)
+    request = urllib.request.Request(url, headers={"User-Agent": "hubpipe"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            expected = int(response.headers.get("Content-Length") or 0)
+            digest, received = _stream(response, tmp, expected)
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise DataError(f"cannot download {url}: {exc.reason}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise DataError(f"cannot download {url}: {exc}") from None
+    if expected and received != expected:
+        raise DataError(f"download of {url} stopped after {received:,} of {expected:,} bytes")
+    return digest
+
+
+def _stream(response: IO[bytes], tmp: Path, expected: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    received = 0
+    bar = progress(None, desc="download", total=expected or None, unit="B", unit_scale=True)
+    try:
+        with open(tmp, "wb") as sink:
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                sink.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    finally:
+        bar.close()
+    return digest.hexdigest(), received
+
+
+def copy_remote(uri: str, cache: Path) -> Path:
+    """A local copy of a remote file readable with ``tf.io.gfile`` (e.g. a gs:// archive), cached by size+mtime."""
+    from hubpipe.pipeline.runtime import import_tensorflow
+
+    gfile = import_tensorflow().io.gfile
+    info = gfile.stat(uri)
+    folder = cache / "sources" / "downloads" / stable_hash([uri, info.length, info.mtime_nsec])[:20]
+    target = folder / (uri.rstrip("/").rsplit("/", 1)[-1] or "download")
+    if target.is_file() and target.stat().st_size == info.length:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{target.name}.tmp-{os.getpid()}"
+    try:
+        with gfile.GFile(uri, "rb") as source, open(tmp, "wb") as sink:
+            shutil.copyfileobj(source, sink, CHUNK)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,15 @@
+"""The ingest stage's executor: resolves ``data.source`` (download, extraction, sample generation into the
+shared cache) and runs the ingest core into ``ctx.output_dir``."""
+
+from __future__ import annotations
+
+from hubpipe.components.ingest.core import ingest
+from hubpipe.components.ingest.sources import resolve_source
+from hubpipe.pipeline.runtime import cache_root
+from hubpipe.pipeline.stage import StageContext, StageResult
+
+
+def run(ctx: StageContext) -> StageResult:
+    source = resolve_source(ctx.config.data, cache_root())
+    report = ingest(source, ctx.output_dir, ctx.config.data, ctx.beam_args)
+    return StageResult(results=report.results, artifacts=report.artifacts, rejected=report.rejected)

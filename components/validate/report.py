@@ -1,0 +1,176 @@
+"""The validation report: one HTML file with the verdict, anomalies, class balance, quarantine summary, a
+per-feature statistics table and TFDV's statistics view.
+
+Everything but TFDV's interactive view is plain HTML and CSS in the file itself. TFDV's view (Facets Overview,
+from ``tfdv.get_statistics_html``) embeds the statistics but loads its viewer script from the web when opened,
+so it shows only on a machine with internet access; the tables above it do not need it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubpipe.components.validate.checks import ERROR, Anomaly
+
+QUARANTINE_ROWS = 200
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;font-size:.92em}
+th{background:#f3f3f3}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{background:#4a7fd4;height:.8em;display:inline-block}
+.error{color:#b00020;font-weight:600}.warning{color:#a06000;font-weight:600}
+.verdict{font-size:1.3em;padding:.4em .8em;display:inline-block;border-radius:4px}
+.failed{background:#fde7ea}.passed{background:#e6f4ea}.warned{background:#fff4e0}
+"""
+
+
+@dataclass
+class ReportData:
+    verdict: str  # passed, warned or failed
+    policy: str
+    source: str
+    schema_origin: str
+    anomalies: list[Anomaly]
+    class_counts: Mapping[str, Mapping[str, int]]  # class -> split -> examples
+    quarantine: list[dict[str, str]] = field(default_factory=list)
+    drift: float | None = None
+    statistics: Mapping[str, Any] = field(default_factory=dict)  # split -> DatasetFeatureStatisticsList
+    tfdv_view: str = ""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_report(data: ReportData) -> str:
+    sections = [
+        _header(data),
+        "<h2>Anomalies</h2>",
+        _anomalies(data.anomalies),
+        "<h2>Class balance</h2>",
+        _class_balance(data.class_counts),
+        "<h2>Quarantine (files not ingested)</h2>",
+        _quarantine(data.quarantine),
+        "<h2>Feature statistics</h2>",
+        *(_feature_table(split, stats) for split, stats in data.statistics.items()),
+        "<h2>TFDV statistics view</h2>",
+        "<p>Interactive Facets Overview of the statistics above (its viewer script loads from the web).</p>",
+        data.tfdv_view,
+    ]
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><title>hubpipe data validation</title>'
+        f"<style>{STYLE}</style></head><body><h1>Data validation</h1>{''.join(sections)}</body></html>\n"
+    )
+
+
+def _header(data: ReportData) -> str:
+    text = {"passed": "passed", "warned": "passed with warnings", "failed": f"failed (policy {data.policy})"}
+    drift = "no previous run to compare" if data.drift is None else f"{data.drift:.3f} (L-infinity vs previous run)"
+    rows = [
+        ("source", _e(data.source)),
+        ("schema", _e(data.schema_origin)),
+        ("class distribution drift", _e(drift)),
+        ("policy", _e(data.policy)),
+    ]
+    return f'<p class="verdict {_e(data.verdict)}">{_e(text[data.verdict])}</p>' + _table(("", ""), rows)
+
+
+def _anomalies(anomalies: list[Anomaly]) -> str:
+    if not anomalies:
+        return "<p>None.</p>"
+    rows = [
+        (
+            f'<span class="{_e(a.severity)}">{_e(a.severity)}</span>',
+            _e(a.kind),
+            _e(a.split),
+            _e(a.feature),
+            _e(a.description),
+        )
+        for a in sorted(anomalies, key=lambda a: (a.severity != ERROR, a.kind))
+    ]
+    return _table(("severity", "kind", "split", "feature", "description"), rows)
+
+
+def _class_balance(counts: Mapping[str, Mapping[str, int]]) -> str:
+    if not counts:
+        return "<p>No examples.</p>"
+    largest = max((c.get("train", 0) for c in counts.values()), default=0) or 1
+    rows = []
+    for label in sorted(counts):
+        train, test = counts[label].get("train", 0), counts[label].get("test", 0)
+        bar = f'<span class="bar" style="width:{200 * train // largest}px"></span>'
+        rows.append((_e(label), train, test, bar))
+    return _table(("class", "train", "test", "train images"), rows, numeric=(1, 2))
+
+
+def _quarantine(entries: list[dict[str, str]]) -> str:
+    if not entries:
+        return "<p>None: every file found was ingested.</p>"
+    by_reason: dict[str, int] = {}
+    for entry in entries:
+        by_reason[entry["reason"]] = by_reason.get(entry["reason"], 0) + 1
+    summary = _table(("reason", "files"), sorted(((_e(r), n) for r, n in by_reason.items()), key=lambda x: -x[1]), (1,))
+    shown = entries[:QUARANTINE_ROWS]
+    rows = [(_e(e["path"]), _e(e["reason"]), _e(e.get("detail", ""))) for e in shown]
+    more = f"<p>... and {len(entries) - len(shown)} more in quarantine.json.</p>" if len(entries) > len(shown) else ""
+    return summary + _table(("path", "reason", "detail"), rows) + more
+
+
+def _feature_table(split: str, statistics: Any) -> str:
+    if not statistics.datasets:
+        return ""
+    dataset = statistics.datasets[0]
+    rows = [_feature_row(feature) for feature in sorted(dataset.features, key=lambda x: list(x.path.step))]
+    title = f"<h3>{_e(split)} ({dataset.num_examples} examples)</h3>"
+    return title + _table(("feature", "type", "present", "summary"), rows, numeric=(2,))
+
+
+def _feature_row(feature: Any) -> tuple[str, str, int, str]:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    name = "/".join(feature.path.step) or feature.name
+    kind = feature.WhichOneof("stats")
+    stats = getattr(feature, kind) if kind else None
+    present = stats.common_stats.num_non_missing if stats is not None else 0
+    if kind == "num_stats":
+        summary = f"min {stats.min:g}, mean {stats.mean:.1f}, max {stats.max:g}"
+    elif kind == "string_stats":
+        top = ", ".join(f"{v.value} ({int(v.frequency)})" for v in stats.top_values[:5])
+        summary = f"{stats.unique} unique; top: {top}"
+    elif kind == "bytes_stats":
+        summary = (
+            f"bytes: min {stats.min_num_bytes:,.0f}, mean {stats.avg_num_bytes:,.0f}, max {stats.max_num_bytes:,.0f}"
+        )
+    else:
+        summary = ""
+    custom = [_custom_stat(c) for c in feature.custom_stats if c.name != "domain_info"]
+    summary = "; ".join(s for s in (summary, *custom) if s)
+    type_name = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
+    return _e(name), _e(type_name), present, _e(summary)
+
+
+def _custom_stat(stat: Any) -> str:
+    kind = stat.WhichOneof("val")
+    if kind == "rank_histogram":
+        return f"{stat.name}: " + ", ".join(f"{b.label} {int(b.sample_count)}" for b in stat.rank_histogram.buckets)
+    if kind == "num":
+        return f"{stat.name}: {stat.num:g}"
+    if kind == "str":
+        return f"{stat.name}: {stat.str}"
+    return ""

@@ -1,0 +1,263 @@
+"""Sources: layouts, safe archive extraction, downloads, gs://-style paths through tf.io.gfile, fingerprints."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import os
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import image_corpus as corpus
+import pytest
+
+from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.archives import extract_archive, member_parts
+from hubpipe.components.ingest.download import download
+from hubpipe.components.ingest.listing import list_dataset, normalize_label
+from hubpipe.components.ingest.records import Limits, inspect_file
+from hubpipe.components.ingest.sources import resolve_source, source_fingerprint
+from hubpipe.pipeline.config import DataConfig, load_config
+from hubpipe.pipeline.errors import DataError, UsageError
+
+GIB = 1024**3
+
+
+def test_split_layout_with_a_wrapping_folder_hidden_files_and_an_empty_class(tmp_path: Path) -> None:
+    root = tmp_path / "wrap" / "dataset"
+    corpus.simple_dataset(root, {"cat": (2, 1), "dog": (2, 1)})
+    (root / "train" / "empty").mkdir()
+    corpus.write(root / "train" / "cat" / ".DS_Store", b"x")
+    corpus.write(root / "train" / "notes.txt", b"x")
+    corpus.write(root / "valid" / "cat" / "x.jpg", corpus.jpeg(9))
+    listing = list_dataset(str(tmp_path))
+    assert listing.layout == "split"
+    assert listing.root == str(root)
+    assert sorted((f.path, f.label, f.split) for f in listing.files)[:2] == [
+        ("wrap/dataset/test/cat/000.jpg", "cat", "test"),
+        ("wrap/dataset/test/dog/000.jpg", "dog", "test"),
+    ]
+    assert listing.empty_classes == ["wrap/dataset/train/empty"]
+    assert listing.hidden_skipped == 1
+    assert {(e.path, e.reason) for e in listing.quarantined} == {
+        ("wrap/dataset/train/notes.txt", q.OUTSIDE_CLASS_FOLDER),
+        ("wrap/dataset/valid/cat/x.jpg", q.OUTSIDE_CLASS_FOLDER),
+    }
+
+
+def test_flat_layout_nested_folders_and_train_only_split_layout(tmp_path: Path) -> None:
+    corpus.write(tmp_path / "flat" / "cat" / "2019" / "a.jpg", corpus.jpeg(1))
+    corpus.write(tmp_path / "flat" / "dog" / "b.jpg", corpus.jpeg(2))
+    flat = list_dataset(str(tmp_path / "flat"))
+    assert flat.layout == "flat"
+    assert sorted((f.label, f.split) for f in flat.files) == [("cat", ""), ("dog", "")]
+    corpus.write(tmp_path / "only" / "train" / "cat" / "a.jpg", corpus.jpeg(1))
+    assert {f.split for f in list_dataset(str(tmp_path / "only")).files} == {""}
+    with pytest.raises(DataError, match="no train/ folder"):
+        list_dataset(str(tmp_path / "flat"), layout="split")
+
+
+def test_symlinks_outside_the_root_are_quarantined_inside_followed(tmp_path: Path) -> None:
+    outside = corpus.write(tmp_path / "secret" / "passwd.jpg", corpus.jpeg(1))
+    root = tmp_path / "data"
+    corpus.write(root / "cat" / "a.jpg", corpus.jpeg(2))
+    corpus.write(root / "dog" / "b.jpg", corpus.jpeg(3))
+    (root / "cat" / "escape.jpg").symlink_to(outside)
+    (root / "dog" / "alias.jpg").symlink_to(root / "cat" / "a.jpg")
+    (root / "bird").symlink_to(tmp_path / "secret", target_is_directory=True)
+    os.mkfifo(root / "dog" / "pipe.jpg")
+    listing = list_dataset(str(root))
+    assert {(e.path, e.reason) for e in listing.quarantined} == {
+        ("cat/escape.jpg", q.SYMLINK_OUTSIDE_ROOT),
+        ("bird", q.SYMLINK_OUTSIDE_ROOT),
+        ("dog/pipe.jpg", q.NOT_A_REGULAR_FILE),
+    }
+    assert sorted(f.path for f in listing.files) == ["cat/a.jpg", "dog/alias.jpg", "dog/b.jpg"]
+
+
+def test_class_names_are_normalised_but_kept() -> None:
+    assert normalize_label("Crème brûlée") == "Crème brûlée"
+    assert normalize_label("Cre\u0300me") == "Crème"  # NFD from a macOS zip becomes NFC
+    assert normalize_label(" two\nlines ") == "two lines"
+
+
+def test_label_slugs_are_path_safe_unique_and_stable() -> None:
+    from hubpipe.components.common.features import label_slug
+
+    assert label_slug("pizza") == "pizza"
+    assert label_slug("crème_brûlée") == "crème_brûlée"
+    unsafe = ["../etc", "a/b", "a b", "a_b-", ".hidden", "con:1", "🍮", ""]
+    slugs = [label_slug(label) for label in unsafe]
+    assert len(set(slugs)) == len(unsafe)
+    assert all(slug and "/" not in slug and not slug.startswith(".") and " " not in slug for slug in slugs)
+    assert label_slug("a/b") == label_slug("a/b")
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("a/b.jpg", True),
+        ("./a/b.jpg", True),
+        ("../b.jpg", False),
+        ("a/../../b.jpg", False),
+        ("/etc/x", False),
+        ("C:\\x.jpg", False),
+        ("a\\..\\..\\b", False),
+    ],
+)
+def test_member_names(name: str, safe: bool) -> None:
+    assert isinstance(member_parts(name), tuple) == safe
+
+
+def _zip(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16
+            bundle.writestr(info, target)
+    return path
+
+
+def test_zip_members_outside_the_folder_are_never_written(tmp_path: Path) -> None:
+    archive = _zip(
+        tmp_path / "evil.zip",
+        {
+            "pets/cat/a.jpg": corpus.jpeg(1),
+            "../escaped.jpg": b"x",
+            "/tmp/abs.jpg": b"x",
+            "pets/dog/big.jpg": b"x" * 5000,
+        },
+        links={"pets/dog/link.jpg": "/etc/passwd"},
+    )
+    extracted = extract_archive(archive, tmp_path / "cache", max_member_bytes=4000, max_total_bytes=GIB)
+    assert not (tmp_path / "escaped.jpg").exists()
+    assert not list((tmp_path / "cache").rglob("escaped.jpg"))
+    assert (extracted.root / "pets" / "cat" / "a.jpg").read_bytes() == corpus.jpeg(1)
+    assert {(s.path, s.reason) for s in extracted.skipped} == {
+        ("../escaped.jpg", q.UNSAFE_ARCHIVE_MEMBER),
+        ("/tmp/abs.jpg", q.UNSAFE_ARCHIVE_MEMBER),
+        ("pets/dog/link.jpg", q.UNSAFE_ARCHIVE_MEMBER),
+        ("pets/dog/big.jpg", q.FILE_TOO_LARGE),
+    }
+    again = extract_archive(archive, tmp_path / "cache", max_member_bytes=4000, max_total_bytes=GIB)
+    assert again == extracted
+
+
+def test_tar_links_devices_and_size_cap(tmp_path: Path) -> None:
+    archive = tmp_path / "data.tar.gz"
+    with tarfile.open(archive, "w:gz") as bundle:
+        for name, data in {"d/cat/a.jpg": corpus.jpeg(1), "d/dog/../../../up.jpg": b"x"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+        for name, kind in (("d/cat/l.jpg", tarfile.SYMTYPE), ("d/cat/dev", tarfile.CHRTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = "/etc/passwd"
+            bundle.addfile(info)
+    extracted = extract_archive(archive, tmp_path / "cache", max_member_bytes=GIB, max_total_bytes=GIB)
+    assert sorted(p.name for p in extracted.root.rglob("*") if p.is_file()) == ["a.jpg"]
+    assert {s.path for s in extracted.skipped} == {"d/dog/../../../up.jpg", "d/cat/l.jpg", "d/cat/dev"}
+    with pytest.raises(DataError, match="max_extract_bytes"):
+        extract_archive(archive, tmp_path / "cache2", max_member_bytes=GIB, max_total_bytes=10)
+
+
+def test_damaged_and_foreign_archives_give_one_line_errors(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(_zip(tmp_path / "ok.zip", {"a/b.jpg": b"x" * 100}).read_bytes()[:60])
+    with pytest.raises(DataError, match="not a zip or tar archive"):
+        extract_archive(damaged, tmp_path / "cache", GIB, GIB)
+    not_archive = corpus.write(tmp_path / "photo.jpg", corpus.jpeg(1))
+    with pytest.raises(UsageError, match=r"not a \.zip or \.tar archive"):
+        resolve_source(DataConfig(source=str(not_archive)), tmp_path / "cache")
+    with pytest.raises(UsageError, match=r"does not exist.*food101_10pct"):
+        resolve_source(DataConfig(source=str(tmp_path / "nope")), tmp_path / "cache")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_download_is_verified_cached_and_extracted(tmp_path: Path, http_root: tuple[str, Path]) -> None:
+    base, folder = http_root
+    archive = _zip(folder / "pets.zip", {"pets/cat/a.jpg": corpus.jpeg(1), "pets/dog/b.jpg": corpus.jpeg(2)})
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    first = download(f"{base}/pets.zip", cache, digest)
+    assert first.read_bytes() == archive.read_bytes()
+    with pytest.raises(DataError, match="sha256"):
+        download(f"{base}/pets.zip", tmp_path / "other-cache", "0" * 64)
+    assert not list((tmp_path / "other-cache").rglob("pets.zip*"))
+    archive.unlink()
+    assert download(f"{base}/pets.zip", cache, digest) == first  # reused: the server no longer has it
+    resolved = resolve_source(DataConfig(source=f"{base}/pets.zip"), cache)
+    assert resolved.kind == "url"
+    assert sorted(f.label for f in list_dataset(resolved.location).files) == ["cat", "dog"]
+
+
+def test_unreachable_url_is_one_data_error(tmp_path: Path, http_root: tuple[str, Path]) -> None:
+    base, _ = http_root
+    with pytest.raises(DataError, match="HTTP 404"):
+        download(f"{base}/missing.zip", tmp_path)
+    with pytest.raises(DataError, match="cannot download"):
+        download("http://127.0.0.1:9/nothing.zip", tmp_path)
+    assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_gfile_paths_are_listed_and_read_through_tf_io_gfile(tmp_path: Path) -> None:
+    from hubpipe.pipeline.runtime import import_tensorflow
+
+    gfile = import_tensorflow().io.gfile
+    base = "ram://hubpipe-test-bucket/pets"
+    for name, data in {"cat/a.jpg": corpus.jpeg(1), "dog/b.jpg": corpus.jpeg(2), "dog/c.jpg": b""}.items():
+        gfile.makedirs(f"{base}/{name.rsplit('/', 1)[0]}")
+        with gfile.GFile(f"{base}/{name}", "wb") as handle:
+            handle.write(data)
+    config = load_config(overrides={"data.source": base})
+    resolved = resolve_source(config.data, tmp_path)
+    listing = list_dataset(resolved.location)
+    assert sorted((f.path, f.label) for f in listing.files) == [
+        ("cat/a.jpg", "cat"),
+        ("dog/b.jpg", "dog"),
+        ("dog/c.jpg", "dog"),
+    ]
+    results = {f.path: inspect_file(f, Limits(10_000, 10_000)) for f in listing.files}
+    assert results["cat/a.jpg"].sha256 == hashlib.sha256(corpus.jpeg(1)).hexdigest()
+    assert results["dog/c.jpg"].reason == q.EMPTY_FILE
+    assert source_fingerprint(config, tmp_path)["kind"] == "remote"
+
+
+def test_fingerprints_are_cheap_and_change_with_the_data(tmp_path: Path) -> None:
+    corpus.simple_dataset(tmp_path / "d", {"cat": (1, 1), "dog": (1, 1)})
+    config = load_config(overrides={"data.source": str(tmp_path / "d")})
+    first = source_fingerprint(config, tmp_path)
+    assert source_fingerprint(config, tmp_path) == first
+    corpus.write(tmp_path / "d" / "train" / "cat" / "new.jpg", corpus.jpeg(7))
+    assert source_fingerprint(config, tmp_path) != first
+    sample = source_fingerprint(load_config(), tmp_path)
+    assert sample["kind"] == "sample" and sample["seed"] == 0
+    preset = source_fingerprint(load_config(overrides={"data.source": "food101_10pct"}), tmp_path)
+    assert preset["url"].endswith("10_food_classes_10_percent.zip")
+    with pytest.raises(UsageError, match="does not exist"):
+        source_fingerprint(load_config(overrides={"data.source": "/does/not/exist"}), tmp_path)
