@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "data": "hubpipe.pipeline.commands.data:data",
     "config": "hubpipe.pipeline.commands.config:config",
     "models": "hubpipe.pipeline.commands.models:models",
+    "predict": "hubpipe.pipeline.commands.predict:predict",
 }
 
 

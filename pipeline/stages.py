@@ -25,7 +25,16 @@ VALIDATE_STAGE = StageSpec(
     code=("hubpipe.components.validate", *COMMON_CODE),
 )
 
-STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE)
+TRAIN_STAGE = StageSpec(
+    name="train",
+    executor="hubpipe.components.train.executor:run",
+    upstream=("ingest", "validate"),
+    sections=("train", "data"),
+    code=("hubpipe.components.train", "hubpipe.components.backbones", *COMMON_CODE),
+    external_inputs="hubpipe.components.train.executor:external_inputs",
+)
+
+STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE, TRAIN_STAGE)
 
 
 def registered_stages() -> list[StageSpec]:

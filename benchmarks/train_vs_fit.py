@@ -1,0 +1,172 @@
+"""The classic ``model.fit`` through a frozen TF Hub layer next to hubpipe's train core: time and accuracy.
+
+Both train the same backbone's classifier head on the same images (the embedded sample dataset: 10 classes,
+75 training and 25 test images per class) for the same epochs, batch size, learning rate and seed, in one
+process, one after the other:
+
+* **classic**: ``image_dataset_from_directory`` (bilinear resize to the backbone's size, pixels / 255), a
+  ``Sequential([hub.KerasLayer(trainable=False), Dense(C, softmax)])``, and ``model.fit`` with the test set
+  as validation data every epoch, as the classic course does; every epoch decodes every image and runs
+  every image (train and test) through the backbone again. Like the course, it logs to TensorBoard (a
+  ``TensorBoard`` callback) and saves the trained model. Its test accuracy is the last epoch's ``val_accuracy``.
+* **hubpipe**: :func:`hubpipe.components.train.core.train_models` with a cold embedding cache (the same files
+  as TFRecords, as the ingest stage writes them; built before timing): each image goes through the backbone
+  once, the head trains on the cached vectors; the timing includes writing the serving SavedModel, the
+  head, the predictions and the TensorBoard logs. The from-scratch baseline is off.
+
+Both paths get the same process settings (AutoGraph skips tf-keras' internals, see
+:func:`hubpipe.pipeline.runtime.import_tensorflow`); the backbone is built (offline preset)
+before timing. The two alternate ``--repeats`` times (each hubpipe round with a new, cold cache) and each
+side's fastest round counts, so that load from other processes on a shared machine hits both alike. Run:
+``.venv/bin/python benchmarks/train_vs_fit.py [--epochs 5] [--repeats 2] [--backbone efficientnet_lite0]
+[--train-per-class 75 --test-per-class 25]``. The classic path runs every image through the backbone once per
+epoch and hubpipe once in all, so the ratio tends to the number of epochs as the dataset grows; on the small
+sample dataset hubpipe's fixed costs (loading the backbone, writing the serving SavedModel) weigh more.
+The last line is machine-readable::
+
+    RESULT fit_s=... hubpipe_s=... speedup=... fit_acc=... hubpipe_acc=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hubpipe.components.backbones import load_feature_extractor, resolve_backbone
+from hubpipe.components.common import features
+from hubpipe.components.train.core import train_models
+from hubpipe.components.train.session import TrainRequest
+from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
+from hubpipe.pipeline.config import TrainConfig
+from hubpipe.pipeline.runtime import cache_root, import_tensorflow
+
+SPLITS = ("train", "test")
+
+
+def write_examples(tf: Any, dataset: Path, ingest_dir: Path) -> list[str]:
+    """The dataset's files as one TFRecord file per split (the ingest stage's format); returns the class names."""
+    class_names = sorted(path.name for path in (dataset / "train").iterdir() if path.is_dir())
+    (ingest_dir / features.EXAMPLES_DIR).mkdir(parents=True)
+    for split in SPLITS:
+        path = ingest_dir / features.EXAMPLES_DIR / f"{split}-00000-of-00001{features.TFRECORD_SUFFIX}"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for label, name in enumerate(class_names):
+                for image in sorted((dataset / split / name).iterdir()):
+                    writer.write(features.make_example(_example(tf, image, dataset, split, label=label, name=name)))
+    features.write_labels(ingest_dir, class_names)
+    return class_names
+
+
+def _example(tf: Any, image: Path, root: Path, split: str, *, label: int, name: str) -> dict[str, Any]:
+    data = image.read_bytes()
+    height, width, _ = tf.io.decode_image(data, channels=3).shape
+    relative = image.relative_to(root).as_posix()
+    return {
+        features.IMAGE: data,
+        features.FORMAT: "jpeg",
+        features.HEIGHT: height,
+        features.WIDTH: width,
+        features.TRANSCODED: 0,
+        features.SHA256: hashlib.sha256(data).hexdigest(),
+        features.LABEL: label,
+        features.LABEL_TEXT: name,
+        features.ID: relative,
+        features.SPLIT: split,
+        features.SOURCE_PATH: relative,
+    }
+
+
+def classic_fit(tf: Any, dataset: Path, backbone: str, config: TrainConfig, work: Path) -> tuple[float, float]:
+    """The course's way, TensorBoard callback and saved model included; returns (seconds, final test accuracy)."""
+    spec = resolve_backbone(backbone)
+    started = time.perf_counter()
+    tf.keras.utils.set_random_seed(config.seed)
+    size = (spec.input_size, spec.input_size)
+
+    def load(split: str, shuffle: bool) -> Any:
+        images = tf.keras.utils.image_dataset_from_directory(
+            dataset / split, image_size=size, batch_size=config.batch_size, shuffle=shuffle, seed=config.seed
+        )
+        return images.map(lambda x, y: (x / 255.0, y))
+
+    train, test = load("train", True), load("test", False)
+    num_classes = len([path for path in (dataset / "train").iterdir() if path.is_dir()])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(*size, 3)),
+            load_feature_extractor(spec, trainable=False),
+            tf.keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    logs = tf.keras.callbacks.TensorBoard(log_dir=str(work / "logs"))
+    history = model.fit(train, epochs=config.epochs, validation_data=test, callbacks=[logs], verbose=2)
+    model.save(str(work / "model"))
+    return time.perf_counter() - started, float(history.history["val_accuracy"][-1])
+
+
+def hubpipe_train(ingest_dir: Path, work: Path, config: TrainConfig) -> tuple[float, float]:
+    """hubpipe's train core with a cold cache; returns (seconds, test accuracy)."""
+    output, cache = work / "train", work / "cache"
+    output.mkdir()
+    started = time.perf_counter()
+    outcome = train_models(TrainRequest(ingest_dir, output, cache, config, image_size=224))
+    seconds = time.perf_counter() - started
+    (model,) = outcome.models
+    logging.getLogger("hubpipe.benchmark").info(
+        "hubpipe: feature extraction %.1f s, head training %.1f s",
+        model.feature_extraction_seconds,
+        model.train_seconds,
+    )
+    return seconds, model.test_accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds; the fastest of each side counts")
+    parser.add_argument(
+        "--train-per-class", type=int, default=75, help="sample dataset size (default: the embedded one)"
+    )
+    parser.add_argument("--test-per-class", type=int, default=25)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("hubpipe").setLevel(logging.INFO)
+
+    tf = import_tensorflow()
+    config = TrainConfig(backbones=(args.backbone,), epochs=args.epochs, baseline=False, precision="float32")
+    dataset = ensure_sample_dataset(cache_root(), SampleSpec(0, args.train_per_class, args.test_per_class))
+    load_feature_extractor(resolve_backbone(args.backbone))  # builds the offline backbone once, untimed
+    fits, hubpipes = [], []
+    with tempfile.TemporaryDirectory(prefix="hubpipe-train-vs-fit-") as tmp:
+        work = Path(tmp)
+        write_examples(tf, dataset, work / "ingest")
+        for round_ in range(args.repeats):
+            (work / f"classic{round_}").mkdir()
+            fits.append(classic_fit(tf, dataset, args.backbone, config, work / f"classic{round_}"))
+            (work / f"round{round_}").mkdir()
+            hubpipes.append(hubpipe_train(work / "ingest", work / f"round{round_}", config))
+            print(f"round {round_ + 1}: classic {fits[-1][0]:.1f} s, hubpipe {hubpipes[-1][0]:.1f} s", flush=True)
+    (fit_s, fit_acc), (hubpipe_s, hubpipe_acc) = min(fits), min(hubpipes)
+
+    print(f"classic model.fit : {fit_s:7.1f} s  test accuracy {fit_acc:.4f}")
+    print(f"hubpipe train core: {hubpipe_s:7.1f} s  test accuracy {hubpipe_acc:.4f}")
+    print(f"speedup {fit_s / hubpipe_s:.2f}x, accuracy difference {100 * (hubpipe_acc - fit_acc):+.1f} points")
+    print(
+        f"RESULT fit_s={fit_s:.1f} hubpipe_s={hubpipe_s:.1f} speedup={fit_s / hubpipe_s:.2f} "
+        f"fit_acc={fit_acc:.4f} hubpipe_acc={hubpipe_acc:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

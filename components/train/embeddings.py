@@ -1,0 +1,156 @@
+"""The embedding cache: each example's feature vector, computed once per backbone and preprocessing.
+
+Layout under a cache folder (``ctx.cache_dir`` of the train stage)::
+
+    embeddings/<key>/<split>/features.npy   float32 [n, d], in the split's file order
+    embeddings/<key>/<split>/examples.npz   ids (str) and labels (int64), aligned with the rows
+    embeddings/<key>/<split>/meta.json      what the vectors are (backbone, input size, count, dimension)
+
+``key`` hashes the backbone fingerprint, the preprocessing (input size, resize method, input range) and the
+content of both splits' TFRecord files, so any change to one of them computes new vectors, and a rerun that
+changes only training settings (epochs, learning rate) reuses them. A split folder is written under a
+temporary name and renamed into place, so a killed extraction leaves nothing a rerun would trust.
+
+The evaluate stage reuses the test vectors through :func:`load_embeddings` with the ``embedding_key`` that
+``model.json`` records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hubpipe.components.train.inputs import RESIZE_METHOD, SplitData, image_dataset
+from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
+from hubpipe.pipeline.progress import progress
+
+LOG = logging.getLogger(__name__)
+
+EMBEDDINGS_DIR = "embeddings"
+FEATURES_FILE = "features.npy"
+EXAMPLES_FILE = "examples.npz"
+META_FILE = "meta.json"
+#: Bump when the cached files would change for the same key.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One split's feature vectors with the ids and labels of their examples (rows aligned)."""
+
+    features: np.ndarray  # float32 [n, d]
+    labels: np.ndarray  # int64 [n]
+    ids: np.ndarray  # str [n]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """How one split's embeddings were obtained."""
+
+    embeddings: Embeddings
+    cached: bool
+    seconds: float
+
+
+def embedding_key(
+    backbone_fingerprint: str,
+    input_size: int,
+    input_range: tuple[float, float],
+    split_fingerprints: Mapping[str, str],
+) -> str:
+    """The cache key of a backbone's vectors for a dataset, prepared in a given way."""
+    return stable_hash(
+        {
+            "version": CACHE_VERSION,
+            "backbone": backbone_fingerprint,
+            "preprocessing": {"input_size": input_size, "resize": RESIZE_METHOD, "range": list(input_range)},
+            "splits": dict(split_fingerprints),
+        }
+    )[:32]
+
+
+def split_dir(cache_dir: Path, key: str, split: str) -> Path:
+    return Path(cache_dir) / EMBEDDINGS_DIR / key / split
+
+
+def load_embeddings(cache_dir: Path, key: str, split: str) -> Embeddings | None:
+    """The cached vectors of ``split`` under ``key``, or None when they are not (completely) there."""
+    folder = split_dir(cache_dir, key, split)
+    try:
+        vectors = np.load(folder / FEATURES_FILE)
+        with np.load(folder / EXAMPLES_FILE) as examples:
+            labels, ids = examples["labels"], examples["ids"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if len(vectors) != len(labels) or len(ids) != len(labels):
+        return None
+    return Embeddings(vectors.astype(np.float32, copy=False), labels.astype(np.int64), ids.astype(str))
+
+
+def _save(folder: Path, embeddings: Embeddings, meta: dict[str, Any]) -> None:
+    """Writes a split's files into a temporary sibling folder, then renames it to ``folder``."""
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / FEATURES_FILE, embeddings.features)
+    np.savez(tmp / EXAMPLES_FILE, labels=embeddings.labels, ids=embeddings.ids)
+    write_json_atomic(tmp / META_FILE, meta)
+    if folder.exists():  # an unreadable leftover (load_embeddings returned None for it)
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process wrote the same vectors first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract(
+    tf: Any, feature_fn: Callable[[Any], Any], split: SplitData, input_size: int, batch_size: int
+) -> Embeddings:
+    """Runs ``feature_fn`` (images -> vectors) over a split, decoding in parallel and prefetching."""
+    dataset = image_dataset(tf, split, input_size, with_ids=True).batch(batch_size).prefetch(2)
+    vectors, labels, ids = [], [], []
+    for images, batch_labels, batch_ids in progress(dataset, desc=f"features ({split.name})", unit="batch"):
+        vectors.append(np.asarray(feature_fn(images), dtype=np.float32))
+        labels.append(batch_labels.numpy())
+        ids.append(batch_ids.numpy())
+    if not vectors:
+        return Embeddings(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, str))
+    return Embeddings(
+        np.concatenate(vectors),
+        np.concatenate(labels).astype(np.int64),
+        np.array([v.decode("utf-8") for v in np.concatenate(ids)]),
+    )
+
+
+def ensure_embeddings(
+    tf: Any,
+    feature_fn: Callable[[Any], Any],
+    split: SplitData,
+    *,
+    cache_dir: Path,
+    key: str,
+    input_size: int,
+    batch_size: int,
+    meta: Mapping[str, Any],
+) -> Extraction:
+    """The split's vectors from the cache, or computed now and cached."""
+    started = time.monotonic()
+    cached = load_embeddings(cache_dir, key, split.name)
+    if cached is not None:
+        LOG.info("features (%s): %d vectors from the cache (%s)", split.name, len(cached.labels), key[:12])
+        return Extraction(cached, True, time.monotonic() - started)
+    embeddings = extract(tf, feature_fn, split, input_size, batch_size)
+    seconds = time.monotonic() - started
+    count, dim = embeddings.features.shape
+    LOG.info("features (%s): %d vectors of %d in %.1f s (%.1f img/s)", split.name, count, dim, seconds, count / seconds)
+    folder = split_dir(cache_dir, key, split.name)
+    _save(folder, embeddings, {**meta, "split": split.name, "count": count, "dimension": dim, "key": key})
+    return Extraction(embeddings, False, seconds)

@@ -1,0 +1,44 @@
+"""The train stage's executor: reads the ingest stage's examples, writes models, logs and summary.json.
+
+``run(ctx)`` is what the local runner and the Kubeflow component call; the work happens in :mod:`.core`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hubpipe.components.train.core import SUMMARY_FILE, train_models
+from hubpipe.components.train.session import LOGS_DIR, MODELS_DIR, TrainRequest
+from hubpipe.pipeline.config import PipelineConfig
+from hubpipe.pipeline.stage import StageContext, StageResult
+
+#: The packages whose code decides how models train (the stage's code version adds the backbones and the example
+#: format); a change makes interrupted trainings restart instead of resuming.
+TRAIN_CODE = ("hubpipe.components.train",)
+
+
+def run(ctx: StageContext) -> StageResult:
+    from hubpipe.pipeline.runner import code_version
+
+    request = TrainRequest(
+        ingest_dir=Path(ctx.inputs["ingest"]),
+        output_dir=Path(ctx.output_dir),
+        cache_dir=Path(ctx.cache_dir),
+        train=ctx.config.train,
+        image_size=ctx.config.data.image_size,
+        code_version=code_version(TRAIN_CODE),
+    )
+    outcome = train_models(request)
+    return StageResult(
+        results=outcome.results(),
+        artifacts={"models": MODELS_DIR, "logs": LOGS_DIR, "summary": SUMMARY_FILE},
+    )
+
+
+def external_inputs(config: PipelineConfig, output_root: Path) -> Mapping[str, Any]:
+    """The backbones' fingerprints: a changed local SavedModel (or offline build) retrains."""
+    from hubpipe.components.backbones import backbone_fingerprint, resolve_backbone
+
+    return {"backbones": {name: backbone_fingerprint(resolve_backbone(name)) for name in config.train.backbones}}

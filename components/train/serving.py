@@ -1,0 +1,106 @@
+"""Using a trained model: finding its serving SavedModel and classifying image files with it.
+
+A model can be named by its serving SavedModel folder, its model folder (``models/<name>``), the train stage's
+output folder or a run folder (the best model by ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubpipe.components.train.core import SUMMARY_FILE
+from hubpipe.components.train.export import CLASSES, PROBABILITIES, SERVING_DIR, SERVING_INPUT
+from hubpipe.components.train.session import MODELS_DIR
+from hubpipe.pipeline.artifacts import read_json
+from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.runtime import import_tensorflow
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+SAVED_MODEL_FILE = "saved_model.pb"
+TRAIN_STAGE_DIR = "train"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top classes of one image file, or why it could not be classified."""
+
+    path: Path
+    top: list[tuple[str, float]]
+    error: str | None = None
+
+
+def _best_model_dir(train_dir: Path) -> Path:
+    try:
+        best = read_json(train_dir / SUMMARY_FILE)["best_model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"{train_dir / SUMMARY_FILE} is unreadable or names no best model") from None
+    return train_dir / MODELS_DIR / str(best)
+
+
+def resolve_serving_dir(model: Path) -> Path:
+    """The serving SavedModel folder that ``model`` names; UsageError if it names none."""
+    if not model.exists():
+        raise UsageError(f"no model at {model}")
+    candidates = [model, model / SERVING_DIR]
+    for train_dir in (model, model / TRAIN_STAGE_DIR):
+        if (train_dir / SUMMARY_FILE).is_file():
+            candidates.append(_best_model_dir(train_dir) / SERVING_DIR)
+            break
+    for candidate in candidates:
+        if (candidate / SAVED_MODEL_FILE).is_file():
+            return candidate
+    raise UsageError(f"{model} is not a serving SavedModel, a model folder (models/<name>) or a run folder")
+
+
+def collect_images(paths: Sequence[Path]) -> list[Path]:
+    """Files as given, and the image files (by suffix) found under directories, each directory sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def _read_image(tf: object, path: Path) -> tuple[bytes | None, str | None]:
+    """The file's bytes if TensorFlow can decode them as an image, else the reason it cannot."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)  # type: ignore[attr-defined]
+    except (tf.errors.InvalidArgumentError, ValueError):  # type: ignore[attr-defined]
+        return None, "not a readable JPEG, PNG, GIF or BMP image"
+    return data, None
+
+
+def classify_files(serving_dir: Path, files: Sequence[Path], top_k: int, batch_size: int = 32) -> Iterator[Prediction]:
+    """The ``top_k`` classes of every file, in order; unreadable files yield a Prediction with ``error``."""
+    tf = import_tensorflow()
+    serve = tf.saved_model.load(str(serving_dir)).signatures["serving_default"]
+    for start in range(0, len(files), batch_size):
+        batch = files[start : start + batch_size]
+        predictions: dict[int, Prediction] = {}
+        readable: list[tuple[int, bytes]] = []
+        for index, path in enumerate(batch):
+            data, error = _read_image(tf, path)
+            if data is None:
+                predictions[index] = Prediction(path, [], error)
+            else:
+                readable.append((index, data))
+        if readable:
+            outputs = serve(**{SERVING_INPUT: tf.constant([data for _, data in readable])})
+            probabilities, classes = outputs[PROBABILITIES].numpy(), outputs[CLASSES].numpy()
+            for (index, _), row, names in zip(readable, probabilities, classes, strict=True):
+                order = row.argsort()[::-1][:top_k]
+                predictions[index] = Prediction(
+                    batch[index], [(names[i].decode("utf-8"), float(row[i])) for i in order]
+                )
+        yield from (predictions[index] for index in range(len(batch)))

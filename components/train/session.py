@@ -1,0 +1,248 @@
+"""What every model of a train run shares (data, device plan, folders) and how a finished model is written.
+
+A model folder ``models/<name>/`` holds ``serving/``, ``head/`` (transfer models trained on cached vectors),
+``labels.txt``, ``model.json``, ``test_predictions.npz`` and, when asked, TFLite files; its TensorBoard run is
+``logs/<name>/``. See :mod:`.export` and :mod:`.summaries` for the formats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hubpipe.components.train import export
+from hubpipe.components.train.devices import DevicePlan
+from hubpipe.components.train.fitting import FitOutcome
+from hubpipe.components.train.inputs import AUTOTUNE, SplitData, image_dataset
+from hubpipe.components.train.summaries import write_model_logs
+from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
+from hubpipe.pipeline.config import TrainConfig
+
+LOG = logging.getLogger(__name__)
+
+MODELS_DIR = "models"
+LOGS_DIR = "logs"
+CHECKPOINTS_DIR = "checkpoints"
+#: Splits whose decoded images take less memory than this are kept in memory across epochs.
+MEMORY_CACHE_BYTES = 2 * 1024**3
+SHUFFLE_BUFFER_IMAGES = 1000
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything the train core needs, as plain paths and values."""
+
+    ingest_dir: Path  # the ingest stage's artifact folder (examples/, labels.txt)
+    output_dir: Path  # where models/, logs/ and summary.json go
+    cache_dir: Path  # outlives runs: embeddings/ and checkpoints/
+    train: TrainConfig
+    image_size: int  # side of the images the from-scratch baseline sees
+    code_version: str = ""  # identifies the training code, so checkpoints of other code are not resumed
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The ingested dataset as training sees it."""
+
+    class_names: list[str]
+    train: SplitData
+    test: SplitData
+    train_class_counts: dict[str, int]
+    num_test: int
+
+    @property
+    def num_train(self) -> int:
+        return sum(self.train_class_counts.values())
+
+    @property
+    def train_images_per_class(self) -> int:
+        return round(self.num_train / len(self.class_names))
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """A finished model, as it appears in summary.json."""
+
+    name: str
+    kind: str  # "transfer" or "scratch"
+    mode: str  # "feature_extraction", "fine_tuned" or "from_scratch"
+    backbone: str | None
+    test_accuracy: float
+    train_seconds: float
+    feature_extraction_seconds: float
+    epochs: int
+    resumed_from_epoch: int | None
+
+
+@dataclass
+class ModelRecord:
+    """What :meth:`Session.write_model` needs to know about a trained model besides the model itself."""
+
+    name: str
+    kind: str
+    mode: str
+    input_size: int
+    hparams: dict[str, Any]
+    fit: FitOutcome
+    backbone: Any = None  # BackboneSpec of transfer models
+    backbone_fingerprint: str | None = None
+    embedding_key: str | None = None
+    feature_extraction_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Session:
+    """The shared state of one train run."""
+
+    tf: Any
+    request: TrainRequest
+    plan: DevicePlan
+    strategy: Any
+    data: DatasetInfo
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.request.train
+
+    @property
+    def models_dir(self) -> Path:
+        return self.request.output_dir / MODELS_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.request.output_dir / LOGS_DIR
+
+    def checkpoint_dir(self, name: str, identity: dict[str, Any]) -> Path:
+        """Where a model's resumable checkpoints live: keyed by everything that determines its training."""
+        key = stable_hash({"model": name, "identity": identity, "code": self.request.code_version})
+        return self.request.cache_dir / CHECKPOINTS_DIR / f"{name}-{key[:16]}"
+
+    def seed_everything(self) -> None:
+        self.tf.keras.utils.set_random_seed(self.config.seed)
+
+    def image_batches(self, split: SplitData, size: int, shuffle: bool) -> Any:
+        """Batches of ``(image, label)``; decoded once and kept in memory when the split is small enough."""
+        count = self.data.num_train if split.name == "train" else self.data.num_test
+        dataset = image_dataset(self.tf, split, size)
+        if count * size * size * 3 * 4 <= MEMORY_CACHE_BYTES:
+            dataset = dataset.cache()
+        if shuffle:
+            dataset = dataset.shuffle(min(count, SHUFFLE_BUFFER_IMAGES), seed=self.config.seed)
+        return dataset.batch(self.config.batch_size).prefetch(AUTOTUNE)
+
+    @contextlib.contextmanager
+    def float32_policy(self) -> Iterator[None]:
+        """Layers created inside keep float32 (a loaded backbone must see the dtype it was saved with)."""
+        policy = self.tf.keras.mixed_precision.global_policy()
+        self.tf.keras.mixed_precision.set_global_policy("float32")
+        try:
+            yield
+        finally:
+            self.tf.keras.mixed_precision.set_global_policy(policy)
+
+    def hparams(self, **values: Any) -> dict[str, Any]:
+        """The hyperparameters every model records, updated with ``values``."""
+        return {
+            "learning_rate": self.config.learning_rate,
+            "epochs": self.config.epochs,
+            "batch_size": self.config.batch_size,
+            "seed": self.config.seed,
+            "augment": self.config.augment,
+            "optimizer": "adam",
+            "precision": self.plan.precision,
+            **values,
+        }
+
+    def write_model(
+        self,
+        record: ModelRecord,
+        classifier: Any,
+        *,
+        head: Any | None,
+        probabilities: np.ndarray,
+        labels: np.ndarray,
+        ids: np.ndarray,
+    ) -> ModelResult:
+        """Writes the model folder and TensorBoard run of a trained model; returns its summary row."""
+        tf, folder = self.tf, self.models_dir / record.name
+        folder.mkdir(parents=True, exist_ok=True)
+        export.write_labels(folder / export.LABELS_FILE, self.data.class_names)
+        export.save_serving_model(
+            tf,
+            classifier,
+            class_names=self.data.class_names,
+            input_size=record.input_size,
+            path=folder / export.SERVING_DIR,
+            labels_file=folder / export.LABELS_FILE,
+        )
+        if head is not None:
+            export.save_head(head, folder / export.HEAD_DIR)
+        export.save_predictions(folder / export.PREDICTIONS_FILE, ids, labels, probabilities)
+        files = export.export_tflite(tf, classifier, folder) if self.config.export_tflite else {}
+        accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels)) if len(labels) else 0.0
+        write_json_atomic(folder / export.MODEL_FILE, self._model_json(record, accuracy, files))
+        write_model_logs(tf, self.logs_dir / record.name, record.fit.history, self._logged_hparams(record))
+        LOG.info("%s: test accuracy %.4f (%d test images)", record.name, accuracy, len(labels))
+        return ModelResult(
+            name=record.name,
+            kind=record.kind,
+            mode=record.mode,
+            backbone=record.backbone.name if record.backbone is not None else None,
+            test_accuracy=accuracy,
+            train_seconds=round(record.fit.seconds, 3),
+            feature_extraction_seconds=round(record.feature_extraction_seconds, 3),
+            epochs=len(record.fit.history),
+            resumed_from_epoch=record.fit.resumed_from_epoch,
+        )
+
+    def _model_json(self, record: ModelRecord, accuracy: float, files: dict[str, str]) -> dict[str, Any]:
+        backbone = dataclasses.asdict(record.backbone) if record.backbone is not None else None
+        return {
+            "name": record.name,
+            "kind": record.kind,
+            "mode": record.mode,
+            "backbone": backbone,
+            "backbone_fingerprint": record.backbone_fingerprint,
+            "embedding_key": record.embedding_key,
+            "input_size": record.input_size,
+            "class_names": self.data.class_names,
+            "hparams": record.hparams,
+            "history": record.fit.history,
+            "test_accuracy": accuracy,
+            "train_seconds": round(record.fit.seconds, 3),
+            "feature_extraction_seconds": round(record.feature_extraction_seconds, 3),
+            "resumed_from_epoch": record.fit.resumed_from_epoch,
+            "num_train_examples": self.data.num_train,
+            "train_images_per_class": self.data.train_images_per_class,
+            "train_class_counts": self.data.train_class_counts,
+            "device": self.plan.device,
+            "precision": self.plan.precision,
+            "files": {
+                "serving": export.SERVING_DIR,
+                "head": export.HEAD_DIR if record.mode == "feature_extraction" else None,
+                "labels": export.LABELS_FILE,
+                "test_predictions": export.PREDICTIONS_FILE,
+                **files,
+            },
+            **record.extra,
+        }
+
+    def _logged_hparams(self, record: ModelRecord) -> dict[str, Any]:
+        return {
+            "model": record.name,
+            "backbone": record.backbone.name if record.backbone is not None else "none",
+            "mode": record.mode,
+            "learning_rate": float(record.hparams["learning_rate"]),
+            "epochs": int(record.hparams["epochs"]),
+            "batch_size": int(record.hparams["batch_size"]),
+            "train_images_per_class": self.data.train_images_per_class,
+            "augment": bool(record.hparams.get("augment", False)),
+        }

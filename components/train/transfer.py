@@ -1,0 +1,232 @@
+"""Transfer models: feature vectors computed once per backbone, a head trained on them, optional fine-tuning.
+
+* Feature extraction (the default): the frozen backbone turns every image into a vector once (cached, see
+  :mod:`.embeddings`) and the head trains on the vectors for all epochs.
+* With ``train.augment``: random flips, rotations and zooms change the images every epoch, so the head trains
+  through the frozen backbone on images; validation still uses the cached test vectors.
+* With ``train.fine_tune_layers`` > 0: a second model ``<name>_fine_tuned`` starts from the trained head and
+  unfreezes the top layers of a fresh copy of the backbone (BatchNorm stays frozen) at a lower learning rate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, load_feature_extractor, resolve_backbone
+from hubpipe.components.train import models
+from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
+from hubpipe.components.train.fitting import FitOutcome, fit_resumable
+from hubpipe.components.train.inputs import AUTOTUNE, read_labels_and_ids
+from hubpipe.components.train.naming import FINE_TUNED_SUFFIX
+from hubpipe.components.train.session import ModelRecord, ModelResult, Session
+from hubpipe.pipeline.errors import DataError
+
+LOG = logging.getLogger(__name__)
+
+FEATURE_EXTRACTION = "feature_extraction"
+FINE_TUNED = "fine_tuned"
+_EPSILON = 1e-7
+#: Images per backbone call when computing vectors (at least train.batch_size): larger batches run faster on CPU.
+EXTRACTION_BATCH = 128
+
+
+@dataclass
+class Backbone:
+    """A loaded backbone and the identity of its vectors for this dataset."""
+
+    spec: BackboneSpec
+    fingerprint: str
+    key: str
+    features: Any  # Keras model: images in [0, 1] -> vectors
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    models: list[ModelResult]
+    feature_extraction_seconds: float
+    embeddings_cached: bool
+
+
+def train_transfer(session: Session, backbone_name: str, model_name: str) -> TransferOutcome:
+    """Trains (and writes) the feature-extraction model of one backbone, and its fine-tuned variant if asked."""
+    tf, config = session.tf, session.config
+    backbone = _load_backbone(session, resolve_backbone(backbone_name))
+    extractions = _extract(session, backbone)
+    test = extractions["test"].embeddings
+    extraction_seconds = sum(e.seconds for e in extractions.values())
+    cached = all(e.cached for e in extractions.values())
+    train = extractions["train"].embeddings if "train" in extractions else None
+    head, fit = _train_head(session, backbone, model_name, train, test)
+    probabilities = head.predict(test.features, batch_size=config.batch_size, verbose=0)
+    record = ModelRecord(
+        name=model_name,
+        kind="transfer",
+        mode=FEATURE_EXTRACTION,
+        input_size=backbone.spec.input_size,
+        hparams=session.hparams(),
+        fit=fit,
+        backbone=backbone.spec,
+        backbone_fingerprint=backbone.fingerprint,
+        embedding_key=backbone.key,
+        feature_extraction_seconds=extraction_seconds,
+        extra={"embeddings_cached": cached},
+    )
+    classifier = models.image_classifier(tf, backbone.features, head)
+    results = [
+        session.write_model(
+            record, classifier, head=head, probabilities=probabilities, labels=test.labels, ids=test.ids
+        )
+    ]
+    if config.fine_tune_layers > 0 and config.fine_tune_epochs > 0:
+        results.append(_fine_tune(session, backbone, head, model_name))
+    return TransferOutcome(results, extraction_seconds, cached)
+
+
+def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:
+    """The vectors of the splits training needs (only test's when augmenting), cached or computed now."""
+    tf, config, size = session.tf, session.config, backbone.spec.input_size
+    feature_fn = tf.function(
+        lambda images: backbone.features(images, training=False),
+        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+    )
+    splits = [session.data.test] if config.augment else [session.data.train, session.data.test]
+    meta = {"backbone": backbone.spec.name, "backbone_fingerprint": backbone.fingerprint, "input_size": size}
+    return {
+        split.name: ensure_embeddings(
+            tf,
+            feature_fn,
+            split,
+            cache_dir=session.request.cache_dir,
+            key=backbone.key,
+            input_size=size,
+            batch_size=max(config.batch_size, EXTRACTION_BATCH),
+            meta=meta,
+        )
+        for split in splits
+    }
+
+
+def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
+    tf, data = session.tf, session.data
+    fingerprint = backbone_fingerprint(spec)
+    key = embedding_key(
+        fingerprint, spec.input_size, spec.input_range, {"train": data.train.fingerprint, "test": data.test.fingerprint}
+    )
+    with session.float32_policy(), session.strategy.scope():
+        extractor = load_feature_extractor(spec, trainable=False)
+        features = models.feature_model(tf, extractor, spec.input_size, spec.input_range)
+    LOG.info("backbone %s loaded (input %d px, embedding key %s)", spec.name, spec.input_size, key[:12])
+    return Backbone(spec, fingerprint, key, features)
+
+
+def _train_head(
+    session: Session, backbone: Backbone, name: str, train: Embeddings | None, test: Embeddings
+) -> tuple[Any, FitOutcome]:
+    """The head, trained on cached train vectors, or through the frozen backbone on augmented images."""
+    tf, config = session.tf, session.config
+    num_classes = len(session.data.class_names)
+    session.seed_everything()
+    with session.strategy.scope():
+        head = models.build_head(tf, test.features.shape[1], num_classes)
+        trained = head
+        if config.augment:
+            augmentation = models.build_augmentation(tf, config.seed)
+            trained = models.image_classifier(tf, backbone.features, head, augmentation)
+        models.compile_classifier(tf, trained, config.learning_rate)
+    if config.augment:
+        train_data = session.image_batches(session.data.train, backbone.spec.input_size, shuffle=True)
+    elif train is not None and len(train.labels):
+        train_data = (
+            tf.data.Dataset.from_tensor_slices((train.features, train.labels))
+            .shuffle(len(train.labels), seed=config.seed)
+            .batch(config.batch_size)
+            .prefetch(AUTOTUNE)
+        )
+    else:
+        raise DataError("the train split has no examples")
+    identity = {"mode": FEATURE_EXTRACTION, "embedding_key": backbone.key, "hparams": session.hparams()}
+    fit = fit_resumable(
+        tf,
+        trained,
+        train_data,
+        label=name,
+        epochs=config.epochs,
+        checkpoint_dir=session.checkpoint_dir(name, identity),
+        validate=lambda: _head_metrics(head, test),  # the cached test vectors: no backbone pass per epoch
+    )
+    return head, fit
+
+
+def _head_metrics(head: Any, test: Embeddings) -> dict[str, float]:
+    """Validation loss and accuracy of ``head`` on cached test vectors."""
+    probabilities = np.asarray(head(test.features, training=False))
+    picked = probabilities[np.arange(len(test.labels)), test.labels]
+    return {
+        "val_loss": float(np.mean(-np.log(np.clip(picked, _EPSILON, 1.0)))),
+        "val_accuracy": float(np.mean(np.argmax(probabilities, axis=1) == test.labels)),
+    }
+
+
+def _fine_tuning_classifier(session: Session, spec: BackboneSpec, head: Any) -> tuple[Any, Any]:
+    """A fresh copy of the backbone with its top layers trainable, under a copy of the trained head; compiled."""
+    tf, config = session.tf, session.config
+    session.seed_everything()
+    with session.strategy.scope():
+        with session.float32_policy():
+            extractor = load_feature_extractor(spec, trainable=False)
+        backbone = models.tunable_backbone(tf, extractor, config.fine_tune_layers)
+        features = models.feature_model(tf, backbone, spec.input_size, spec.input_range)
+        tuned_head = tf.keras.models.clone_model(head)
+        tuned_head.set_weights(head.get_weights())
+        augmentation = models.build_augmentation(tf, config.seed) if config.augment else None
+        classifier = models.image_classifier(tf, features, tuned_head, augmentation)
+        models.compile_classifier(tf, classifier, config.fine_tune_learning_rate)
+    return classifier, backbone
+
+
+def _fine_tune(session: Session, base: Backbone, head: Any, base_name: str) -> ModelResult:
+    """Continues from the trained head with the top backbone layers unfrozen, on a fresh copy of the backbone."""
+    tf, config, spec = session.tf, session.config, base.spec
+    name = base_name + FINE_TUNED_SUFFIX
+    classifier, backbone = _fine_tuning_classifier(session, spec, head)
+    LOG.info("%s: fine-tuning %d backbone variables", name, len(backbone.trainable_weights))
+    hparams = session.hparams(
+        learning_rate=config.fine_tune_learning_rate,
+        epochs=config.fine_tune_epochs,
+        fine_tune_layers=config.fine_tune_layers,
+        initial_learning_rate=config.learning_rate,
+        initial_epochs=config.epochs,
+    )
+    identity = {"mode": FINE_TUNED, "embedding_key": base.key, "hparams": hparams}
+    train_data = session.image_batches(session.data.train, spec.input_size, shuffle=True)
+    test_data = session.image_batches(session.data.test, spec.input_size, shuffle=False)
+    fit = fit_resumable(
+        tf,
+        classifier,
+        train_data,
+        label=name,
+        epochs=config.epochs + config.fine_tune_epochs,
+        initial_epoch=config.epochs,
+        checkpoint_dir=session.checkpoint_dir(name, identity),
+        validation_data=test_data,
+    )
+    probabilities = classifier.predict(test_data, verbose=0)
+    labels, ids = read_labels_and_ids(tf, session.data.test)
+    record = ModelRecord(
+        name=name,
+        kind="transfer",
+        mode=FINE_TUNED,
+        input_size=spec.input_size,
+        hparams=hparams,
+        fit=fit,
+        backbone=spec,
+        backbone_fingerprint=base.fingerprint,
+        extra={"fine_tuned_variables": len(backbone.trainable_weights), "base_model": base_name},
+    )
+    return session.write_model(
+        record, classifier, head=None, probabilities=probabilities, labels=np.asarray(labels), ids=np.asarray(ids)
+    )

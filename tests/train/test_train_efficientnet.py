@@ -1,0 +1,44 @@
+"""The default backbone end to end on tiny data (slow: builds the offline EfficientNet-Lite0 on first use)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import train_fixtures
+
+from hubpipe.components.backbones import offline
+from hubpipe.components.train.core import train_models
+from hubpipe.components.train.embeddings import load_embeddings
+from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.config import TrainConfig
+from hubpipe.pipeline.runtime import import_tensorflow
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not offline.weights_installed(), reason=f"needs {offline.WEIGHTS_DISTRIBUTION}"),
+]
+
+
+def test_efficientnet_lite0_model_serves_jpeg_bytes_like_its_head(tmp_path: Path, ingest_dir: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=16, baseline=False, precision="auto")
+    request = TrainRequest(ingest_dir, tmp_path / "train", tmp_path / "cache", config, 224)
+    request.output_dir.mkdir()
+    outcome = train_models(request)
+    assert [model.name for model in outcome.models] == ["efficientnet_lite0"]
+
+    folder = request.output_dir / "models" / "efficientnet_lite0"
+    record = json.loads((folder / "model.json").read_text())
+    assert record["input_size"] == 224 and record["backbone"]["output_dim"] == 1280
+    vectors = load_embeddings(request.cache_dir, record["embedding_key"], "test")
+    assert vectors is not None and vectors.features.shape == (9, 1280)
+
+    tf = import_tensorflow()
+    images = train_fixtures.example_images("test", train_fixtures.TEST_PER_CLASS)
+    serve = tf.saved_model.load(str(folder / "serving")).signatures["serving_default"]
+    probabilities = serve(images=tf.constant([data for _, _, _, data in images]))["probabilities"].numpy()
+    with np.load(folder / "test_predictions.npz") as saved:
+        by_id = dict(zip(saved["ids"], saved["probabilities"], strict=True))
+    assert np.allclose(probabilities, np.stack([by_id[example_id] for example_id, *_ in images]), atol=1e-4)
