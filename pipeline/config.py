@@ -29,7 +29,8 @@ DUPLICATE_POLICIES = ("keep", "drop", "fail")
 VALIDATION_POLICIES = ("fail", "warn")
 LAYOUTS = ("auto", "split", "flat")
 PRECISIONS = ("auto", "float32", "mixed_float16")
-K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: Kubernetes resource names
+K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: namespaces, Tensorboard names
+K8S_VOLUME_CLAIM = r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # a DNS-1123 subdomain
 
 
 @dataclass(frozen=True)
@@ -302,12 +303,14 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     _check(0.0 <= e.min_accuracy <= 1.0, f"evaluate.min_accuracy must be in [0, 1], got {e.min_accuracy}")
     _check(-1.0 <= e.min_margin_over_baseline <= 1.0, "evaluate.min_margin_over_baseline must be in [-1, 1]")
     _check(0.0 <= e.max_drop_vs_blessed <= 1.0, "evaluate.max_drop_vs_blessed must be in [0, 1]")
-    p = config.publish
-    for name, value in (("tensorboard_name", p.tensorboard_name), ("namespace", p.namespace), ("pvc_name", p.pvc_name)):
+    for name in ("tensorboard_name", "namespace"):
+        value = getattr(config.publish, name)
         _check(
-            (name == "pvc_name" and not value) or bool(re.fullmatch(K8S_NAME, value)),
+            bool(re.fullmatch(K8S_NAME, value)),
             f"publish.{name} must be a Kubernetes name (lowercase letters, digits and '-', at most 63), got {value!r}",
         )
+    pvc = config.publish.pvc_name
+    _check(not pvc or bool(re.fullmatch(K8S_VOLUME_CLAIM, pvc)), f"publish.pvc_name is not a valid claim name: {pvc!r}")
     return config
 
 

@@ -34,7 +34,25 @@ TRAIN_STAGE = StageSpec(
     external_inputs="hubpipe.components.train.executor:external_inputs",
 )
 
-STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE, TRAIN_STAGE)
+EVALUATE_STAGE = StageSpec(
+    name="evaluate",
+    executor="hubpipe.components.evaluate.executor:run",
+    upstream=("ingest", "train"),
+    sections=("evaluate", "publish"),
+    code=("hubpipe.components.evaluate", "hubpipe.components.publish", *COMMON_CODE),
+    external_inputs="hubpipe.components.evaluate.executor:external_inputs",
+)
+
+PUBLISH_STAGE = StageSpec(
+    name="publish",
+    executor="hubpipe.components.publish.executor:run",
+    upstream=("evaluate", "train"),
+    sections=("publish",),
+    code=("hubpipe.components.publish", *COMMON_CODE),
+    external_inputs="hubpipe.components.publish.executor:external_inputs",
+)
+
+STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE, TRAIN_STAGE, EVALUATE_STAGE, PUBLISH_STAGE)
 
 
 def registered_stages() -> list[StageSpec]:

@@ -1,0 +1,208 @@
+"""The evaluate core: score every model of a run on the test split, compare, bless, and write it all down.
+
+Artifacts (under the output folder)::
+
+    blessing.json               every check of every candidate (name, value, threshold, passed), the blessed
+                                model or none, the reasons, the baseline and the last blessed model compared
+    BLESSED | NOT_BLESSED       an empty marker file
+    metrics/<model>.json        accuracy, top-5 accuracy, per-class precision/recall/F1, macro-F1, log loss,
+                                confusion matrix
+    images/<model>/*.png        confusion matrix, misclassified test images
+    tensorboard/                the same for TensorBoard (see :mod:`.tensorboard_logs`)
+
+The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); only
+the last blessed model, if any, is run here (see :mod:`.reference`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hubpipe.components.common import features
+from hubpipe.components.evaluate import visuals
+from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
+from hubpipe.components.evaluate.candidates import LOGS_DIR, SCRATCH, TRANSFER, TrainedModel, load_trained_models
+from hubpipe.components.evaluate.content import write_tensorboard
+from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
+from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
+from hubpipe.components.publish.layout import find_reference
+from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
+from hubpipe.pipeline.config import EvaluateConfig
+from hubpipe.pipeline.errors import DataError, StageError
+
+LOG = logging.getLogger(__name__)
+
+BLESSING_FILE = "blessing.json"
+BLESSED_MARKER = "BLESSED"
+NOT_BLESSED_MARKER = "NOT_BLESSED"
+METRICS_DIR = "metrics"
+IMAGES_DIR = "images"
+TENSORBOARD_DIR = "tensorboard"
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    ingest_dir: Path  # examples/ and labels.txt
+    train_dir: Path  # models/<name>/ and logs/<name>/
+    output_dir: Path
+    cache_dir: Path  # the embedding cache the train stage filled
+    publish_root: str  # where the last blessed model is looked up
+    thresholds: EvaluateConfig
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    evaluation_id: str  # "<UTC time>-<hash>": names the run's published logs and, if blessed, the version
+    blessed: str | None
+    decision: Decision
+    metrics: dict[str, ClassificationMetrics]
+    reference: ReferenceScore
+
+    def results(self) -> dict[str, Any]:
+        """Key results for run.json."""
+        checks = self.decision.checks
+        return {
+            "blessed": self.blessed,
+            "checks_passed": sum(c.passed is True for c in checks),
+            "checks_failed": sum(c.passed is False for c in checks),
+            "checks_skipped": sum(c.passed is None for c in checks),
+            "compared_with": self.reference.version,
+            "models": {
+                name: {"accuracy": round(m.accuracy, 4), "macro_f1": round(m.macro_f1, 4)}
+                for name, m in self.metrics.items()
+            },
+        }
+
+
+def _class_names(ingest_dir: Path) -> list[str]:
+    try:
+        names = features.read_labels(ingest_dir)
+    except OSError as exc:
+        raise DataError(f"cannot read {features.LABELS_FILE} under {ingest_dir}: {exc.strerror or exc}") from None
+    if len(names) < 2:
+        raise DataError(f"{features.LABELS_FILE} under {ingest_dir} names fewer than 2 classes")
+    return names
+
+
+def _score(metrics: ClassificationMetrics) -> Score:
+    return Score(metrics.accuracy, metrics.macro_f1)
+
+
+def _baseline(models: list[TrainedModel], metrics: dict[str, ClassificationMetrics]) -> Comparison:
+    scratch = [model for model in models if model.kind == SCRATCH]
+    if not scratch:
+        return Comparison(None, None, "this run trained no from-scratch baseline (train.baseline is off)")
+    return Comparison(scratch[0].name, _score(metrics[scratch[0].name]))
+
+
+def _evaluation_id(candidates: list[TrainedModel], reference: ReferenceScore, thresholds: EvaluateConfig) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    digest = stable_hash({"models": [m.key for m in candidates], "reference": reference.version, **asdict(thresholds)})
+    return f"{stamp}-{digest[:8]}"
+
+
+def evaluate(request: EvaluateRequest) -> Evaluation:
+    """Scores, compares and blesses; writes the artifacts listed in the module docstring."""
+    class_names = _class_names(request.ingest_dir)
+    models = load_trained_models(request.train_dir, class_names)
+    candidates = [model for model in models if model.kind == TRANSFER]
+    if not candidates:
+        raise StageError("the train stage produced no transfer model to evaluate (only the from-scratch baseline)")
+    metrics = {
+        model.name: classification_metrics(model.predictions.labels, model.predictions.probabilities, class_names)
+        for model in models
+    }
+    first = models[0].predictions
+    split = TestSplit(first.ids, first.labels, class_names, request.ingest_dir, request.cache_dir)
+    last_blessed = find_reference(request.publish_root, [model.key for model in candidates])
+    reference = score_reference(last_blessed, candidates, split)
+    compared = (
+        Comparison(reference.version, _score(reference.metrics))
+        if reference.metrics is not None
+        else Comparison(reference.version, None, reference.skip_reason)
+    )
+    scores = {model.name: _score(metrics[model.name]) for model in candidates}
+    decision = decide(scores, _baseline(models, metrics), compared, request.thresholds)
+    evaluation = Evaluation(
+        _evaluation_id(candidates, reference, request.thresholds), decision.blessed, decision, metrics, reference
+    )
+    for reason in decision.reasons:
+        LOG.info("evaluate: %s", reason)
+    _write_artifacts(request, evaluation, models, split)
+    return evaluation
+
+
+def _write_artifacts(
+    request: EvaluateRequest, evaluation: Evaluation, models: list[TrainedModel], split: TestSplit
+) -> None:
+    out = request.output_dir
+    for model in models:
+        record = {
+            "name": model.name,
+            "kind": model.kind,
+            "model_key": model.key,
+            **evaluation.metrics[model.name].to_dict(),
+        }
+        write_json_atomic(out / METRICS_DIR / f"{model.name}.json", record)
+    write_json_atomic(out / BLESSING_FILE, blessing_record(request, evaluation, models))
+    marker = BLESSED_MARKER if evaluation.blessed else NOT_BLESSED_MARKER
+    (out / marker).write_bytes(b"")
+    pictures = write_tensorboard(
+        out / TENSORBOARD_DIR,
+        models,
+        metrics=evaluation.metrics,
+        decision=evaluation.decision,
+        split=split,
+        train_logs=Path(request.train_dir) / LOGS_DIR,
+        run_id=evaluation.evaluation_id,
+    )
+    for (model_name, picture_name), picture in pictures.items():
+        folder = out / IMAGES_DIR / model_name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{picture_name}.png").write_bytes(visuals.png_bytes(picture))
+
+
+def _summary(metrics: ClassificationMetrics | None) -> dict[str, float] | None:
+    if metrics is None:
+        return None
+    return {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "log_loss": metrics.log_loss}
+
+
+def blessing_record(request: EvaluateRequest, evaluation: Evaluation, models: list[TrainedModel]) -> dict[str, Any]:
+    """The content of blessing.json."""
+    decision, reference = evaluation.decision, evaluation.reference
+    by_name = {model.name: model for model in models}
+    blessed = by_name.get(evaluation.blessed) if evaluation.blessed else None
+    return {
+        "evaluation_id": evaluation.evaluation_id,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "blessed": evaluation.blessed,
+        "blessed_model": None
+        if blessed is None
+        else {"name": blessed.name, "model_key": blessed.key, **_summary(evaluation.metrics[blessed.name])},
+        "reasons": list(decision.reasons),
+        "thresholds": asdict(request.thresholds),
+        "checks": [check.to_dict() for check in decision.checks],
+        "candidates": [
+            {
+                "name": model.name,
+                "model_key": model.key,
+                "passed": not decision.failed(model.name),
+                **_summary(evaluation.metrics[model.name]),
+            }
+            for model in models
+            if model.kind == TRANSFER
+        ],
+        "baselines": [{"name": m.name, **_summary(evaluation.metrics[m.name])} for m in models if m.kind == SCRATCH],
+        "reference": {
+            "version": reference.version,
+            "method": reference.method,
+            "skip_reason": reference.skip_reason,
+            "metrics": None if reference.metrics is None else reference.metrics.to_dict(),
+        },
+        "publish_root": request.publish_root,
+    }

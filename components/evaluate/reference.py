@@ -1,0 +1,137 @@
+"""Scoring the last blessed model on this run's test split.
+
+Its accuracy on its own test split says little about this one, so the blessed model is run again here:
+
+* when it is a head trained on frozen backbone features (``mode: feature_extraction``) and a candidate of
+  this run uses the same backbone (same fingerprint and input size), its head is applied to that
+  candidate's cached test feature vectors: no backbone pass at all;
+* otherwise its serving signature runs on the test images (encoded bytes in, probabilities out).
+
+Its classes may be listed in another order (columns are reordered); a model that knows other classes is not
+compared, and the check against it is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hubpipe.components.evaluate.candidates import HEAD_DIR, LABELS_FILE, MODEL_FILE, SERVING_DIR, TrainedModel
+from hubpipe.components.evaluate.examples import test_batches
+from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
+from hubpipe.components.publish import storage
+from hubpipe.components.publish.layout import PublishedVersion
+from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.progress import progress
+
+LOG = logging.getLogger(__name__)
+
+FEATURE_EXTRACTION = "feature_extraction"
+SERVING_KEY = "serving_default"
+PROBABILITIES = "probabilities"
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    """What every model is scored on: the candidates' test ids and labels, and where the examples are."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    ingest_dir: Path
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
+class ReferenceScore:
+    version: str | None
+    metrics: ClassificationMetrics | None
+    method: str  # "cached features", "serving signature", or "" when not scored
+    skip_reason: str = ""
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    text = storage.read_text(path)
+    return json.loads(text) if text else {}
+
+
+def _column_order(reference: PublishedVersion, class_names: list[str]) -> list[int] | None:
+    """Where each of this run's classes is among the blessed model's outputs; None if the classes differ."""
+    text = storage.read_text(storage.join(reference.path, LABELS_FILE)) or ""
+    labels = [line for line in text.split("\n") if line]
+    if sorted(labels) != sorted(class_names) or len(set(labels)) != len(labels):
+        return None
+    return [labels.index(name) for name in class_names]
+
+
+def _twin_candidate(info: dict[str, Any], candidates: list[TrainedModel]) -> TrainedModel | None:
+    """A candidate whose cached test vectors the blessed model's head can take as they are."""
+    if info.get("mode") != FEATURE_EXTRACTION or not (info.get("files") or {}).get("head", HEAD_DIR):
+        return None
+    for candidate in candidates:
+        same_backbone = candidate.info.get("backbone_fingerprint") == info.get("backbone_fingerprint")
+        same_input = candidate.info.get("input_size") == info.get("input_size")
+        if same_backbone and same_input and candidate.info.get("embedding_key"):
+            return candidate
+    return None
+
+
+def _head_probabilities(
+    tf: Any, reference: PublishedVersion, twin: TrainedModel, split: TestSplit
+) -> np.ndarray | None:
+    from hubpipe.components.train.embeddings import load_embeddings
+
+    embeddings = load_embeddings(split.cache_dir, twin.info["embedding_key"], "test")
+    if embeddings is None:
+        return None
+    rows = {example_id: row for row, example_id in enumerate(embeddings.ids)}
+    if any(example_id not in rows for example_id in split.ids):
+        return None
+    features = embeddings.features[[rows[example_id] for example_id in split.ids]]
+    head = tf.keras.models.load_model(storage.join(reference.path, HEAD_DIR), compile=False)
+    return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
+
+
+def _serving_probabilities(tf: Any, reference: PublishedVersion, split: TestSplit) -> np.ndarray:
+    serve = tf.saved_model.load(storage.join(reference.path, SERVING_DIR)).signatures[SERVING_KEY]
+    (input_name,) = serve.structured_input_signature[1].keys()
+    by_id: dict[str, np.ndarray] = {}
+    for batch in progress(test_batches(split.ingest_dir), desc=f"blessed {reference.version}", unit="batch"):
+        outputs = serve(**{input_name: tf.constant(batch.images)})
+        by_id.update(zip(batch.ids, np.asarray(outputs[PROBABILITIES], dtype=np.float64), strict=True))
+    missing = [example_id for example_id in split.ids if example_id not in by_id]
+    if missing:
+        raise StageError(f"test example {missing[0]!r} of the predictions is not among the ingested test examples")
+    return np.stack([by_id[example_id] for example_id in split.ids])
+
+
+def score_reference(
+    reference: PublishedVersion | None, candidates: list[TrainedModel], split: TestSplit
+) -> ReferenceScore:
+    """The blessed model's metrics on this test split, or why it is not compared."""
+    if reference is None:
+        return ReferenceScore(None, None, "", "no blessed model in the publish root yet")
+    order = _column_order(reference, split.class_names)
+    if order is None:
+        reason = f"the blessed model {reference.version} was trained on other classes"
+        return ReferenceScore(reference.version, None, "", reason)
+    from hubpipe.pipeline.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    info = _read_json(storage.join(reference.path, MODEL_FILE))
+    twin = _twin_candidate(info, candidates)
+    try:
+        probabilities = _head_probabilities(tf, reference, twin, split) if twin is not None else None
+        method = "cached features"
+        if probabilities is None:
+            probabilities, method = _serving_probabilities(tf, reference, split), "serving signature"
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
+        raise StageError(f"cannot score the last blessed model {reference.version} ({reference.path}): {exc}") from exc
+    LOG.info("blessed model %s scored on this test split (%s)", reference.version, method)
+    metrics = classification_metrics(split.labels, probabilities[:, order], split.class_names)
+    return ReferenceScore(reference.version, metrics, method)

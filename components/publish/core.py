@@ -1,0 +1,211 @@
+"""The publish core: a run's TensorBoard logs always, its blessed model as a new version, LATEST moved last.
+
+Inputs are the train stage's folder (``models/<name>/``, ``logs/<name>/``) and the evaluate stage's folder
+(``blessing.json``, ``metrics/``, ``tensorboard/``). The run's id is the evaluation id, so publishing the same
+evaluation twice writes the same folders. See :mod:`.layout` for the publish root, :mod:`.kubeflow` for the
+Tensorboard resource. Artifacts in the output folder: ``publish.json`` and, when a cluster can read the
+logs, ``tensorboard.yaml``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hubpipe.components.publish import layout, storage
+from hubpipe.components.publish.kubeflow import RESOURCE_FILE, tensorboard_resource, viewing_hints
+from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
+from hubpipe.pipeline.config import PublishConfig
+from hubpipe.pipeline.errors import StageError
+
+LOG = logging.getLogger(__name__)
+
+PUBLISH_FILE = "publish.json"
+BLESSING_FILE = "blessing.json"
+METRICS_DIR = "metrics"
+TENSORBOARD_DIR = "tensorboard"
+TRAIN_LOGS_DIR = "logs"
+TRAIN_MODELS_DIR = "models"
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    train_dir: Path
+    evaluate_dir: Path
+    output_dir: Path
+    root: str  # resolved publish root
+    config: PublishConfig
+
+
+@dataclass(frozen=True)
+class Publication:
+    root: str
+    run_id: str
+    logs_dir: str  # this run's logs
+    all_logs_dir: str  # every run's logs: what TensorBoard should be started on
+    version: str | None  # the version this publish created, if any
+    latest: str | None  # LATEST after this publish
+    model: str | None  # the blessed model, if any
+    note: str  # what happened to the model, in words
+    tensorboard_resource: str | None  # file name in the output folder, when written
+    hints: tuple[str, ...]
+
+    def results(self) -> dict[str, Any]:
+        """Key results for run.json."""
+        return {
+            "published_version": self.version,
+            "latest": self.latest,
+            "logs": self.logs_dir,
+            "tensorboard_resource": self.tensorboard_resource,
+            "note": self.note,
+        }
+
+
+def read_blessing(evaluate_dir: Path) -> dict[str, Any]:
+    try:
+        blessing = read_json(Path(evaluate_dir) / BLESSING_FILE)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"cannot read {BLESSING_FILE} of the evaluate stage: {exc}") from None
+    if not isinstance(blessing, dict) or not blessing.get("evaluation_id"):
+        raise StageError(f"{BLESSING_FILE} of the evaluate stage has no evaluation_id")
+    return blessing
+
+
+def _train_runs(train_dir: Path) -> list[Path]:
+    """The run folders under train's ``logs/<model>/`` (``train/``, ``validation/``)."""
+    logs = Path(train_dir) / TRAIN_LOGS_DIR
+    if not logs.is_dir():
+        return []
+    return sorted(run for model in logs.iterdir() if model.is_dir() for run in model.iterdir() if run.is_dir())
+
+
+def publish_logs(train_dir: Path, evaluate_dir: Path, run_logs: str) -> int:
+    """Every model's training curves and the evaluation's TensorBoard tree, into one run folder.
+
+    The files directly in train's ``logs/`` and ``logs/<model>/`` (its HParams experiment and sessions) are
+    left out: the evaluation's tree holds them again, with this run's test metrics and its run id.
+    """
+    copied = 0
+    for run in _train_runs(train_dir):
+        copied += storage.copy_tree(run, storage.join(run_logs, run.parent.name, run.name))
+    evaluation_logs = Path(evaluate_dir) / TENSORBOARD_DIR
+    if evaluation_logs.is_dir():
+        copied += storage.copy_tree(evaluation_logs, run_logs)
+    return copied
+
+
+def _version_record(blessing: dict[str, Any], run_logs: str) -> dict[str, Any]:
+    blessed = blessing["blessed_model"]
+    return {
+        "version": blessing["evaluation_id"],
+        "model": blessed["name"],
+        "model_key": blessed["model_key"],
+        "accuracy": blessed.get("accuracy"),
+        "macro_f1": blessed.get("macro_f1"),
+        "reference": (blessing.get("reference") or {}).get("version"),
+        "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "logs": run_logs,
+    }
+
+
+def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> str:
+    """Copies the blessed model under a temporary name, renames it to its version, then moves LATEST.
+
+    ``version.json`` is written after the rename and LATEST after that: an interruption at any point leaves
+    LATEST on the previous version, and at most a temporary folder that readers ignore.
+    """
+    version = blessing["evaluation_id"]
+    model = blessing["blessed_model"]["name"]
+    source = Path(request.train_dir) / TRAIN_MODELS_DIR / model
+    if not source.is_dir():
+        raise StageError(f"the blessed model {model} is missing from the train stage's folder {source.parent}")
+    final = layout.version_dir(request.root, version)
+    storage.remove_tree(final)  # an incomplete folder of an interrupted publish (complete ones are not replaced)
+    tmp = layout.version_dir(request.root, f"{layout.TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        storage.copy_tree(source, tmp)
+        storage.copy_tree(Path(request.evaluate_dir) / METRICS_DIR, storage.join(tmp, METRICS_DIR))
+        storage.write_text_atomic(storage.join(tmp, BLESSING_FILE), json.dumps(blessing, indent=2) + "\n")
+        storage.rename(tmp, final)
+    except BaseException:
+        storage.remove_tree(tmp)
+        raise
+    record = json.dumps(_version_record(blessing, run_logs), indent=2) + "\n"
+    storage.write_text_atomic(storage.join(final, layout.VERSION_FILE), record)
+    storage.write_text_atomic(layout.latest_path(request.root), version + "\n")
+    return version
+
+
+def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> tuple[str | None, str]:
+    """Publishes the blessed model unless it is there already; returns (the new version or None, a note).
+
+    LATEST moves only to a version created now: publishing an evaluation again never moves it back.
+    """
+    blessed = blessing.get("blessed_model")
+    if not blessed:
+        return None, "not blessed: no model published, LATEST unchanged"
+    latest = layout.read_latest(request.root)
+    if latest is not None and latest.model_key == blessed["model_key"]:
+        return None, f"{blessed['name']} is already the latest version ({latest.version})"
+    version = blessing["evaluation_id"]
+    if layout.read_version(request.root, version) is not None:
+        return None, f"{blessed['name']} was published as version {version} before; LATEST unchanged"
+    publish_version(request, blessing, run_logs)
+    return version, f"{blessed['name']} published as version {version}"
+
+
+def publish(request: PublishRequest) -> Publication:
+    """Publishes the logs, then the blessed model; writes publish.json and the Tensorboard resource."""
+    blessing = read_blessing(request.evaluate_dir)
+    run_id = blessing["evaluation_id"]
+    run_logs = layout.logs_dir(request.root, run_id)
+    files = publish_logs(request.train_dir, request.evaluate_dir, run_logs)
+    LOG.info("publish: %d log files to %s", files, run_logs)
+    version, note = _publish_model(request, blessing, run_logs)
+    LOG.info("publish: %s", note)
+    all_logs = layout.logs_dir(request.root)
+    resource = tensorboard_resource(request.config, all_logs)
+    resource_file = None
+    if resource.logspath:
+        write_text_atomic(Path(request.output_dir) / RESOURCE_FILE, resource.manifest)
+        resource_file = RESOURCE_FILE
+    hints = viewing_hints(resource_file, resource.reason, request.config.namespace, all_logs)
+    publication = Publication(
+        root=request.root,
+        run_id=run_id,
+        logs_dir=run_logs,
+        all_logs_dir=all_logs,
+        version=version,
+        latest=layout.read_latest_id(request.root),
+        model=blessing.get("blessed"),
+        note=note,
+        tensorboard_resource=resource_file,
+        hints=tuple(hints),
+    )
+    write_json_atomic(
+        Path(request.output_dir) / PUBLISH_FILE, {**asdict(publication), "resource_note": resource.reason}
+    )
+    for hint in hints:
+        LOG.info("view the logs %s", hint)
+    return publication
+
+
+def missing_publication(root: str, previous_record: Path) -> list[str]:
+    """What a previous publish (its publish.json) put into ``root`` that is no longer there."""
+    try:
+        previous = read_json(previous_record)
+    except (OSError, ValueError):
+        return []
+    if not isinstance(previous, dict) or previous.get("root") != root:
+        return []
+    missing = []
+    if previous.get("logs_dir") and not storage.exists(previous["logs_dir"]):
+        missing.append("logs")
+    if previous.get("version") and layout.read_version(root, previous["version"]) is None:
+        missing.append(f"version {previous['version']}")
+    return missing

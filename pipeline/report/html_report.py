@@ -1,0 +1,389 @@
+"""A self-contained HTML report of a run folder: one file, inline CSS and images, no scripts, nothing fetched.
+
+It reads the stage folders the local runner leaves (``DIR/<stage>/`` with ``manifest.json``) and ``run.json``:
+data statistics and anomalies (ingest, validate), the quarantine summary, the model comparison, the confusion
+matrices and the blessing decision (evaluate), and what was published. A stage without a complete folder is
+reported as not run. Nothing heavy is imported: statistics are read with tensorflow-metadata's protos only.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hubpipe.pipeline.artifacts import write_text_atomic
+
+MANIFEST = "manifest.json"
+QUARANTINE_ROWS = 100
+STYLE = """
+body{font-family:system-ui,-apple-system,sans-serif;margin:2em auto;color:#222;max-width:1150px;padding:0 1em}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #e3e3e3;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0 1.2em}
+th,td{border:1px solid #d5d5d5;padding:.25em .6em;text-align:left;vertical-align:top;font-size:.92em}
+th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#777}.bar{background:#4a7fd4;height:.75em;display:inline-block;vertical-align:middle}
+.pill{display:inline-block;padding:.15em .6em;border-radius:1em;font-weight:600;font-size:.9em}
+.ok{background:#e6f4ea;color:#0b6b2b}.bad{background:#fde7ea;color:#a0001c}.warn{background:#fff4e0;color:#8a5200}
+.neutral{background:#eef0f3;color:#444}img{max-width:100%;border:1px solid #e3e3e3}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return _e(value)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
+    """An HTML table; cells are inserted as given (escape them first), numeric columns are right-aligned."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = f"<tr>{head}</tr>" if any(headers) else ""
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def _pill(text: str, kind: str) -> str:
+    return f'<span class="pill {kind}">{_e(text)}</span>'
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+class RunFolder:
+    """A run folder's stage folders and run.json."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.run = _read_json(self.root / "run.json", {}) or {}
+
+    def stage(self, name: str) -> Path | None:
+        """The stage's folder when it is complete (has its manifest), else None."""
+        folder = self.root / name
+        return folder if (folder / MANIFEST).is_file() else None
+
+    def record(self, name: str) -> dict[str, Any]:
+        return next((s for s in self.run.get("stages", []) if s.get("name") == name), {})
+
+
+def _not_run(stage: str, run: RunFolder) -> str:
+    record = run.record(stage)
+    status = record.get("status") or "not run"
+    error = f": {_e(record['error'])}" if record.get("error") else ""
+    return f'<p class="muted">The {stage} stage has no results in this folder ({_e(status)}{error}).</p>'
+
+
+def _overview(run: RunFolder) -> str:
+    rows = []
+    for record in run.run.get("stages", []):
+        status = record.get("status", "")
+        kind = {"ran": "ok", "cached": "neutral", "failed": "bad"}.get(status, "warn")
+        rows.append(
+            [_e(record.get("name")), _pill(status, kind), _num(record.get("duration_s")), _e(record.get("error", ""))]
+        )
+    status = run.run.get("status", "unknown")
+    updated, version = _e(run.run.get("updated", "?")), _e(run.run.get("hubpipe_version", "?"))
+    verdict = _pill(status, "ok" if status == "succeeded" else "bad")
+    header = (
+        f"<p>Run folder <code>{_e(run.root.resolve())}</code>: {verdict}"
+        f' <span class="muted">updated {updated}, hubpipe {version}</span></p>'
+    )
+    if not rows:
+        return header + '<p class="muted">No run.json: the pipeline has not run in this folder.</p>'
+    return header + _table(["stage", "status", "seconds", "error"], rows, numeric=[2])
+
+
+def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
+    largest = max((sum(c.values()) for c in per_class.values()), default=1) or 1
+    rows = [
+        [
+            _e(name),
+            counts.get("train", 0),
+            counts.get("test", 0),
+            f'<span class="bar" style="width:{int(160 * sum(counts.values()) / largest)}px"></span>',
+        ]
+        for name, counts in per_class.items()
+    ]
+    return _table(["class", "train", "test", ""], rows, numeric=[1, 2])
+
+
+def _quarantine(ingest: Path) -> str:
+    entries = _read_json(ingest / "quarantine.json", []) or []
+    if not entries:
+        return "<p>No file was quarantined.</p>"
+    by_reason: dict[str, int] = {}
+    for entry in entries:
+        by_reason[entry.get("reason", "?")] = by_reason.get(entry.get("reason", "?"), 0) + 1
+    summary = _table(["reason", "files"], sorted(([_e(r), n] for r, n in by_reason.items()), key=lambda r: -r[1]), [1])
+    shown = [
+        [_e(e.get("path", "")), _e(e.get("reason", "")), _e(e.get("detail", ""))] for e in entries[:QUARANTINE_ROWS]
+    ]
+    more = (
+        f"<p class='muted'>... and {len(entries) - len(shown)} more in quarantine.json.</p>"
+        if len(entries) > len(shown)
+        else ""
+    )
+    files = _table(["file", "reason", "detail"], shown)
+    return (
+        f"<p>{len(entries)} file(s) quarantined.</p>{summary}<details><summary>Files</summary>{files}{more}</details>"
+    )
+
+
+def _data_section(run: RunFolder) -> str:
+    ingest = run.stage("ingest")
+    if ingest is None:
+        return "<h2>Data</h2>" + _not_run("ingest", run)
+    summary = _read_json(ingest / "summary.json", {}) or {}
+    source = summary.get("source", {})
+    facts = [
+        ["source", _e(source.get("description") or source.get("location") or "?")],
+        ["layout", _e(summary.get("layout", "?"))],
+        [
+            "examples (train / test)",
+            f"{_e(summary.get('train_examples', '?'))} / {_e(summary.get('test_examples', '?'))}",
+        ],
+        ["classes", _e(summary.get("classes", "?"))],
+        ["formats", _e(", ".join(f"{k}: {v}" for k, v in (summary.get("formats") or {}).items()) or "-")],
+        ["transcoded at ingest", _e(summary.get("transcoded", 0))],
+        ["held out by data.percent", _e(summary.get("held_out_by_percent", 0))],
+    ]
+    per_class = summary.get("per_class") or {}
+    classes = (
+        f"<details open><summary>Examples per class</summary>{_class_table(per_class)}</details>" if per_class else ""
+    )
+    return "<h2>Data</h2>" + _table(["", ""], facts) + classes + "<h3>Quarantine</h3>" + _quarantine(ingest)
+
+
+def _feature_rows(statistics: Any) -> list[list[str]]:
+    rows = []
+    for dataset in statistics.datasets:
+        for feature in dataset.features:
+            name = feature.path.step[-1] if feature.path.step else feature.name
+            kind = feature.WhichOneof("stats")
+            if kind == "num_stats":
+                s = feature.num_stats
+                detail = f"min {s.min:g}, mean {s.mean:.1f}, median {s.median:g}, max {s.max:g}"
+                count = s.common_stats.num_non_missing
+            elif kind == "string_stats":
+                s = feature.string_stats
+                top = ", ".join(f"{v.value} ({int(v.frequency)})" for v in s.top_values[:3])
+                detail, count = f"{s.unique} unique; top: {top}", s.common_stats.num_non_missing
+            elif kind == "bytes_stats":
+                s = feature.bytes_stats
+                detail = f"{s.avg_num_bytes / 1024:.1f} KiB on average, at most {s.max_num_bytes / 1024:.1f} KiB"
+                count = s.common_stats.num_non_missing
+            else:
+                continue
+            rows.append([_e(dataset.name or ""), _e(name), _e(kind.replace("_stats", "")), str(count), _e(detail)])
+    return rows
+
+
+def _statistics(validate: Path) -> str:
+    try:
+        from tensorflow_metadata.proto.v0 import statistics_pb2
+    except ImportError:  # pragma: no cover - installed with TFDV
+        return ""
+    rows = []
+    for path in sorted((validate / "statistics").glob("*.pb")):
+        statistics = statistics_pb2.DatasetFeatureStatisticsList()
+        try:
+            statistics.ParseFromString(path.read_bytes())
+        except Exception:  # a damaged file is reported, not fatal
+            rows.append([_e(path.stem), "-", "-", "-", "unreadable statistics file"])
+            continue
+        rows.extend([_e(path.stem), *row[1:]] for row in _feature_rows(statistics))
+    if not rows:
+        return ""
+    table = _table(["split", "feature", "type", "values", "summary"], rows, numeric=[3])
+    return f"<details><summary>Feature statistics (TFDV)</summary>{table}</details>"
+
+
+def _validation_section(run: RunFolder) -> str:
+    validate = run.stage("validate")
+    if validate is None:
+        return "<h2>Validation</h2>" + _not_run("validate", run)
+    results = run.record("validate").get("results", {})
+    verdict = results.get("verdict", "?")
+    kind = {"passed": "ok", "warned": "warn", "failed": "bad"}.get(verdict, "neutral")
+    anomalies = _read_json(validate / "anomalies.json", []) or []
+    drift = results.get("class_drift_linf")
+    head = f"<p>Verdict: {_pill(verdict, kind)}"
+    head += f" &nbsp; class drift (L-infinity) vs the previous run: {_num(drift)}</p>" if drift is not None else "</p>"
+    if anomalies:
+        rows = [
+            [
+                _e(a.get("severity")),
+                _e(a.get("kind")),
+                _e(a.get("feature")),
+                _e(a.get("split")),
+                _e(a.get("description")),
+            ]
+            for a in anomalies
+        ]
+        body = _table(["severity", "kind", "feature", "split", "description"], rows)
+    else:
+        body = "<p>No anomalies.</p>"
+    return "<h2>Validation</h2>" + head + body + _statistics(validate)
+
+
+def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
+    train = run.stage("train")
+    if train is None:
+        return "<h2>Models</h2>" + _not_run("train", run)
+    passed = {c["name"]: c.get("passed") for c in blessing.get("candidates", [])}
+    rows = []
+    for info_path in sorted((train / "models").glob("*/model.json")):
+        info = _read_json(info_path, {}) or {}
+        name = info.get("name", info_path.parent.name)
+        metrics = _read_json(evaluate / "metrics" / f"{name}.json", {}) if evaluate else {}
+        metrics = metrics or {}
+        backbone = (info.get("backbone") or {}).get("name", "-") if isinstance(info.get("backbone"), dict) else "-"
+        verdict = _verdict(name, blessing, passed)
+        rows.append(
+            [
+                _e(name),
+                _e(info.get("kind", "?")),
+                _e(info.get("mode", "?")),
+                _e(backbone),
+                _num(metrics.get("accuracy", info.get("test_accuracy"))),
+                _num(metrics.get("top5_accuracy")),
+                _num(metrics.get("macro_f1")),
+                _num(metrics.get("log_loss")),
+                _num(info.get("train_seconds"), 1),
+                verdict,
+            ]
+        )
+    headers = ["model", "kind", "mode", "backbone", "accuracy", "top-5", "macro-F1", "log loss", "train s", "gate"]
+    return "<h2>Models</h2>" + _table(headers, rows, numeric=[4, 5, 6, 7, 8])
+
+
+def _verdict(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> str:
+    if blessing.get("blessed") == name:
+        return _pill("blessed", "ok")
+    if name not in passed:
+        return _pill("baseline", "neutral")
+    return _pill("passed", "neutral") if passed[name] else _pill("failed", "bad")
+
+
+def _checks_table(blessing: Mapping[str, Any]) -> str:
+    rows = []
+    for check in blessing.get("checks", []):
+        result = {True: _pill("passed", "ok"), False: _pill("failed", "bad")}.get(
+            check.get("passed"), _pill("skipped", "neutral")
+        )
+        rows.append(
+            [
+                _e(check.get("candidate")),
+                _e(check.get("name")),
+                _num(check.get("value")),
+                _num(check.get("threshold")),
+                result,
+                _e(check.get("detail", "")),
+            ]
+        )
+    return _table(["candidate", "check", "value", "threshold", "result", "detail"], rows, numeric=[2, 3])
+
+
+def _pictures(evaluate: Path, blessing: Mapping[str, Any]) -> str:
+    folders = sorted(p for p in (evaluate / "images").glob("*") if p.is_dir())
+    first = blessing.get("blessed") or max(
+        blessing.get("candidates", []), key=lambda c: c.get("accuracy", 0), default={}
+    ).get("name")
+    parts = []
+    for folder in sorted(folders, key=lambda f: (f.name != first, f.name)):
+        images = "".join(_image(p, f"{folder.name} {p.stem}") for p in sorted(folder.glob("*.png")))
+        state = " open" if folder.name == first else ""
+        parts.append(f"<details{state}><summary>{_e(folder.name)}</summary>{images}</details>")
+    return "<h3>Confusion matrices and misclassified test images</h3>" + "".join(parts) if parts else ""
+
+
+def _blessing_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
+    if evaluate is None:
+        return "<h2>Blessing</h2>" + _not_run("evaluate", run)
+    blessed = blessing.get("blessed")
+    verdict = _pill(f"blessed: {blessed}", "ok") if blessed else _pill("not blessed", "bad")
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in blessing.get("reasons", []))
+    reference = blessing.get("reference") or {}
+    if reference.get("metrics"):
+        accuracy = _num(reference["metrics"].get("accuracy"))
+        how = _e(reference.get("method"))
+        compared = f"last blessed model {_e(reference.get('version'))} (scored via {how}): accuracy {accuracy}"
+    else:
+        compared = f"last blessed model: {_e(reference.get('skip_reason') or 'none')}"
+    thresholds = ", ".join(f"{_e(k)} = {_e(v)}" for k, v in (blessing.get("thresholds") or {}).items())
+    evaluation_id = _e(blessing.get("evaluation_id", "?"))
+    return (
+        f"<h2>Blessing</h2><p>{verdict} <span class='muted'>evaluation {evaluation_id}</span></p>"
+        f"<ul>{reasons}</ul><p>Compared with the {compared}.<br>Thresholds: {thresholds}</p>"
+        + _checks_table(blessing)
+        + _pictures(evaluate, blessing)
+    )
+
+
+def _publish_section(run: RunFolder) -> str:
+    publish = run.stage("publish")
+    if publish is None:
+        return "<h2>Publication</h2>" + _not_run("publish", run)
+    record = _read_json(publish / "publish.json", {}) or {}
+    facts = [
+        ["model", _e(record.get("note", "-"))],
+        ["published version", _e(record.get("version") or "none")],
+        ["latest version", _e(record.get("latest") or "none")],
+        ["publish root", f"<code>{_e(record.get('root', '?'))}</code>"],
+        ["this run's logs", f"<code>{_e(record.get('logs_dir', '?'))}</code>"],
+        ["Kubeflow Tensorboard", _e(record.get("tensorboard_resource") or record.get("resource_note") or "-")],
+    ]
+    hints = "".join(f"<li><code>{_e(h)}</code></li>" for h in record.get("hints", []))
+    return (
+        "<h2>Publication</h2>" + _table(["", ""], facts) + (f"<p>View the logs:</p><ul>{hints}</ul>" if hints else "")
+    )
+
+
+SECTIONS: tuple[Callable[[RunFolder], str], ...] = (_overview, _data_section, _validation_section)
+
+
+def render_report(run_dir: Path) -> str:
+    """The report of ``run_dir`` as one HTML document."""
+    run = RunFolder(run_dir)
+    evaluate = run.stage("evaluate")
+    blessing = (_read_json(evaluate / "blessing.json", {}) or {}) if evaluate else {}
+    body = "".join(section(run) for section in SECTIONS)
+    body += (
+        _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate) + _publish_section(run)
+    )
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>hubpipe run report: {_e(run.root.name)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}</body></html>\n"
+    )
+
+
+def write_report(run_dir: Path, output: Path) -> Path:
+    write_text_atomic(output, render_report(run_dir))
+    return output

@@ -1,0 +1,205 @@
+"""The evaluate executor on a hand-built run: metrics, checks, blessing, pictures and TensorBoard content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fake_run import CLASSES, FakeWorld
+
+from hubpipe.components.evaluate import executor
+from hubpipe.components.evaluate.content import RUN_HPARAM
+from hubpipe.components.evaluate.tensorboard_logs import read_session_hparams
+from hubpipe.components.publish import layout
+from hubpipe.pipeline.config import load_config
+from hubpipe.pipeline.errors import DataError, StageError
+from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.stage import StageContext
+
+
+def context(
+    world: FakeWorld, train: Path, out: Path, root: Path, cache: Path | None = None, **settings
+) -> StageContext:
+    out.mkdir(parents=True)
+    config = load_config(overrides={"publish.root": str(root), **settings})
+    return StageContext(
+        name="evaluate",
+        config=config,
+        inputs={"ingest": world.ingest, "train": train},
+        output_dir=out,
+        cache_dir=cache or world.cache,
+    )
+
+
+def blessing_of(out: Path) -> dict:
+    return json.loads((out / "blessing.json").read_text())
+
+
+def publish_by_hand(root: Path, version: str, model_dir: Path, labels: list[str], key: str = "another") -> None:
+    """A published version as the publish stage leaves it (the layout is tested with the publish stage)."""
+    folder = root / "models" / version
+    shutil.copytree(model_dir, folder)
+    (folder / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+    record = {"version": version, "model": model_dir.name, "model_key": key, "reference": None}
+    (folder / "version.json").write_text(json.dumps(record))
+    (root / "models" / "LATEST").write_text(version + "\n")
+
+
+def test_weak_candidate_fails_and_the_good_one_is_blessed(world: FakeWorld, tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    result = executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
+
+    assert result.results["blessed"] == "good"
+    assert result.results["models"]["good"] == {"accuracy": 0.8333, "macro_f1": 0.8333}
+    assert result.results["models"]["weak"]["accuracy"] == 0.0
+    assert (result.results["checks_failed"], result.results["checks_skipped"]) == (2, 2)
+    assert (out / "BLESSED").is_file() and not (out / "NOT_BLESSED").exists()
+    assert result.artifacts["marker"] == "BLESSED"
+
+    blessing = blessing_of(out)
+    assert blessing["blessed_model"]["name"] == "good" and len(blessing["blessed_model"]["model_key"]) == 64
+    weak_checks = {c["name"]: c for c in blessing["checks"] if c["candidate"] == "weak"}
+    assert weak_checks["min_accuracy"] == {
+        "candidate": "weak",
+        "name": "min_accuracy",
+        "value": 0.0,
+        "threshold": 0.5,
+        "passed": False,
+        "detail": "accuracy 0.0000 < 0.5",
+        "skipped": False,
+    }
+    assert weak_checks["max_drop_vs_blessed"]["skipped"] is True
+    assert blessing["reference"] == {
+        "version": None,
+        "method": "",
+        "skip_reason": "no blessed model in the publish root yet",
+        "metrics": None,
+    }
+    assert [b["name"] for b in blessing["baselines"]] == ["scratch_cnn"]
+    assert blessing["publish_root"] == str(tmp_path / "published")
+
+
+def test_metrics_and_pictures_are_written_per_model(world: FakeWorld, tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
+
+    metrics = json.loads((out / "metrics" / "good.json").read_text())
+    assert metrics["confusion_matrix"] == [[5, 1, 0], [0, 5, 1], [1, 0, 5]]
+    assert [c["name"] for c in metrics["per_class"]] == CLASSES
+    assert metrics["top5_accuracy"] == 1.0 and metrics["log_loss"] > 0
+    for model in ("good", "weak", "scratch_cnn"):
+        for picture in ("confusion_matrix", "misclassified"):
+            assert (out / "images" / model / f"{picture}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_tensorboard_tree_has_sessions_images_and_projector(world: FakeWorld, tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
+    board = out / "tensorboard"
+    evaluation = board / "good" / "evaluation"
+
+    hparams = read_session_hparams(import_tensorflow(), board / "good")
+    assert hparams["model"] == "good" and hparams["backbone"] == "mean_colour"
+    assert hparams[RUN_HPARAM] == blessing_of(out)["evaluation_id"]
+    assert list(evaluation.glob("events.out.tfevents.*"))
+    assert 'tensor_name: "embedding/.ATTRIBUTES/VARIABLE_VALUE"' in (evaluation / "projector_config.pbtxt").read_text()
+    metadata = (evaluation / "metadata.tsv").read_text().splitlines()
+    assert metadata[0] == "label\tpredicted\tcorrect\tid" and len(metadata) == 1 + 3 * 6
+    assert (evaluation / "checkpoint").read_text().startswith('model_checkpoint_path: "embedding.ckpt-1"')
+    assert not (board / "scratch_cnn" / "evaluation" / "projector_config.pbtxt").exists()
+
+
+def test_margin_check_is_skipped_without_a_baseline(world: FakeWorld, tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_without_baseline, out, tmp_path / "published"))
+    margin = next(c for c in blessing_of(out)["checks"] if c["name"] == "margin_over_baseline")
+    assert margin["skipped"] is True and "train.baseline is off" in margin["detail"]
+    assert blessing_of(out)["blessed"] == "good"
+
+
+def test_thresholds_come_from_the_config(world: FakeWorld, tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    ctx = context(world, world.train_good_and_weak, out, tmp_path / "published", **{"evaluate.min_accuracy": 0.9})
+    result = executor.run(ctx)
+    assert result.results["blessed"] is None
+    assert (out / "NOT_BLESSED").is_file() and not (out / "BLESSED").exists()
+    assert "no candidate passed every check" in blessing_of(out)["reasons"][0]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["head-on-cached-vectors", "serving-signature"])
+def test_last_blessed_model_is_scored_on_this_test_split(world: FakeWorld, tmp_path: Path, cached: bool) -> None:
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    out = tmp_path / "evaluate"
+    cache = world.cache if cached else tmp_path / "empty-cache"
+    result = executor.run(context(world, world.train_fair, out, root, cache=cache))
+
+    reference = blessing_of(out)["reference"]
+    assert reference["version"] == "v1"
+    assert reference["method"] == ("cached features" if cached else "serving signature")
+    assert reference["metrics"]["accuracy"] == pytest.approx(5 / 6)
+    drop = next(c for c in blessing_of(out)["checks"] if c["name"] == "max_drop_vs_blessed")
+    assert drop["passed"] is False and drop["value"] == pytest.approx(5 / 6 - 11 / 18)
+    assert result.results["blessed"] is None and result.results["compared_with"] == "v1"
+
+
+def test_blessed_model_with_classes_in_another_order_is_compared_by_name(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    model = tmp_path / "reordered"
+    shutil.copytree(world.train_good_and_weak / "models" / "weak", model)  # predicts the next class ...
+    publish_by_hand(root, "v1", model, [CLASSES[2], CLASSES[0], CLASSES[1]])  # ... so relabelled it is right
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_better, out, root))
+    assert blessing_of(out)["reference"]["metrics"]["accuracy"] == pytest.approx(5 / 6)
+
+
+def test_blessed_model_of_other_classes_is_not_compared(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", ["cat", "dog", "fish"])
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_better, out, root))
+    blessing = blessing_of(out)
+    assert blessing["reference"]["skip_reason"] == "the blessed model v1 was trained on other classes"
+    drop = next(c for c in blessing["checks"] if c["name"] == "max_drop_vs_blessed")
+    assert drop["skipped"] is True and "other classes" in drop["detail"]
+    assert blessing["blessed"] == "better"
+
+
+def test_external_inputs_name_the_blessed_version_to_compare_with(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    config = load_config(overrides={"publish.root": str(root)})
+    run_dir = tmp_path / "run"
+    shutil.copytree(world.train_better, run_dir / "train")
+    assert executor.external_inputs(config, run_dir) == {"publish_root": str(root), "compared_with": None}
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    assert executor.external_inputs(config, run_dir)["compared_with"] == "v1"
+    assert layout.read_latest_id(str(root)) == "v1"
+
+
+def test_train_output_without_candidates_is_an_error(world: FakeWorld, tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    shutil.copytree(world.train_good_and_weak, train)
+    for name in ("good", "weak"):
+        shutil.rmtree(train / "models" / name)
+    with pytest.raises(StageError, match="no transfer model"):
+        executor.run(context(world, train, tmp_path / "evaluate", tmp_path / "published"))
+
+
+def test_missing_ingest_labels_are_a_data_error(world: FakeWorld, tmp_path: Path) -> None:
+    ingest = tmp_path / "ingest"
+    shutil.copytree(world.ingest, ingest)
+    (ingest / "labels.txt").unlink()
+    ctx = context(world, world.train_good_and_weak, tmp_path / "evaluate", tmp_path / "published")
+    with pytest.raises(DataError, match=r"labels\.txt"):
+        executor.run(StageContext(**{**vars(ctx), "inputs": {"ingest": ingest, "train": world.train_good_and_weak}}))
+
+
+def test_an_unloadable_blessed_model_stops_the_evaluation(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    shutil.rmtree(root / "models" / "v1" / "serving")
+    ctx = context(world, world.train_fair, tmp_path / "evaluate", root, cache=tmp_path / "empty-cache")
+    with pytest.raises(StageError, match="cannot score the last blessed model v1"):
+        executor.run(ctx)

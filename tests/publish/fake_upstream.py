@@ -1,0 +1,51 @@
+"""Stand-ins for the ingest and train stages in runner tests: they copy a hand-built world's folders.
+
+``FAKE_INGEST`` and ``FAKE_TRAIN`` name the folders to copy; changing ``FAKE_TRAIN`` is a new training.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, dirs_exist_ok=True)
+
+
+def ingest(ctx: StageContext) -> StageResult:
+    _copy_into(Path(os.environ["FAKE_INGEST"]), ctx.output_dir)
+    return StageResult(results={"copied": os.environ["FAKE_INGEST"]})
+
+
+def train(ctx: StageContext) -> StageResult:
+    _copy_into(Path(os.environ["FAKE_TRAIN"]), ctx.output_dir)
+    _copy_into(Path(os.environ["FAKE_CACHE"]), ctx.cache_dir)  # the embedding cache, as the real stage fills it
+    return StageResult(results={"copied": os.environ["FAKE_TRAIN"]})
+
+
+def ingest_source(config, output_root: Path) -> dict:
+    return {"source": os.environ.get("FAKE_INGEST", "")}
+
+
+def train_source(config, output_root: Path) -> dict:
+    return {"train": os.environ.get("FAKE_TRAIN", "")}
+
+
+def stages() -> list[StageSpec]:
+    """Fake ingest and train, then the real evaluate and publish stages as registered."""
+    from hubpipe.pipeline.stages import registered_stages
+
+    real = {stage.name: stage for stage in registered_stages()}
+    code = ("hubpipe.pipeline.stage",)
+    return [
+        StageSpec("ingest", f"{__name__}:ingest", code=code, external_inputs=f"{__name__}:ingest_source"),
+        StageSpec(
+            "train", f"{__name__}:train", upstream=("ingest",), code=code, external_inputs=f"{__name__}:train_source"
+        ),
+        real["evaluate"],
+        real["publish"],
+    ]

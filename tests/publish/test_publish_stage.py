@@ -1,0 +1,197 @@
+"""Evaluate + publish on hand-built runs: logs always, models only when blessed, an atomic LATEST."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from fake_run import FakeWorld
+
+from hubpipe.components.evaluate import executor as evaluate_executor
+from hubpipe.components.publish import executor as publish_executor
+from hubpipe.components.publish import layout
+from hubpipe.pipeline.config import load_config
+from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.stage import StageContext, StageResult
+
+
+class Run:
+    """One run's evaluate and publish stages into ``folder``, publishing to ``root``."""
+
+    def __init__(self, world: FakeWorld, train: Path, folder: Path, root: Path, **settings: str):
+        self.world, self.train, self.folder = world, train, folder
+        self.config = load_config(overrides={"publish.root": str(root), **settings})
+
+    def _context(self, name: str, inputs: dict[str, Path]) -> StageContext:
+        out = self.folder / name
+        out.mkdir(parents=True)
+        return StageContext(name, self.config, inputs, out, self.world.cache)
+
+    def evaluate(self) -> StageResult:
+        inputs = {"ingest": self.world.ingest, "train": self.train}
+        return evaluate_executor.run(self._context("evaluate", inputs))
+
+    def publish(self) -> StageResult:
+        inputs = {"evaluate": self.folder / "evaluate", "train": self.train}
+        return publish_executor.run(self._context("publish", inputs))
+
+    def both(self) -> tuple[StageResult, StageResult]:
+        return self.evaluate(), self.publish()
+
+    @property
+    def blessing(self) -> dict:
+        return json.loads((self.folder / "evaluate" / "blessing.json").read_text())
+
+
+def test_weak_candidate_is_not_published_but_its_logs_are(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    evaluation, publication = Run(
+        world, world.train_fair, tmp_path / "run", root, **{"evaluate.min_accuracy": 0.7}
+    ).both()
+
+    assert evaluation.results["blessed"] is None
+    assert publication.results["published_version"] is None and publication.results["latest"] is None
+    assert "not blessed" in publication.results["note"]
+    assert not (root / "models").exists()
+    logs = Path(publication.results["logs"])
+    assert logs.parent == root / "tensorboard"
+    assert list((logs / "fair" / "train").glob("events.out.tfevents.*"))
+    assert list((logs / "fair" / "evaluation").glob("events.out.tfevents.*"))
+    assert (logs / "fair" / "evaluation" / "projector_config.pbtxt").is_file()
+    assert list((logs / "scratch_cnn" / "validation").glob("events.out.tfevents.*"))
+
+
+def test_good_candidate_becomes_latest_and_a_second_run_compares_against_it(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    first = Run(world, world.train_good_and_weak, tmp_path / "run1", root)
+    _, publication = first.both()
+
+    version = publication.results["published_version"]
+    assert version == first.blessing["evaluation_id"]
+    assert publication.results["latest"] == version
+    assert (root / "models" / "LATEST").read_text() == version + "\n"
+    folder = root / "models" / version
+    for name in ("serving/saved_model.pb", "head/saved_model.pb", "labels.txt", "model.json", "blessing.json"):
+        assert (folder / name).is_file(), name
+    assert json.loads((folder / "metrics" / "good.json").read_text())["accuracy"] == pytest.approx(5 / 6)
+    record = json.loads((folder / "version.json").read_text())
+    assert (record["model"], record["reference"]) == ("good", None)
+    assert record["model_key"] == first.blessing["blessed_model"]["model_key"]
+
+    second = Run(world, world.train_better, tmp_path / "run2", root)
+    evaluation, publication = second.both()
+    assert evaluation.results["compared_with"] == version
+    drop = next(c for c in second.blessing["checks"] if c["name"] == "max_drop_vs_blessed")
+    assert drop["passed"] is True and drop["value"] == pytest.approx(0.0)
+    new_version = publication.results["published_version"]
+    assert new_version not in (None, version)
+    assert layout.read_latest_id(str(root)) == new_version
+    assert layout.read_latest(str(root)).reference == version
+
+    third = Run(world, world.train_fair, tmp_path / "run3", root)
+    evaluation, publication = third.both()
+    assert evaluation.results["compared_with"] == new_version
+    assert evaluation.results["blessed"] is None
+    assert publication.results["published_version"] is None
+    assert layout.read_latest_id(str(root)) == new_version
+    assert sorted(p.name for p in (root / "tensorboard").iterdir()) == sorted(
+        r.blessing["evaluation_id"] for r in (first, second, third)
+    )
+
+
+def test_interrupted_publish_leaves_latest_unchanged(
+    world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "published"
+    _, first = Run(world, world.train_good_and_weak, tmp_path / "run1", root).both()
+    latest = first.results["latest"]
+
+    second = Run(world, world.train_better, tmp_path / "run2", root)
+    second.evaluate()
+    gfile = import_tensorflow().io.gfile
+    real_copy, copied = gfile.copy, []
+
+    def copy_then_fail(source: str, target: str, overwrite: bool = False) -> None:
+        if "/models/" in target:
+            if len(copied) == 3:
+                raise OSError("connection lost")
+            copied.append(target)
+        real_copy(source, target, overwrite=overwrite)
+
+    monkeypatch.setattr(gfile, "copy", copy_then_fail)
+    with pytest.raises(OSError, match="connection lost"):
+        second.publish()
+
+    assert layout.read_latest_id(str(root)) == latest
+    assert sorted(p.name for p in (root / "models").iterdir()) == sorted(["LATEST", latest])
+    assert (root / "models" / latest / "version.json").is_file()
+
+    monkeypatch.setattr(gfile, "copy", real_copy)
+    (tmp_path / "run2" / "publish").rmdir()
+    retried = second.publish()
+    assert layout.read_latest_id(str(root)) == retried.results["published_version"] != latest
+
+
+def test_publishing_the_latest_model_again_adds_no_version(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    _, first = Run(world, world.train_good_and_weak, tmp_path / "run1", root).both()
+    rerun = Run(world, world.train_good_and_weak, tmp_path / "run2", root)
+    evaluation, publication = rerun.both()
+
+    assert evaluation.results["compared_with"] is None  # the blessed model is this very model: not its own reference
+    assert evaluation.results["blessed"] == "good"
+    assert publication.results["published_version"] is None
+    assert "already the latest version" in publication.results["note"]
+    assert [p.name for p in (root / "models").iterdir() if p.name != "LATEST"] == [first.results["latest"]]
+
+
+def test_kubeflow_tensorboard_resource_points_at_the_pvc(world: FakeWorld, tmp_path: Path) -> None:
+    settings = {
+        "publish.pvc_name": "hubpipe-logs",
+        "publish.pvc_path": "runs/tensorboard",
+        "publish.namespace": "team-a",
+    }
+    run = Run(world, world.train_good_and_weak, tmp_path / "run", tmp_path / "published", **settings)
+    _, publication = run.both()
+
+    assert publication.artifacts["tensorboard_resource"] == "tensorboard.yaml"
+    resource = yaml.safe_load((tmp_path / "run" / "publish" / "tensorboard.yaml").read_text())
+    assert resource == {
+        "apiVersion": "tensorboard.kubeflow.org/v1alpha1",
+        "kind": "Tensorboard",
+        "metadata": {"name": "hubpipe", "namespace": "team-a", "labels": {"app.kubernetes.io/part-of": "hubpipe"}},
+        "spec": {"logspath": "pvc://hubpipe-logs/runs/tensorboard"},
+    }
+    record = json.loads((tmp_path / "run" / "publish" / "publish.json").read_text())
+    assert any(hint.startswith("on Kubeflow: kubectl apply -f") for hint in record["hints"])
+
+
+def test_local_root_without_pvc_writes_no_resource_and_says_why(world: FakeWorld, tmp_path: Path) -> None:
+    _, publication = Run(world, world.train_good_and_weak, tmp_path / "run", tmp_path / "published").both()
+    assert publication.results["tensorboard_resource"] is None
+    record = json.loads((tmp_path / "run" / "publish" / "publish.json").read_text())
+    assert "set publish.pvc_name or a gs:// root" in record["resource_note"]
+    assert record["hints"][0] == f"locally: hubpipe tensorboard --logdir {tmp_path / 'published' / 'tensorboard'}"
+
+
+def test_external_inputs_notice_a_deleted_publication(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    run = Run(world, world.train_good_and_weak, tmp_path / "run", root)
+    run.both()
+    assert publish_executor.external_inputs(run.config, tmp_path / "run") == {"publish_root": str(root), "missing": []}
+    version = layout.read_latest_id(str(root))
+    (root / "models" / version / "version.json").unlink()
+    assert publish_executor.external_inputs(run.config, tmp_path / "run")["missing"] == [f"version {version}"]
+
+
+def test_publishing_an_older_evaluation_again_does_not_move_latest_back(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    older = Run(world, world.train_good_and_weak, tmp_path / "run1", root)
+    _, first = older.both()
+    _, second = Run(world, world.train_better, tmp_path / "run2", root).both()
+    (tmp_path / "run1" / "publish").rename(tmp_path / "run1" / "publish-before")
+    again = older.publish()
+    assert again.results["published_version"] is None and "before; LATEST unchanged" in again.results["note"]
+    assert layout.read_latest_id(str(root)) == second.results["published_version"] != first.results["latest"]
