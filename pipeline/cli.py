@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "config": "hubpipe.pipeline.commands.config:config",
     "models": "hubpipe.pipeline.commands.models:models",
     "predict": "hubpipe.pipeline.commands.predict:predict",
+    "compile": "hubpipe.pipeline.commands.kubeflow:compile_command",
+    "submit": "hubpipe.pipeline.commands.kubeflow:submit_command",
     "tensorboard": "hubpipe.pipeline.commands.tensorboard:tensorboard",
     "report": "hubpipe.pipeline.commands.report:report",
 }

@@ -1,0 +1,53 @@
+"""The publish stage as a Kubeflow Pipelines component: a thin shell over :mod:`.executor`.
+
+Outputs: ``publication`` (the stage folder: publish.json and, when the logs are on a volume or bucket, the
+Kubeflow Tensorboard resource), an HTML report and a Markdown summary. The published logs and models go to
+the publish root (``publish_root``: a path on the mounted volume or a gs:// path).
+"""
+
+from collections.abc import Callable
+
+#: The output that holds the stage folder; downstream components take it as an input of this name.
+OUTPUT = "publication"
+
+
+def component_function() -> Callable[..., None]:
+    """The lightweight component function (kfp is imported here, so that importing this module stays light)."""
+    from kfp.dsl import HTML, Artifact, Input, Markdown, Model, Output
+
+    def publish(
+        *,
+        config: dict,
+        publish_root: str,
+        evaluation: Input[Artifact],
+        model: Input[Model],
+        publication: Output[Artifact],
+        report: Output[HTML],
+        summary: Output[Markdown],
+    ) -> None:
+        """Publish: every model's TensorBoard logs and, if one was blessed, the model, to the publish root.
+
+        Args:
+            config: The whole hubpipe configuration; the other parameters override it.
+            publish_root: Where logs and blessed models are published: a path on the mounted volume or gs://.
+            evaluation: The evaluate stage's folder (the blessing decision and evaluation logs).
+            model: The train stage's models and logs.
+            publication: publish.json (what was published where) and tensorboard.yaml (Kubeflow Tensorboard).
+            report: What was published, as a page.
+            summary: Status and key results.
+        """
+        from hubpipe.pipeline.kubeflow.launcher import html_report, launch, write_summary
+
+        launch(
+            "publish",
+            config,
+            {"publish_root": publish_root},
+            output=publication,
+            inputs={"evaluate": evaluation, "train": model},
+            fill=[
+                (report, html_report("Publication", "publish", "tensorboard_resource")),
+                (summary, write_summary),
+            ],
+        )
+
+    return publish
