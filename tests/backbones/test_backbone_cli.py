@@ -70,6 +70,22 @@ def test_import_copies_the_offline_build_with_its_identity(built_cache: Path, tm
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no partial copies left
 
 
+def test_a_prebuilt_copy_in_the_models_dir_is_used_by_name(
+    built_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the container image does: the preset resolves to the baked copy, with no weights package needed."""
+    baked = tmp_path / "opt-models"
+    assert invoke("import", "efficientnet_lite0", "--to", str(baked / "efficientnet_lite0")).exit_code == 0
+    monkeypatch.setenv(offline.MODELS_DIR_ENV, str(baked))
+    assert offline.offline_model_dir() == baked / "efficientnet_lite0"
+    assert offline.ensure_offline_model() == baked / "efficientnet_lite0"
+    assert resolve_backbone("efficientnet_lite0").handle == str(baked / "efficientnet_lite0")
+    # A copy of another build is not taken for this one.
+    manifest = baked / "efficientnet_lite0" / "hubpipe_backbone.json"
+    manifest.write_text(manifest.read_text().replace(offline.offline_fingerprint(), "0" * 16))
+    assert offline.offline_model_dir() == built_cache / "models" / f"efficientnet_lite0-{offline.offline_fingerprint()}"
+
+
 def test_a_non_empty_destination_needs_force(built_cache: Path, tmp_path: Path) -> None:
     dest = tmp_path / "taken"
     dest.mkdir()
