@@ -290,7 +290,7 @@ def generate(out_dir: Path, spec: SampleSpec = SampleSpec()) -> Path:
         path = out_dir / split / label / f"{label}_{split}_{index:04d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(render_jpeg(spec.seed, split, label, index))
-    LOG.info("wrote %d sample images (%d classes) to %s", len(jobs), len(CLASSES), out_dir)
+    LOG.debug("wrote %d sample images (%d classes) to %s", len(jobs), len(CLASSES), out_dir)
     return out_dir
 
 
@@ -302,6 +302,7 @@ def ensure_sample_dataset(cache_root: Path, spec: SampleSpec = SampleSpec()) -> 
         return final
     tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    LOG.info("generating the sample dataset (seed %d) into %s", spec.seed, final)
     generate(tmp, spec)
     try:
         tmp.rename(final)

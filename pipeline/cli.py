@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +53,17 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+#: Notices the libraries print on every run that say nothing about this run (shown with --debug).
+KNOWN_NOISE = (
+    "crcmod package not found",  # Beam's TFRecord checksums use google-crc32c, which is installed
+)
+
+
+class _DropKnownNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(KNOWN_NOISE)
+
+
 def configure_logging(debug: bool) -> None:
     """hubpipe's own progress messages at INFO; other libraries' chatter only from WARNING (or with --debug)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -59,6 +72,13 @@ def configure_logging(debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("hubpipe").setLevel(logging.DEBUG if debug else logging.INFO)
+    if debug:
+        return
+    handler.addFilter(_DropKnownNoise())
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # deprecation notices from inside TF and TFDV
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up lines (CUDA plugin registration)
+    warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 
 @click.group(
