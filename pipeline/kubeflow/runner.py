@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.pipeline.artifacts import write_text_atomic
 from hubpipe.pipeline.config import PipelineConfig, apply_overrides
 from hubpipe.pipeline.errors import HubpipeError, UsageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
@@ -91,14 +92,10 @@ def compile_pipeline(config: PipelineConfig, options: KubeflowOptions, path: Pat
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{path} is a directory; give a file name such as pipeline.yaml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
-    os.close(fd)
-    try:
-        compiler.Compiler().compile(pipeline, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        compiled = Path(scratch) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(compiled))
+        write_text_atomic(path, compiled.read_text(encoding="utf-8"))
     return path
 
 

@@ -156,3 +156,17 @@ def test_stages_run_in_dependency_order(tmp_path: Path, counts: Path) -> None:
     shuffled = tuple(reversed(fake_stages.CHAIN))
     report = run_pipeline(load_config(), tmp_path / "run", shuffled)
     assert [record.name for record in report.stages] == ["ingest", "validate", "train"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
+    """Artifacts must be readable by other users of a shared volume (e.g. a TensorBoard pod), like open() files."""
+    from hubpipe.pipeline.artifacts import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        (tmp_path / "b.txt").write_text("reference")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob(".a.json.*"))
