@@ -72,6 +72,19 @@ def read_labels(examples_root: Path) -> list[str]:
     return [line for line in text.split("\n") if line]
 
 
+def read_class_names(examples_root: Path) -> list[str]:
+    """Class names in label order for training or scoring; DataError when labels.txt is unreadable or has < 2."""
+    from hubpipe.pipeline.errors import DataError
+
+    try:
+        names = read_labels(examples_root)
+    except OSError as exc:
+        raise DataError(f"cannot read {LABELS_FILE} under {examples_root}: {exc.strerror or exc}") from None
+    if len(names) < 2:
+        raise DataError(f"{LABELS_FILE} under {examples_root} names {len(names)} class(es); need at least 2")
+    return names
+
+
 def write_labels(examples_root: Path, labels: list[str]) -> None:
     from hubpipe.pipeline.artifacts import write_text_atomic
 

@@ -32,7 +32,7 @@ from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, sco
 from hubpipe.components.publish.layout import find_reference
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import EvaluateConfig
-from hubpipe.pipeline.errors import DataError, StageError
+from hubpipe.pipeline.errors import StageError
 
 LOG = logging.getLogger(__name__)
 
@@ -78,16 +78,6 @@ class Evaluation:
         }
 
 
-def _class_names(ingest_dir: Path) -> list[str]:
-    try:
-        names = features.read_labels(ingest_dir)
-    except OSError as exc:
-        raise DataError(f"cannot read {features.LABELS_FILE} under {ingest_dir}: {exc.strerror or exc}") from None
-    if len(names) < 2:
-        raise DataError(f"{features.LABELS_FILE} under {ingest_dir} names fewer than 2 classes")
-    return names
-
-
 def _score(metrics: ClassificationMetrics) -> Score:
     return Score(metrics.accuracy, metrics.macro_f1)
 
@@ -107,7 +97,7 @@ def _evaluation_id(candidates: list[TrainedModel], reference: ReferenceScore, th
 
 def evaluate(request: EvaluateRequest) -> Evaluation:
     """Scores, compares and blesses; writes the artifacts listed in the module docstring."""
-    class_names = _class_names(request.ingest_dir)
+    class_names = features.read_class_names(request.ingest_dir)
     models = load_trained_models(request.train_dir, class_names)
     candidates = [model for model in models if model.kind == TRANSFER]
     if not candidates:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.backbones import resolve_backbone
+from hubpipe.components.common.features import read_class_names
 from hubpipe.components.train.devices import (
     plan_devices,
     training_runtime,
     visible_gpus,
 )
-from hubpipe.components.train.inputs import class_counts, load_split, read_class_names, read_labels_and_ids
+from hubpipe.components.train.inputs import class_counts, load_split, read_labels_and_ids
 from hubpipe.components.train.naming import unique_model_names
 from hubpipe.components.train.scratch import train_scratch
 from hubpipe.components.train.session import DatasetInfo, ModelResult, Session, TrainRequest

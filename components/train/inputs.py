@@ -40,17 +40,6 @@ def load_split(ingest_dir: Path, split: str) -> SplitData:
     return SplitData(split, files, hash_files(files, Path(ingest_dir)))
 
 
-def read_class_names(ingest_dir: Path) -> list[str]:
-    """Class names in label order; raises DataError for a missing or empty labels file."""
-    try:
-        names = features.read_labels(ingest_dir)
-    except OSError as exc:
-        raise DataError(f"cannot read {features.LABELS_FILE} under {ingest_dir}: {exc.strerror or exc}") from None
-    if len(names) < 2:
-        raise DataError(f"{features.LABELS_FILE} under {ingest_dir} names {len(names)} class(es); need at least 2")
-    return names
-
-
 def decode_and_resize(tf: Any, encoded: Any, size: int) -> Any:
     """Encoded image bytes (a scalar string tensor) -> float32 ``[size, size, 3]`` in [0, 1]."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)

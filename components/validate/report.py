@@ -8,11 +8,11 @@ so it shows only on a machine with internet access; the tables above it do not n
 
 from __future__ import annotations
 
-import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubpipe.components.common.html_parts import escape, quarantine_tables, table
 from hubpipe.components.validate.checks import ERROR, Anomaly
 
 QUARANTINE_ROWS = 200
@@ -43,21 +43,6 @@ class ReportData:
     tfdv_view: str = ""
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def render_report(data: ReportData) -> str:
     sections = [
         _header(data),
@@ -83,12 +68,12 @@ def _header(data: ReportData) -> str:
     text = {"passed": "passed", "warned": "passed with warnings", "failed": f"failed (policy {data.policy})"}
     drift = "no previous run to compare" if data.drift is None else f"{data.drift:.3f} (L-infinity vs previous run)"
     rows = [
-        ("source", _e(data.source)),
-        ("schema", _e(data.schema_origin)),
-        ("class distribution drift", _e(drift)),
-        ("policy", _e(data.policy)),
+        ("source", escape(data.source)),
+        ("schema", escape(data.schema_origin)),
+        ("class distribution drift", escape(drift)),
+        ("policy", escape(data.policy)),
     ]
-    return f'<p class="verdict {_e(data.verdict)}">{_e(text[data.verdict])}</p>' + _table(("", ""), rows)
+    return f'<p class="verdict {escape(data.verdict)}">{escape(text[data.verdict])}</p>' + table(("", ""), rows)
 
 
 def _anomalies(anomalies: list[Anomaly]) -> str:
@@ -96,15 +81,15 @@ def _anomalies(anomalies: list[Anomaly]) -> str:
         return "<p>None.</p>"
     rows = [
         (
-            f'<span class="{_e(a.severity)}">{_e(a.severity)}</span>',
-            _e(a.kind),
-            _e(a.split),
-            _e(a.feature),
-            _e(a.description),
+            f'<span class="{escape(a.severity)}">{escape(a.severity)}</span>',
+            escape(a.kind),
+            escape(a.split),
+            escape(a.feature),
+            escape(a.description),
         )
         for a in sorted(anomalies, key=lambda a: (a.severity != ERROR, a.kind))
     ]
-    return _table(("severity", "kind", "split", "feature", "description"), rows)
+    return table(("severity", "kind", "split", "feature", "description"), rows)
 
 
 def _class_balance(counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -115,21 +100,16 @@ def _class_balance(counts: Mapping[str, Mapping[str, int]]) -> str:
     for label in sorted(counts):
         train, test = counts[label].get("train", 0), counts[label].get("test", 0)
         bar = f'<span class="bar" style="width:{200 * train // largest}px"></span>'
-        rows.append((_e(label), train, test, bar))
-    return _table(("class", "train", "test", "train images"), rows, numeric=(1, 2))
+        rows.append((escape(label), train, test, bar))
+    return table(("class", "train", "test", "train images"), rows, numeric=(1, 2))
 
 
 def _quarantine(entries: list[dict[str, str]]) -> str:
     if not entries:
         return "<p>None: every file found was ingested.</p>"
-    by_reason: dict[str, int] = {}
-    for entry in entries:
-        by_reason[entry["reason"]] = by_reason.get(entry["reason"], 0) + 1
-    summary = _table(("reason", "files"), sorted(((_e(r), n) for r, n in by_reason.items()), key=lambda x: -x[1]), (1,))
-    shown = entries[:QUARANTINE_ROWS]
-    rows = [(_e(e["path"]), _e(e["reason"]), _e(e.get("detail", ""))) for e in shown]
-    more = f"<p>... and {len(entries) - len(shown)} more in quarantine.json.</p>" if len(entries) > len(shown) else ""
-    return summary + _table(("path", "reason", "detail"), rows) + more
+    summary, files, not_shown = quarantine_tables(entries, QUARANTINE_ROWS)
+    more = f"<p>... and {not_shown} more in quarantine.json.</p>" if not_shown else ""
+    return summary + files + more
 
 
 def _feature_table(split: str, statistics: Any) -> str:
@@ -137,8 +117,8 @@ def _feature_table(split: str, statistics: Any) -> str:
         return ""
     dataset = statistics.datasets[0]
     rows = [_feature_row(feature) for feature in sorted(dataset.features, key=lambda x: list(x.path.step))]
-    title = f"<h3>{_e(split)} ({dataset.num_examples} examples)</h3>"
-    return title + _table(("feature", "type", "present", "summary"), rows, numeric=(2,))
+    title = f"<h3>{escape(split)} ({dataset.num_examples} examples)</h3>"
+    return title + table(("feature", "type", "present", "summary"), rows, numeric=(2,))
 
 
 def _feature_row(feature: Any) -> tuple[str, str, int, str]:
@@ -162,7 +142,7 @@ def _feature_row(feature: Any) -> tuple[str, str, int, str]:
     custom = [_custom_stat(c) for c in feature.custom_stats if c.name != "domain_info"]
     summary = "; ".join(s for s in (summary, *custom) if s)
     type_name = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
-    return _e(name), _e(type_name), present, _e(summary)
+    return escape(name), escape(type_name), present, escape(summary)
 
 
 def _custom_stat(stat: Any) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.html_parts import escape, quarantine_tables, table
 from hubpipe.pipeline.artifacts import write_text_atomic
 
 MANIFEST = "manifest.json"
@@ -34,38 +34,21 @@ details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
 def _num(value: Any, digits: int = 4) -> str:
     if isinstance(value, bool) or value is None:
         return "-" if value is None else str(value)
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return _e(value)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
-    """An HTML table; cells are inserted as given (escape them first), numeric columns are right-aligned."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    head = f"<tr>{head}</tr>" if any(headers) else ""
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table>{head}{body}</table>"
+    return escape(value)
 
 
 def _pill(text: str, kind: str) -> str:
-    return f'<span class="pill {kind}">{_e(text)}</span>'
+    return f'<span class="pill {kind}">{escape(text)}</span>'
 
 
 def _image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _read_json(path: Path, default: Any = None) -> Any:
@@ -94,8 +77,8 @@ class RunFolder:
 def _not_run(stage: str, run: RunFolder) -> str:
     record = run.record(stage)
     status = record.get("status") or "not run"
-    error = f": {_e(record['error'])}" if record.get("error") else ""
-    return f'<p class="muted">The {stage} stage has no results in this folder ({_e(status)}{error}).</p>'
+    error = f": {escape(record['error'])}" if record.get("error") else ""
+    return f'<p class="muted">The {stage} stage has no results in this folder ({escape(status)}{error}).</p>'
 
 
 def _overview(run: RunFolder) -> str:
@@ -104,51 +87,45 @@ def _overview(run: RunFolder) -> str:
         status = record.get("status", "")
         kind = {"ran": "ok", "cached": "neutral", "failed": "bad"}.get(status, "warn")
         rows.append(
-            [_e(record.get("name")), _pill(status, kind), _num(record.get("duration_s")), _e(record.get("error", ""))]
+            [
+                escape(record.get("name")),
+                _pill(status, kind),
+                _num(record.get("duration_s")),
+                escape(record.get("error", "")),
+            ]
         )
     status = run.run.get("status", "unknown")
-    updated, version = _e(run.run.get("updated", "?")), _e(run.run.get("hubpipe_version", "?"))
+    updated, version = escape(run.run.get("updated", "?")), escape(run.run.get("hubpipe_version", "?"))
     verdict = _pill(status, "ok" if status == "succeeded" else "bad")
     header = (
-        f"<p>Run folder <code>{_e(run.root.resolve())}</code>: {verdict}"
+        f"<p>Run folder <code>{escape(run.root.resolve())}</code>: {verdict}"
         f' <span class="muted">updated {updated}, hubpipe {version}</span></p>'
     )
     if not rows:
         return header + '<p class="muted">No run.json: the pipeline has not run in this folder.</p>'
-    return header + _table(["stage", "status", "seconds", "error"], rows, numeric=[2])
+    return header + table(["stage", "status", "seconds", "error"], rows, numeric=[2])
 
 
 def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
     largest = max((sum(c.values()) for c in per_class.values()), default=1) or 1
     rows = [
         [
-            _e(name),
+            escape(name),
             counts.get("train", 0),
             counts.get("test", 0),
             f'<span class="bar" style="width:{int(160 * sum(counts.values()) / largest)}px"></span>',
         ]
         for name, counts in per_class.items()
     ]
-    return _table(["class", "train", "test", ""], rows, numeric=[1, 2])
+    return table(["class", "train", "test", ""], rows, numeric=[1, 2])
 
 
 def _quarantine(ingest: Path) -> str:
     entries = _read_json(ingest / "quarantine.json", []) or []
     if not entries:
         return "<p>No file was quarantined.</p>"
-    by_reason: dict[str, int] = {}
-    for entry in entries:
-        by_reason[entry.get("reason", "?")] = by_reason.get(entry.get("reason", "?"), 0) + 1
-    summary = _table(["reason", "files"], sorted(([_e(r), n] for r, n in by_reason.items()), key=lambda r: -r[1]), [1])
-    shown = [
-        [_e(e.get("path", "")), _e(e.get("reason", "")), _e(e.get("detail", ""))] for e in entries[:QUARANTINE_ROWS]
-    ]
-    more = (
-        f"<p class='muted'>... and {len(entries) - len(shown)} more in quarantine.json.</p>"
-        if len(entries) > len(shown)
-        else ""
-    )
-    files = _table(["file", "reason", "detail"], shown)
+    summary, files, not_shown = quarantine_tables(entries, QUARANTINE_ROWS)
+    more = f"<p class='muted'>... and {not_shown} more in quarantine.json.</p>" if not_shown else ""
     return (
         f"<p>{len(entries)} file(s) quarantined.</p>{summary}<details><summary>Files</summary>{files}{more}</details>"
     )
@@ -161,22 +138,22 @@ def _data_section(run: RunFolder) -> str:
     summary = _read_json(ingest / "summary.json", {}) or {}
     source = summary.get("source", {})
     facts = [
-        ["source", _e(source.get("description") or source.get("location") or "?")],
-        ["layout", _e(summary.get("layout", "?"))],
+        ["source", escape(source.get("description") or source.get("location") or "?")],
+        ["layout", escape(summary.get("layout", "?"))],
         [
             "examples (train / test)",
-            f"{_e(summary.get('train_examples', '?'))} / {_e(summary.get('test_examples', '?'))}",
+            f"{escape(summary.get('train_examples', '?'))} / {escape(summary.get('test_examples', '?'))}",
         ],
-        ["classes", _e(summary.get("classes", "?"))],
-        ["formats", _e(", ".join(f"{k}: {v}" for k, v in (summary.get("formats") or {}).items()) or "-")],
-        ["transcoded at ingest", _e(summary.get("transcoded", 0))],
-        ["held out by data.percent", _e(summary.get("held_out_by_percent", 0))],
+        ["classes", escape(summary.get("classes", "?"))],
+        ["formats", escape(", ".join(f"{k}: {v}" for k, v in (summary.get("formats") or {}).items()) or "-")],
+        ["transcoded at ingest", escape(summary.get("transcoded", 0))],
+        ["held out by data.percent", escape(summary.get("held_out_by_percent", 0))],
     ]
     per_class = summary.get("per_class") or {}
     classes = (
         f"<details open><summary>Examples per class</summary>{_class_table(per_class)}</details>" if per_class else ""
     )
-    return "<h2>Data</h2>" + _table(["", ""], facts) + classes + "<h3>Quarantine</h3>" + _quarantine(ingest)
+    return "<h2>Data</h2>" + table(["", ""], facts) + classes + "<h3>Quarantine</h3>" + _quarantine(ingest)
 
 
 def _feature_rows(statistics: Any) -> list[list[str]]:
@@ -199,7 +176,15 @@ def _feature_rows(statistics: Any) -> list[list[str]]:
                 count = s.common_stats.num_non_missing
             else:
                 continue
-            rows.append([_e(dataset.name or ""), _e(name), _e(kind.replace("_stats", "")), str(count), _e(detail)])
+            rows.append(
+                [
+                    escape(dataset.name or ""),
+                    escape(name),
+                    escape(kind.replace("_stats", "")),
+                    str(count),
+                    escape(detail),
+                ]
+            )
     return rows
 
 
@@ -214,13 +199,13 @@ def _statistics(validate: Path) -> str:
         try:
             statistics.ParseFromString(path.read_bytes())
         except Exception:  # a damaged file is reported, not fatal
-            rows.append([_e(path.stem), "-", "-", "-", "unreadable statistics file"])
+            rows.append([escape(path.stem), "-", "-", "-", "unreadable statistics file"])
             continue
-        rows.extend([_e(path.stem), *row[1:]] for row in _feature_rows(statistics))
+        rows.extend([escape(path.stem), *row[1:]] for row in _feature_rows(statistics))
     if not rows:
         return ""
-    table = _table(["split", "feature", "type", "values", "summary"], rows, numeric=[3])
-    return f"<details><summary>Feature statistics (TFDV)</summary>{table}</details>"
+    statistics = table(["split", "feature", "type", "values", "summary"], rows, numeric=[3])
+    return f"<details><summary>Feature statistics (TFDV)</summary>{statistics}</details>"
 
 
 def _validation_section(run: RunFolder) -> str:
@@ -237,15 +222,15 @@ def _validation_section(run: RunFolder) -> str:
     if anomalies:
         rows = [
             [
-                _e(a.get("severity")),
-                _e(a.get("kind")),
-                _e(a.get("feature")),
-                _e(a.get("split")),
-                _e(a.get("description")),
+                escape(a.get("severity")),
+                escape(a.get("kind")),
+                escape(a.get("feature")),
+                escape(a.get("split")),
+                escape(a.get("description")),
             ]
             for a in anomalies
         ]
-        body = _table(["severity", "kind", "feature", "split", "description"], rows)
+        body = table(["severity", "kind", "feature", "split", "description"], rows)
     else:
         body = "<p>No anomalies.</p>"
     return "<h2>Validation</h2>" + head + body + _statistics(validate)
@@ -266,10 +251,10 @@ def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path 
         verdict = _verdict(name, blessing, passed)
         rows.append(
             [
-                _e(name),
-                _e(info.get("kind", "?")),
-                _e(info.get("mode", "?")),
-                _e(backbone),
+                escape(name),
+                escape(info.get("kind", "?")),
+                escape(info.get("mode", "?")),
+                escape(backbone),
                 _num(metrics.get("accuracy", info.get("test_accuracy"))),
                 _num(metrics.get("top5_accuracy")),
                 _num(metrics.get("macro_f1")),
@@ -279,7 +264,7 @@ def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path 
             ]
         )
     headers = ["model", "kind", "mode", "backbone", "accuracy", "top-5", "macro-F1", "log loss", "train s", "gate"]
-    return "<h2>Models</h2>" + _table(headers, rows, numeric=[4, 5, 6, 7, 8])
+    return "<h2>Models</h2>" + table(headers, rows, numeric=[4, 5, 6, 7, 8])
 
 
 def _verdict(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> str:
@@ -298,15 +283,15 @@ def _checks_table(blessing: Mapping[str, Any]) -> str:
         )
         rows.append(
             [
-                _e(check.get("candidate")),
-                _e(check.get("name")),
+                escape(check.get("candidate")),
+                escape(check.get("name")),
                 _num(check.get("value")),
                 _num(check.get("threshold")),
                 result,
-                _e(check.get("detail", "")),
+                escape(check.get("detail", "")),
             ]
         )
-    return _table(["candidate", "check", "value", "threshold", "result", "detail"], rows, numeric=[2, 3])
+    return table(["candidate", "check", "value", "threshold", "result", "detail"], rows, numeric=[2, 3])
 
 
 def _pictures(evaluate: Path, blessing: Mapping[str, Any]) -> str:
@@ -318,7 +303,7 @@ def _pictures(evaluate: Path, blessing: Mapping[str, Any]) -> str:
     for folder in sorted(folders, key=lambda f: (f.name != first, f.name)):
         images = "".join(_image(p, f"{folder.name} {p.stem}") for p in sorted(folder.glob("*.png")))
         state = " open" if folder.name == first else ""
-        parts.append(f"<details{state}><summary>{_e(folder.name)}</summary>{images}</details>")
+        parts.append(f"<details{state}><summary>{escape(folder.name)}</summary>{images}</details>")
     return "<h3>Confusion matrices and misclassified test images</h3>" + "".join(parts) if parts else ""
 
 
@@ -327,16 +312,16 @@ def _blessing_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Pat
         return "<h2>Blessing</h2>" + _not_run("evaluate", run)
     blessed = blessing.get("blessed")
     verdict = _pill(f"blessed: {blessed}", "ok") if blessed else _pill("not blessed", "bad")
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in blessing.get("reasons", []))
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in blessing.get("reasons", []))
     reference = blessing.get("reference") or {}
     if reference.get("metrics"):
         accuracy = _num(reference["metrics"].get("accuracy"))
-        how = _e(reference.get("method"))
-        compared = f"last blessed model {_e(reference.get('version'))} (scored via {how}): accuracy {accuracy}"
+        how = escape(reference.get("method"))
+        compared = f"last blessed model {escape(reference.get('version'))} (scored via {how}): accuracy {accuracy}"
     else:
-        compared = f"last blessed model: {_e(reference.get('skip_reason') or 'none')}"
-    thresholds = ", ".join(f"{_e(k)} = {_e(v)}" for k, v in (blessing.get("thresholds") or {}).items())
-    evaluation_id = _e(blessing.get("evaluation_id", "?"))
+        compared = f"last blessed model: {escape(reference.get('skip_reason') or 'none')}"
+    thresholds = ", ".join(f"{escape(k)} = {escape(v)}" for k, v in (blessing.get("thresholds") or {}).items())
+    evaluation_id = escape(blessing.get("evaluation_id", "?"))
     return (
         f"<h2>Blessing</h2><p>{verdict} <span class='muted'>evaluation {evaluation_id}</span></p>"
         f"<ul>{reasons}</ul><p>Compared with the {compared}.<br>Thresholds: {thresholds}</p>"
@@ -351,17 +336,15 @@ def _publish_section(run: RunFolder) -> str:
         return "<h2>Publication</h2>" + _not_run("publish", run)
     record = _read_json(publish / "publish.json", {}) or {}
     facts = [
-        ["model", _e(record.get("note", "-"))],
-        ["published version", _e(record.get("version") or "none")],
-        ["latest version", _e(record.get("latest") or "none")],
-        ["publish root", f"<code>{_e(record.get('root', '?'))}</code>"],
-        ["this run's logs", f"<code>{_e(record.get('logs_dir', '?'))}</code>"],
-        ["Kubeflow Tensorboard", _e(record.get("tensorboard_resource") or record.get("resource_note") or "-")],
+        ["model", escape(record.get("note", "-"))],
+        ["published version", escape(record.get("version") or "none")],
+        ["latest version", escape(record.get("latest") or "none")],
+        ["publish root", f"<code>{escape(record.get('root', '?'))}</code>"],
+        ["this run's logs", f"<code>{escape(record.get('logs_dir', '?'))}</code>"],
+        ["Kubeflow Tensorboard", escape(record.get("tensorboard_resource") or record.get("resource_note") or "-")],
     ]
-    hints = "".join(f"<li><code>{_e(h)}</code></li>" for h in record.get("hints", []))
-    return (
-        "<h2>Publication</h2>" + _table(["", ""], facts) + (f"<p>View the logs:</p><ul>{hints}</ul>" if hints else "")
-    )
+    hints = "".join(f"<li><code>{escape(h)}</code></li>" for h in record.get("hints", []))
+    return "<h2>Publication</h2>" + table(["", ""], facts) + (f"<p>View the logs:</p><ul>{hints}</ul>" if hints else "")
 
 
 SECTIONS: tuple[Callable[[RunFolder], str], ...] = (_overview, _data_section, _validation_section)
@@ -379,7 +362,7 @@ def render_report(run_dir: Path) -> str:
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>hubpipe run report: {_e(run.root.name)}</title><style>{STYLE}</style></head><body>"
+        f"<title>hubpipe run report: {escape(run.root.name)}</title><style>{STYLE}</style></head><body>"
         f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}</body></html>\n"
     )
 
