@@ -15,18 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.train.export import LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
+from hubpipe.components.train.session import MODELS_DIR, TRANSFER
 from hubpipe.pipeline.artifacts import hash_files
 from hubpipe.pipeline.errors import StageError
-
-MODELS_DIR = "models"
-LOGS_DIR = "logs"
-MODEL_FILE = "model.json"
-LABELS_FILE = "labels.txt"
-PREDICTIONS_FILE = "test_predictions.npz"
-SERVING_DIR = "serving"
-HEAD_DIR = "head"
-TRANSFER = "transfer"
-SCRATCH = "scratch"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from hubpipe.components.evaluate.blessing import Decision
 from hubpipe.components.evaluate.candidates import TrainedModel
 from hubpipe.components.evaluate.examples import images_by_id
 from hubpipe.components.evaluate.metrics import ClassificationMetrics
-from hubpipe.components.evaluate.reference import FEATURE_EXTRACTION, TestSplit
+from hubpipe.components.evaluate.reference import TestSplit
 from hubpipe.components.evaluate.tensorboard_logs import (
     EVALUATION_RUN,
     EvaluationRun,
@@ -24,6 +24,7 @@ from hubpipe.components.evaluate.tensorboard_logs import (
     write_evaluation_run,
     write_session,
 )
+from hubpipe.components.train.session import FEATURE_EXTRACTION
 
 LOG = logging.getLogger(__name__)
 

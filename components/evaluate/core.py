@@ -25,11 +25,12 @@ from typing import Any
 from hubpipe.components.common import features
 from hubpipe.components.evaluate import visuals
 from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
-from hubpipe.components.evaluate.candidates import LOGS_DIR, SCRATCH, TRANSFER, TrainedModel, load_trained_models
+from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_models
 from hubpipe.components.evaluate.content import write_tensorboard
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
 from hubpipe.components.publish.layout import find_reference
+from hubpipe.components.train.session import LOGS_DIR, SCRATCH, TRANSFER
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import EvaluateConfig
 from hubpipe.pipeline.errors import StageError

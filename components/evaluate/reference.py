@@ -21,19 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from hubpipe.components.evaluate.candidates import HEAD_DIR, LABELS_FILE, MODEL_FILE, SERVING_DIR, TrainedModel
+from hubpipe.components.evaluate.candidates import TrainedModel
 from hubpipe.components.evaluate.examples import test_batches
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.publish import storage
 from hubpipe.components.publish.layout import PublishedVersion
+from hubpipe.components.train.export import HEAD_DIR, LABELS_FILE, MODEL_FILE, PROBABILITIES, SERVING_DIR
+from hubpipe.components.train.session import FEATURE_EXTRACTION
 from hubpipe.pipeline.errors import StageError
 from hubpipe.pipeline.progress import progress
 
 LOG = logging.getLogger(__name__)
 
-FEATURE_EXTRACTION = "feature_extraction"
 SERVING_KEY = "serving_default"
-PROBABILITIES = "probabilities"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 from hubpipe.components.publish import layout, storage
 from hubpipe.components.publish.kubeflow import RESOURCE_FILE, tensorboard_resource, viewing_hints
+from hubpipe.components.train.session import LOGS_DIR as TRAIN_LOGS
+from hubpipe.components.train.session import MODELS_DIR as TRAIN_MODELS
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import PublishConfig
 from hubpipe.pipeline.errors import StageError
@@ -29,8 +31,6 @@ PUBLISH_FILE = "publish.json"
 BLESSING_FILE = "blessing.json"
 METRICS_DIR = "metrics"
 TENSORBOARD_DIR = "tensorboard"
-TRAIN_LOGS_DIR = "logs"
-TRAIN_MODELS_DIR = "models"
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def read_blessing(evaluate_dir: Path) -> dict[str, Any]:
 
 def _train_runs(train_dir: Path) -> list[Path]:
     """The run folders under train's ``logs/<model>/`` (``train/``, ``validation/``)."""
-    logs = Path(train_dir) / TRAIN_LOGS_DIR
+    logs = Path(train_dir) / TRAIN_LOGS
     if not logs.is_dir():
         return []
     return sorted(run for model in logs.iterdir() if model.is_dir() for run in model.iterdir() if run.is_dir())
@@ -121,7 +121,7 @@ def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs:
     """
     version = blessing["evaluation_id"]
     model = blessing["blessed_model"]["name"]
-    source = Path(request.train_dir) / TRAIN_MODELS_DIR / model
+    source = Path(request.train_dir) / TRAIN_MODELS / model
     if not source.is_dir():
         raise StageError(f"the blessed model {model} is missing from the train stage's folder {source.parent}")
     final = layout.version_dir(request.root, version)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hubpipe.components.backbones import resolve_backbone
 from hubpipe.components.common.features import read_class_names
 from hubpipe.components.train.devices import (
@@ -72,12 +74,12 @@ def load_dataset_info(tf: Any, ingest_dir: Path) -> DatasetInfo:
     class_names = read_class_names(ingest_dir)
     train, test = load_split(ingest_dir, "train"), load_split(ingest_dir, "test")
     train_labels, _ = read_labels_and_ids(tf, train)
-    test_labels, _ = read_labels_and_ids(tf, test)
+    test_labels, test_ids = read_labels_and_ids(tf, test)
     if not train_labels or not test_labels:
         raise DataError(f"the {'train' if not train_labels else 'test'} split under {ingest_dir} has no examples")
     counts = class_counts(train_labels, class_names)
     class_counts(test_labels, class_names)
-    return DatasetInfo(class_names, train, test, counts, len(test_labels))
+    return DatasetInfo(class_names, train, test, counts, np.asarray(test_labels, np.int64), np.asarray(test_ids))
 
 
 def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> TrainOutcome:

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from hubpipe.components.train import models
-from hubpipe.components.train.fitting import fit_resumable
-from hubpipe.components.train.inputs import read_labels_and_ids
 from hubpipe.components.train.naming import SCRATCH_MODEL
-from hubpipe.components.train.session import ModelRecord, ModelResult, Session
-
-FROM_SCRATCH = "from_scratch"
+from hubpipe.components.train.session import FROM_SCRATCH, SCRATCH, ModelRecord, ModelResult, Session
 
 
 def train_scratch(session: Session) -> ModelResult:
@@ -27,22 +21,11 @@ def train_scratch(session: Session) -> ModelResult:
         "image_size": size,
         "hparams": hparams,
     }
-    train_data = session.image_batches(session.data.train, size, shuffle=True)
-    test_data = session.image_batches(session.data.test, size, shuffle=False)
-    fit = fit_resumable(
-        tf,
-        model,
-        train_data,
-        label=SCRATCH_MODEL,
-        epochs=config.baseline_epochs,
-        checkpoint_dir=session.checkpoint_dir(SCRATCH_MODEL, identity),
-        validation_data=test_data,
+    fit, probabilities = session.fit_on_images(
+        model, SCRATCH_MODEL, size, epochs=config.baseline_epochs, identity=identity
     )
-    probabilities = model.predict(test_data, verbose=0)
-    labels, ids = read_labels_and_ids(tf, session.data.test)
-    record = ModelRecord(
-        name=SCRATCH_MODEL, kind="scratch", mode=FROM_SCRATCH, input_size=size, hparams=hparams, fit=fit
-    )
+    record = ModelRecord(name=SCRATCH_MODEL, kind=SCRATCH, mode=FROM_SCRATCH, input_size=size, hparams=hparams, fit=fit)
+    data = session.data
     return session.write_model(
-        record, model, head=None, probabilities=probabilities, labels=np.asarray(labels), ids=np.asarray(ids)
+        record, model, head=None, probabilities=probabilities, labels=data.test_labels, ids=data.test_ids
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from hubpipe.components.train import export
 from hubpipe.components.train.devices import DevicePlan
-from hubpipe.components.train.fitting import FitOutcome
+from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, SplitData, image_dataset
 from hubpipe.components.train.summaries import write_model_logs
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
@@ -29,6 +29,10 @@ LOG = logging.getLogger(__name__)
 
 MODELS_DIR = "models"
 LOGS_DIR = "logs"
+#: model.json ``kind``: a head on a pretrained backbone, or the from-scratch baseline.
+TRANSFER, SCRATCH = "transfer", "scratch"
+#: model.json ``mode``: how the model was trained.
+FEATURE_EXTRACTION, FINE_TUNED, FROM_SCRATCH = "feature_extraction", "fine_tuned", "from_scratch"
 CHECKPOINTS_DIR = "checkpoints"
 #: Splits whose decoded images take less memory than this are kept in memory across epochs.
 MEMORY_CACHE_BYTES = 2 * 1024**3
@@ -55,7 +59,12 @@ class DatasetInfo:
     train: SplitData
     test: SplitData
     train_class_counts: dict[str, int]
-    num_test: int
+    test_labels: np.ndarray  # int64, in file order (the order every test prediction is written in)
+    test_ids: np.ndarray  # str, in file order
+
+    @property
+    def num_test(self) -> int:
+        return len(self.test_labels)
 
     @property
     def num_train(self) -> int:
@@ -137,6 +146,26 @@ class Session:
         if shuffle:
             dataset = dataset.shuffle(min(count, SHUFFLE_BUFFER_IMAGES), seed=self.config.seed)
         return dataset.batch(self.config.batch_size).prefetch(AUTOTUNE)
+
+    def fit_on_images(
+        self, model: Any, name: str, size: int, *, epochs: int, identity: dict[str, Any], initial_epoch: int = 0
+    ) -> tuple[FitOutcome, np.ndarray]:
+        """Trains ``model`` end to end on ``size`` px images (resumable), validating on the test split each epoch.
+
+        Returns the fit and the model's test-split probabilities, rows in ``data.test_ids`` order.
+        """
+        test_data = self.image_batches(self.data.test, size, shuffle=False)
+        fit = fit_resumable(
+            self.tf,
+            model,
+            self.image_batches(self.data.train, size, shuffle=True),
+            label=name,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            checkpoint_dir=self.checkpoint_dir(name, identity),
+            validation_data=test_data,
+        )
+        return fit, model.predict(test_data, verbose=0)
 
     @contextlib.contextmanager
     def float32_policy(self) -> Iterator[None]:

@@ -20,15 +20,20 @@ from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, loa
 from hubpipe.components.train import models
 from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
-from hubpipe.components.train.inputs import AUTOTUNE, read_labels_and_ids
+from hubpipe.components.train.inputs import AUTOTUNE
 from hubpipe.components.train.naming import FINE_TUNED_SUFFIX
-from hubpipe.components.train.session import ModelRecord, ModelResult, Session
+from hubpipe.components.train.session import (
+    FEATURE_EXTRACTION,
+    FINE_TUNED,
+    TRANSFER,
+    ModelRecord,
+    ModelResult,
+    Session,
+)
 from hubpipe.pipeline.errors import DataError
 
 LOG = logging.getLogger(__name__)
 
-FEATURE_EXTRACTION = "feature_extraction"
-FINE_TUNED = "fine_tuned"
 _EPSILON = 1e-7
 #: Images per backbone call when computing vectors (at least train.batch_size): larger batches run faster on CPU.
 EXTRACTION_BATCH = 128
@@ -64,7 +69,7 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     probabilities = head.predict(test.features, batch_size=config.batch_size, verbose=0)
     record = ModelRecord(
         name=model_name,
-        kind="transfer",
+        kind=TRANSFER,
         mode=FEATURE_EXTRACTION,
         input_size=backbone.spec.input_size,
         hparams=session.hparams(),
@@ -190,7 +195,7 @@ def _fine_tuning_classifier(session: Session, spec: BackboneSpec, head: Any) -> 
 
 def _fine_tune(session: Session, base: Backbone, head: Any, base_name: str) -> ModelResult:
     """Continues from the trained head with the top backbone layers unfrozen, on a fresh copy of the backbone."""
-    tf, config, spec = session.tf, session.config, base.spec
+    config, spec = session.config, base.spec
     name = base_name + FINE_TUNED_SUFFIX
     classifier, backbone = _fine_tuning_classifier(session, spec, head)
     LOG.info("%s: fine-tuning %d backbone variables", name, len(backbone.trainable_weights))
@@ -202,23 +207,17 @@ def _fine_tune(session: Session, base: Backbone, head: Any, base_name: str) -> M
         initial_epochs=config.epochs,
     )
     identity = {"mode": FINE_TUNED, "embedding_key": base.key, "hparams": hparams}
-    train_data = session.image_batches(session.data.train, spec.input_size, shuffle=True)
-    test_data = session.image_batches(session.data.test, spec.input_size, shuffle=False)
-    fit = fit_resumable(
-        tf,
+    fit, probabilities = session.fit_on_images(
         classifier,
-        train_data,
-        label=name,
+        name,
+        spec.input_size,
         epochs=config.epochs + config.fine_tune_epochs,
+        identity=identity,
         initial_epoch=config.epochs,
-        checkpoint_dir=session.checkpoint_dir(name, identity),
-        validation_data=test_data,
     )
-    probabilities = classifier.predict(test_data, verbose=0)
-    labels, ids = read_labels_and_ids(tf, session.data.test)
     record = ModelRecord(
         name=name,
-        kind="transfer",
+        kind=TRANSFER,
         mode=FINE_TUNED,
         input_size=spec.input_size,
         hparams=hparams,
@@ -227,6 +226,7 @@ def _fine_tune(session: Session, base: Backbone, head: Any, base_name: str) -> M
         backbone_fingerprint=base.fingerprint,
         extra={"fine_tuned_variables": len(backbone.trainable_weights), "base_model": base_name},
     )
+    data = session.data
     return session.write_model(
-        record, classifier, head=None, probabilities=probabilities, labels=np.asarray(labels), ids=np.asarray(ids)
+        record, classifier, head=None, probabilities=probabilities, labels=data.test_labels, ids=data.test_ids
     )
