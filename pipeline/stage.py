@@ -47,7 +47,7 @@ class StageResult:
 
 
 Executor = Callable[[StageContext], StageResult]
-ExternalInputs = Callable[[PipelineConfig, Path], Mapping[str, Any]]
+ExternalInputs = Callable[[PipelineConfig, Mapping[str, Path], "Path | None"], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ class StageSpec:
     """A stage as data: its name, what it depends on and what determines its output.
 
     ``executor`` and ``external_inputs`` are ``"module:function"`` references, imported only when the
-    stage actually runs, so that building the DAG imports nothing heavy. ``external_inputs(config,
-    output_root)`` returns what the stage reads besides its upstream artifacts (the data source, the last
-    blessed model), for the fingerprint. ``code`` names the packages whose source is the stage's code version.
+    stage actually runs, so that building the DAG imports nothing heavy. ``external_inputs(config, inputs,
+    previous_dir)`` (with ``inputs`` and ``previous_dir`` as in :class:`StageContext`) returns what the stage
+    reads besides its upstream artifacts (the data source, the last blessed model), for the
+    fingerprint. ``code`` names the packages whose source is the stage's code version.
     """
 
     name: str

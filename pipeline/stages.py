@@ -39,7 +39,7 @@ EVALUATE_STAGE = StageSpec(
     executor="hubpipe.components.evaluate.executor:run",
     upstream=("ingest", "train"),
     sections=("evaluate", "publish"),
-    code=("hubpipe.components.evaluate", "hubpipe.components.publish", *COMMON_CODE),
+    code=("hubpipe.components.evaluate", *COMMON_CODE),
     external_inputs="hubpipe.components.evaluate.executor:external_inputs",
 )
 
@@ -61,4 +61,5 @@ def registered_stages() -> list[StageSpec]:
 
 
 def stage_names() -> list[str]:
+    """The one list of stage names, in execution order (``--until``, the run report, the import-graph test)."""
     return [stage.name for stage in STAGE_SPECS]

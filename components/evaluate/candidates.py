@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hubpipe.components.train.export import LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
-from hubpipe.components.train.session import MODELS_DIR, TRANSFER
+from hubpipe.components.train.layout import LABELS_FILE, MODEL_FILE, MODELS_DIR, PREDICTIONS_FILE, TRANSFER
 from hubpipe.pipeline.artifacts import hash_files
 from hubpipe.pipeline.errors import StageError
 

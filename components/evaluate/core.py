@@ -1,14 +1,5 @@
-"""The evaluate core: score every model of a run on the test split, compare, bless, and write it all down.
-
-Artifacts (under the output folder)::
-
-    blessing.json               every check of every candidate (name, value, threshold, passed), the blessed
-                                model or none, the reasons, the baseline and the last blessed model compared
-    BLESSED | NOT_BLESSED       an empty marker file
-    metrics/<model>.json        accuracy, top-5 accuracy, per-class precision/recall/F1, macro-F1, log loss,
-                                confusion matrix
-    images/<model>/*.png        confusion matrix, misclassified test images
-    tensorboard/                the same for TensorBoard (see :mod:`.tensorboard_logs`)
+"""The evaluate core: an :class:`EvaluateRequest` in, every model of a run scored on the test split, compared
+and blessed, the folder of :mod:`.layout` written, and an :class:`Evaluation` out.
 
 The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); only
 the last blessed model, if any, is run here (see :mod:`.reference`).
@@ -23,26 +14,27 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features
+from hubpipe.components.common.publish_root import find_reference
 from hubpipe.components.evaluate import visuals
 from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
 from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_models
 from hubpipe.components.evaluate.content import write_tensorboard
+from hubpipe.components.evaluate.layout import (
+    BLESSED_MARKER,
+    BLESSING_FILE,
+    IMAGES_DIR,
+    METRICS_DIR,
+    NOT_BLESSED_MARKER,
+    TENSORBOARD_DIR,
+)
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
-from hubpipe.components.publish.layout import find_reference
-from hubpipe.components.train.session import LOGS_DIR, SCRATCH, TRANSFER
+from hubpipe.components.train.layout import LOGS_DIR, SCRATCH, TRANSFER
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import EvaluateConfig
 from hubpipe.pipeline.errors import StageError
 
 LOG = logging.getLogger(__name__)
-
-BLESSING_FILE = "blessing.json"
-BLESSED_MARKER = "BLESSED"
-NOT_BLESSED_MARKER = "NOT_BLESSED"
-METRICS_DIR = "metrics"
-IMAGES_DIR = "images"
-TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass(frozen=True)

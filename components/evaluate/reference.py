@@ -21,13 +21,20 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.common import storage
+from hubpipe.components.common.feature_vectors import vectors_in_order
+from hubpipe.components.common.publish_root import PublishedVersion
 from hubpipe.components.evaluate.candidates import TrainedModel
 from hubpipe.components.evaluate.examples import test_batches
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
-from hubpipe.components.publish import storage
-from hubpipe.components.publish.layout import PublishedVersion
-from hubpipe.components.train.export import HEAD_DIR, LABELS_FILE, MODEL_FILE, PROBABILITIES, SERVING_DIR
-from hubpipe.components.train.session import FEATURE_EXTRACTION
+from hubpipe.components.train.layout import (
+    FEATURE_EXTRACTION,
+    HEAD_DIR,
+    LABELS_FILE,
+    MODEL_FILE,
+    PROBABILITIES,
+    SERVING_DIR,
+)
 from hubpipe.pipeline.errors import StageError
 from hubpipe.pipeline.progress import progress
 
@@ -84,15 +91,9 @@ def _twin_candidate(info: dict[str, Any], candidates: list[TrainedModel]) -> Tra
 def _head_probabilities(
     tf: Any, reference: PublishedVersion, twin: TrainedModel, split: TestSplit
 ) -> np.ndarray | None:
-    from hubpipe.components.train.embeddings import load_embeddings
-
-    embeddings = load_embeddings(split.cache_dir, twin.info["embedding_key"], "test")
-    if embeddings is None:
+    features = vectors_in_order(split.cache_dir, twin.info["embedding_key"], "test", split.ids)
+    if features is None:
         return None
-    rows = {example_id: row for row, example_id in enumerate(embeddings.ids)}
-    if any(example_id not in rows for example_id in split.ids):
-        return None
-    features = embeddings.features[[rows[example_id] for example_id in split.ids]]
     head = tf.keras.models.load_model(storage.join(reference.path, HEAD_DIR), compile=False)
     return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
 

@@ -21,18 +21,21 @@ from hubpipe.components.train import export
 from hubpipe.components.train.devices import DevicePlan
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, SplitData, image_dataset
+from hubpipe.components.train.layout import (  # noqa: F401  (the model kinds and modes, for scratch and transfer)
+    FEATURE_EXTRACTION,
+    FINE_TUNED,
+    FROM_SCRATCH,
+    LOGS_DIR,
+    MODELS_DIR,
+    SCRATCH,
+    TRANSFER,
+)
 from hubpipe.components.train.summaries import write_model_logs
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import TrainConfig
 
 LOG = logging.getLogger(__name__)
 
-MODELS_DIR = "models"
-LOGS_DIR = "logs"
-#: model.json ``kind``: a head on a pretrained backbone, or the from-scratch baseline.
-TRANSFER, SCRATCH = "transfer", "scratch"
-#: model.json ``mode``: how the model was trained.
-FEATURE_EXTRACTION, FINE_TUNED, FROM_SCRATCH = "feature_extraction", "fine_tuned", "from_scratch"
 CHECKPOINTS_DIR = "checkpoints"
 #: Splits whose decoded images take less memory than this are kept in memory across epochs.
 MEMORY_CACHE_BYTES = 2 * 1024**3
@@ -256,7 +259,7 @@ class Session:
             "precision": self.plan.precision,
             "files": {
                 "serving": export.SERVING_DIR,
-                "head": export.HEAD_DIR if record.mode == "feature_extraction" else None,
+                "head": export.HEAD_DIR if record.mode == FEATURE_EXTRACTION else None,
                 "labels": export.LABELS_FILE,
                 "test_predictions": export.PREDICTIONS_FILE,
                 **files,

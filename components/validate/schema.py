@@ -18,7 +18,6 @@ from hubpipe.pipeline.errors import ConfigError
 
 #: What tf.io.decode_image reads, as written in image/format.
 SUPPORTED_FORMATS = ("bmp", "gif", "jpeg", "png")
-SCHEMA_FILE = "schema.pbtxt"
 
 
 def _schema_pb2() -> Any:

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
-from hubpipe.pipeline.config import STAGES
 from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.execution import MANIFEST
+from hubpipe.pipeline.runner import RUN_FILE
+from hubpipe.pipeline.stages import stage_names
 
 REPORT_FILE = "report.html"
 
@@ -31,7 +33,7 @@ def report(run_dir: Path, output: Path | None) -> None:
 
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a folder")
-    if not (run_dir / "run.json").is_file() and not any((run_dir / s / "manifest.json").is_file() for s in STAGES):
+    if not (run_dir / RUN_FILE).is_file() and not any((run_dir / s / MANIFEST).is_file() for s in stage_names()):
         raise UsageError(f"{run_dir} is not a run folder (no run.json); pass the --output folder of `hubpipe run`")
     written = write_report(run_dir, output or run_dir / REPORT_FILE)
     click.echo(f"wrote {written}")

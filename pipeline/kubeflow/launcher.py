@@ -1,9 +1,9 @@
 """Runs one stage inside a Kubeflow task: KFP artifacts in, the stage's executor, typed KFP outputs out.
 
 Every ``components/<stage>/kfp_component.py`` calls :func:`launch` from its component function. The launcher
-builds the same :class:`~hubpipe.pipeline.stage.StageContext` the local runner builds, with the KFP artifact
-folders as ``inputs`` and ``output_dir``, and writes the stage's ``manifest.json`` (the same fields as a local
-run). Then "fillers" fill the component's other typed outputs from the finished stage: a Markdown summary
+runs the stage through the execution core the local runner uses (:mod:`hubpipe.pipeline.execution`), with the
+KFP artifact folders as upstream folders and work folder, so its ``manifest.json`` is the one a local run
+writes. Then "fillers" fill the component's other typed outputs from the finished stage: a Markdown summary
 (:func:`write_summary`), the key results as Metrics (:func:`log_metrics`), an executor's report copied
 (:func:`copy_file`) or rendered as HTML (:func:`html_report`), the KFP UI metadata that opens TensorBoard on
 the logs (:func:`tensorboard_viewer`), or a stage's own (e.g. its confusion matrix).
@@ -17,26 +17,23 @@ with exit code 3, which stops the run. Artifacts are used through ``.path``, ``.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import html
 import json
 import logging
-import os
 import shutil
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
-from hubpipe.pipeline.config import PipelineConfig, section_dict
-from hubpipe.pipeline.errors import DataRejected, HubpipeError, StageError
+from hubpipe.pipeline.artifacts import replace_dir, staging_dir
+from hubpipe.pipeline.config import PipelineConfig
+from hubpipe.pipeline.errors import HubpipeError, StageError
+from hubpipe.pipeline.execution import MANIFEST, Placement, execute, fingerprint_inputs
 from hubpipe.pipeline.kubeflow.parameters import resolve_config
-from hubpipe.pipeline.runner import MANIFEST, code_version
 from hubpipe.pipeline.runtime import cache_root
-from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
+from hubpipe.pipeline.stage import StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.kubeflow")
 
@@ -127,51 +124,24 @@ def run_stage(
     output_dir: Path,
     previous_dir: Path | None = None,
 ) -> tuple[StageResult, dict[str, Any]]:
-    """Runs the executor of ``spec`` into ``output_dir`` and writes its manifest; returns both.
+    """Runs ``spec`` through the execution core into ``output_dir`` (KFP's folder, used in place); returns the
+    result and the manifest.
 
-    ``inputs`` must hold a committed stage folder (with manifest.json) for every upstream stage; an input
-    that a policy rejected stops here with :class:`DataRejected`.
+    ``inputs`` must hold a complete stage folder (with manifest.json) for every upstream stage; an input that a
+    policy rejected stops here with :class:`DataRejected`. A retried attempt starts from an empty folder.
     """
-    upstream = check_inputs(spec, inputs)
+    placement = Placement(
+        inputs=dict(inputs), work_dir=output_dir, cache_dir=cache_root() / "stages", previous_dir=previous_dir
+    )
+    fingerprint = fingerprint_inputs(spec, config, placement)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in output_dir.iterdir():  # a retried attempt starts from an empty folder
+    for leftover in output_dir.iterdir():
         if leftover.is_dir():
             shutil.rmtree(leftover)
         else:
             leftover.unlink()
-    fingerprint_inputs = {
-        "stage": spec.name,
-        "parameters": section_dict(config, *spec.sections),
-        "code": code_version(spec.code),
-        "external": {},
-        "upstream": {name: manifest.get("fingerprint", "") for name, manifest in upstream.items()},
-    }
-    context = StageContext(
-        name=spec.name,
-        config=config,
-        inputs=dict(inputs),
-        output_dir=output_dir,
-        cache_dir=cache_root() / "stages",
-        previous_dir=previous_dir,
-        beam_args=tuple(config.runner.beam_args),
-    )
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    started = time.monotonic()
     LOG.info("[%s] running", spec.name)
-    result = spec.load_executor()(context)
-    if not isinstance(result, StageResult):
-        raise StageError(f"stage {spec.name} returned {type(result).__name__}, not a StageResult")
-    manifest = {
-        "stage": spec.name,
-        "fingerprint": stable_hash(fingerprint_inputs),
-        "inputs": fingerprint_inputs,
-        "started": started_at,
-        "duration_s": round(time.monotonic() - started, 3),
-        "artifacts": dict(result.artifacts),
-        "results": result.results,
-        "rejected": result.rejected,
-    }
-    write_json_atomic(output_dir / MANIFEST, manifest)
+    result, manifest = execute(spec, config, placement, fingerprint)
     if result.rejected:
         LOG.warning("[%s] rejected: %s (the next stage will not start)", spec.name, result.rejected)
     LOG.info("[%s] done in %.1f s", spec.name, manifest["duration_s"])
@@ -186,34 +156,10 @@ def previous_location(stage: str) -> Path:
 def keep_as_previous(output_dir: Path, location: Path) -> None:
     """Replaces ``location`` by a copy of ``output_dir`` (copied aside, then swapped in with renames)."""
     location.parent.mkdir(parents=True, exist_ok=True)
-    staging = location.with_name(f".{location.name}.tmp-{os.getpid()}")
-    retired = location.with_name(f".{location.name}.old-{os.getpid()}")
+    staging = staging_dir(location)
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(output_dir, staging)
-    if location.exists():
-        os.replace(location, retired)
-    os.replace(staging, location)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def check_inputs(spec: StageSpec, inputs: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
-    """The manifests of the upstream folders; raises if one is missing, incomplete or rejected."""
-    missing = [name for name in spec.upstream if name not in inputs]
-    if missing:
-        raise StageError(f"stage {spec.name} needs the output of {', '.join(missing)}")
-    manifests: dict[str, dict[str, Any]] = {}
-    for name in spec.upstream:
-        try:
-            manifests[name] = read_json(inputs[name] / MANIFEST)
-        except (OSError, ValueError):
-            raise StageError(
-                f"input {name} of stage {spec.name} at {inputs[name]} has no readable {MANIFEST}"
-            ) from None
-        if manifests[name].get("rejected"):
-            raise DataRejected(
-                f"stage {name} rejected the data, so {spec.name} does not run: {manifests[name]['rejected']}"
-            )
-    return manifests
+    replace_dir(staging, location)
 
 
 def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -28,7 +28,7 @@ from hubpipe.pipeline.kubeflow.options import KubeflowOptions
 
 LOG = logging.getLogger("hubpipe.kubeflow")
 
-#: The folder of the publish root that holds the TensorBoard logs (see hubpipe.components.publish.layout).
+#: The folder of the publish root that holds the TensorBoard logs (see hubpipe.components.common.publish_root).
 TENSORBOARD_DIR = "tensorboard"
 
 #: A bearer token for the KFP API, e.g. from `gcloud auth print-access-token` or a Dex session.

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fake_run import CLASSES, FakeWorld
 
+from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor
 from hubpipe.components.evaluate.content import RUN_HPARAM
 from hubpipe.components.evaluate.tensorboard_logs import read_session_hparams
-from hubpipe.components.publish import layout
 from hubpipe.pipeline.config import load_config
 from hubpipe.pipeline.errors import DataError, StageError
 from hubpipe.pipeline.runtime import import_tensorflow
@@ -172,10 +172,13 @@ def test_external_inputs_name_the_blessed_version_to_compare_with(world: FakeWor
     config = load_config(overrides={"publish.root": str(root)})
     run_dir = tmp_path / "run"
     shutil.copytree(world.train_better, run_dir / "train")
-    assert executor.external_inputs(config, run_dir) == {"publish_root": str(root), "compared_with": None}
+    assert executor.external_inputs(config, {"train": run_dir / "train"}, None) == {
+        "publish_root": str(root),
+        "compared_with": None,
+    }
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
-    assert executor.external_inputs(config, run_dir)["compared_with"] == "v1"
-    assert layout.read_latest_id(str(root)) == "v1"
+    assert executor.external_inputs(config, {"train": run_dir / "train"}, None)["compared_with"] == "v1"
+    assert publish_root.read_latest_id(str(root)) == "v1"
 
 
 def test_train_output_without_candidates_is_an_error(world: FakeWorld, tmp_path: Path) -> None:
