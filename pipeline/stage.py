@@ -46,6 +46,20 @@ class StageResult:
     rejected: str | None = None
 
 
+@dataclass(frozen=True)
+class DataOutcome:
+    """What a data stage's core (ingest, validate) returns: its key results, and ``rejected`` when its policy
+    stops the run. Like the outcomes of train, evaluate and publish it offers ``results()``; the executor adds
+    the artifacts from the stage's layout.
+    """
+
+    key_results: Results
+    rejected: str | None = None
+
+    def results(self) -> Results:
+        return dict(self.key_results)
+
+
 Executor = Callable[[StageContext], StageResult]
 ExternalInputs = Callable[[PipelineConfig, Mapping[str, Path], "Path | None"], Mapping[str, Any]]
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from hubpipe.pipeline.artifacts import replace_dir, staging_dir, write_json_atomic
 
+#: The cache folder, and the three files of one split's folder below it.
 EMBEDDINGS_DIR = "embeddings"
 FEATURES_FILE = "features.npy"
 EXAMPLES_FILE = "examples.npz"

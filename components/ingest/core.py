@@ -1,5 +1,5 @@
 """The ingest core: an :class:`IngestRequest` in (a resolved source), the artifact folder of
-:mod:`.layout` and an :class:`IngestOutcome` out.
+:mod:`.layout` and a :class:`~hubpipe.pipeline.stage.DataOutcome` out.
 
 Every file seen is accounted for: ``files_seen = examples_written + quarantined + held_out_by_percent``.
 """
@@ -26,6 +26,7 @@ from hubpipe.components.ingest.sources import ResolvedSource
 from hubpipe.pipeline.artifacts import write_json_atomic
 from hubpipe.pipeline.config import DataConfig
 from hubpipe.pipeline.errors import DataError, StageError
+from hubpipe.pipeline.stage import DataOutcome
 
 LOG = logging.getLogger("hubpipe.ingest")
 
@@ -45,19 +46,9 @@ class IngestRequest:
     beam_args: Sequence[str] = ()
 
 
-@dataclass(frozen=True)
-class IngestOutcome:
-    """What ingest found; ``rejected`` is set when identical images break a ``fail`` policy."""
-
-    key_results: dict[str, Any]
-    rejected: str | None = None
-
-    def results(self) -> dict[str, Any]:
-        return dict(self.key_results)
-
-
-def ingest(request: IngestRequest) -> IngestOutcome:
-    """Lists, checks and writes the examples of the request's source into its output folder."""
+def ingest(request: IngestRequest) -> DataOutcome:
+    """Lists, checks and writes the examples of the request's source into its output folder; the outcome is
+    rejected when identical images break a ``fail`` policy."""
     source, output_dir, data = request.source, request.output_dir, request.data
     listing = list_dataset(source.location, data.layout)
     _check_listing(listing, source)
@@ -86,7 +77,7 @@ def ingest(request: IngestRequest) -> IngestOutcome:
     write_json_atomic(output_dir / DUPLICATES_FILE, sorted(outputs["duplicates"], key=lambda d: d["paths"]))
     write_json_atomic(output_dir / SUMMARY_FILE, summary)
     _log_summary(results, quarantined)
-    return IngestOutcome(results, rejected=_rejection(outputs["violations"]))
+    return DataOutcome(results, rejected=_rejection(outputs["violations"]))
 
 
 def _check_listing(listing: Listing, source: ResolvedSource) -> None:

@@ -1,5 +1,5 @@
 """The validate core: a :class:`ValidateRequest` in (an ingest folder), statistics, schema, anomalies and a
-report out (the folder of :mod:`.layout`), and a :class:`ValidateOutcome`.
+report out (the folder of :mod:`.layout`), and a :class:`~hubpipe.pipeline.stage.DataOutcome`.
 
 The previous run's schema and training statistics (``previous_dir``) are the baseline for class checks and
 drift only when they describe the same data source; a new source starts a new baseline. Rejected data never
@@ -33,6 +33,7 @@ from hubpipe.components.validate.statistics import compute_statistics, load_stat
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import DataConfig, ValidateConfig
 from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.stage import DataOutcome
 
 LOG = logging.getLogger("hubpipe.validate")
 
@@ -48,17 +49,6 @@ class ValidateRequest:
     data: DataConfig
     previous_dir: Path | None = None  # this stage's folder from the previous run: the baseline
     beam_args: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class ValidateOutcome:
-    """The verdict's key results; ``rejected`` is set when policy ``fail`` meets error anomalies."""
-
-    key_results: dict[str, Any]
-    rejected: str | None = None
-
-    def results(self) -> dict[str, Any]:
-        return dict(self.key_results)
 
 
 @dataclass
@@ -118,8 +108,9 @@ class Assessment:
         return [a for a in self.anomalies if a.severity == WARNING]
 
 
-def validate(request: ValidateRequest) -> ValidateOutcome:
-    """Computes statistics, checks them against the schema and the baseline, and writes the artifacts."""
+def validate(request: ValidateRequest) -> DataOutcome:
+    """Computes statistics, checks them against the schema and the baseline, and writes the artifacts; the
+    outcome is rejected when policy ``fail`` meets error anomalies."""
     ingest_dir, output_dir, settings, data = request.ingest_dir, request.output_dir, request.settings, request.data
     labels = f.read_labels(ingest_dir)
     source = _read_json_or(ingest_dir / ingest_layout.SUMMARY_FILE, {}).get("source", {}).get("description", "")
@@ -153,7 +144,7 @@ def validate(request: ValidateRequest) -> ValidateOutcome:
     _write_report(report, output_dir / REPORT_FILE)
     _log(outcome)
     rejected = _rejection(outcome.errors, settings.policy) if outcome.verdict == "failed" else None
-    return ValidateOutcome(_results(outcome, origin, len(labels)), rejected=rejected)
+    return DataOutcome(_results(outcome, origin, len(labels)), rejected=rejected)
 
 
 def _results(outcome: Assessment, origin: str, classes: int) -> dict[str, Any]:
