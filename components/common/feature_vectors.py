@@ -23,12 +23,6 @@ import numpy as np
 
 from hubpipe.pipeline.artifacts import replace_dir, staging_dir, write_json_atomic
 
-#: The cache folder, and the three files of one split's folder below it.
-EMBEDDINGS_DIR = "embeddings"
-FEATURES_FILE = "features.npy"
-EXAMPLES_FILE = "examples.npz"
-META_FILE = "meta.json"
-
 
 @dataclass(frozen=True)
 class Embeddings:
@@ -37,6 +31,13 @@ class Embeddings:
     features: np.ndarray  # float32 [n, d]
     labels: np.ndarray  # int64 [n]
     ids: np.ndarray  # str [n]
+
+
+#: The cache folder, and the three files of one split's folder below it.
+EMBEDDINGS_DIR = "embeddings"
+FEATURES_FILE = "features.npy"
+EXAMPLES_FILE = "examples.npz"
+META_FILE = "meta.json"
 
 
 def split_dir(cache_dir: Path, key: str, split: str) -> Path:

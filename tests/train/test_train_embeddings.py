@@ -69,3 +69,13 @@ def test_a_damaged_entry_is_recomputed(tmp_path: Path, ingest_dir: Path) -> None
     assert not result.cached
     reloaded = feature_vectors.load_embeddings(tmp_path, "k2", "test")
     assert reloaded is not None and reloaded.features.shape == (9, 3)
+
+
+def test_cached_vectors_line_up_with_the_split_ids(tmp_path: Path) -> None:
+    vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    cached = feature_vectors.Embeddings(vectors, np.array([0, 1, 0]), np.array(["a", "b", "c"]))
+    feature_vectors.save_embeddings(feature_vectors.split_dir(tmp_path, "k3", "test"), cached, {})
+    lined_up = feature_vectors.vectors_in_order(tmp_path, "k3", "test", ["c", "a"])
+    assert lined_up.tolist() == [[4.0, 5.0], [0.0, 1.0]]
+    assert feature_vectors.vectors_in_order(tmp_path, "k3", "test", ["a", "unknown"]) is None
+    assert feature_vectors.vectors_in_order(tmp_path, "other", "test", ["a"]) is None
