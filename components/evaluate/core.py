@@ -15,18 +15,10 @@ from typing import Any
 
 from hubpipe.components.common import features
 from hubpipe.components.common.publish_root import find_reference
-from hubpipe.components.evaluate import visuals
+from hubpipe.components.evaluate import layout, visuals
 from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
 from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_models
 from hubpipe.components.evaluate.content import write_tensorboard
-from hubpipe.components.evaluate.layout import (
-    BLESSED_MARKER,
-    BLESSING_FILE,
-    IMAGES_DIR,
-    METRICS_DIR,
-    NOT_BLESSED_MARKER,
-    TENSORBOARD_DIR,
-)
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
 from hubpipe.components.train.layout import LOGS_DIR, SCRATCH, TRANSFER
@@ -130,12 +122,12 @@ def _write_artifacts(
             "model_key": model.key,
             **evaluation.metrics[model.name].to_dict(),
         }
-        write_json_atomic(out / METRICS_DIR / f"{model.name}.json", record)
-    write_json_atomic(out / BLESSING_FILE, blessing_record(request, evaluation, models))
-    marker = BLESSED_MARKER if evaluation.blessed else NOT_BLESSED_MARKER
+        write_json_atomic(out / layout.METRICS_DIR / f"{model.name}.json", record)
+    write_json_atomic(out / layout.BLESSING_FILE, blessing_record(request, evaluation, models))
+    marker = layout.BLESSED_MARKER if evaluation.blessed else layout.NOT_BLESSED_MARKER
     (out / marker).write_bytes(b"")
     pictures = write_tensorboard(
-        out / TENSORBOARD_DIR,
+        out / layout.TENSORBOARD_DIR,
         models,
         metrics=evaluation.metrics,
         decision=evaluation.decision,
@@ -144,7 +136,7 @@ def _write_artifacts(
         run_id=evaluation.evaluation_id,
     )
     for (model_name, picture_name), picture in pictures.items():
-        folder = out / IMAGES_DIR / model_name
+        folder = out / layout.IMAGES_DIR / model_name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{picture_name}.png").write_bytes(visuals.png_bytes(picture))
 
