@@ -147,7 +147,7 @@ def validate(
         drift=outcome.drift,
         statistics=statistics,
     )
-    _write_report(report, output_dir / REPORT_FILE)
+    write_text_atomic(output_dir / REPORT_FILE, render_report(report))
     _log(outcome)
     return ValidationReport(
         results=_results(outcome, origin, len(labels)),
@@ -215,18 +215,6 @@ def _class_table(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
         for label, count in per_class.items():
             table.setdefault(label, {})[split] = count
     return table
-
-
-def _write_report(report: ReportData, path: Path) -> None:
-    """Adds TFDV's statistics view (train beside test) and writes the HTML report."""
-    import tensorflow_data_validation as tfdv
-
-    train, test = report.statistics[TRAIN], report.statistics.get(TEST)
-    if test is None:
-        report.tfdv_view = tfdv.get_statistics_html(train, lhs_name="train")
-    else:
-        report.tfdv_view = tfdv.get_statistics_html(train, test, lhs_name="train", rhs_name="test")
-    write_text_atomic(path, render_report(report))
 
 
 def _rejection(errors: list[Anomaly], policy: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from hubpipe.components.common.html_parts import escape, quarantine_tables, table
 from hubpipe.pipeline.artifacts import write_text_atomic
+from hubpipe.pipeline.errors import UsageError
 
 MANIFEST = "manifest.json"
 QUARANTINE_ROWS = 100
@@ -58,12 +59,26 @@ def _read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def _run_record(path: Path) -> dict[str, Any]:
+    """``run.json`` as written by the runner ({} when absent); raises UsageError when it is damaged."""
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not readable JSON ({exc}); rerun the pipeline or delete it") from None
+    stages = record.get("stages", []) if isinstance(record, dict) else None
+    if not isinstance(stages, list) or not all(isinstance(stage, dict) for stage in stages):
+        raise UsageError(f"{path} is not a hubpipe run record (expected an object with a list of stages)")
+    return record
+
+
 class RunFolder:
     """A run folder's stage folders and run.json."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.run = _read_json(self.root / "run.json", {}) or {}
+        self.run = _run_record(self.root / "run.json")
 
     def stage(self, name: str) -> Path | None:
         """The stage's folder when it is complete (has its manifest), else None."""
