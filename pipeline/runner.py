@@ -119,6 +119,16 @@ def select_until(stages: list[StageSpec], until: str | None) -> list[StageSpec]:
     return [stage for stage in stages if stage.name in needed]
 
 
+def preflight(stages: Sequence[StageSpec], config: PipelineConfig) -> None:
+    """Runs each stage's configuration checks (each check once) before any stage starts."""
+    checked: set[str] = set()
+    for stage in stages:
+        check = stage.load_preflight()
+        if check is not None and stage.preflight not in checked:
+            checked.add(stage.preflight)
+            check(config)
+
+
 class LocalRunner:
     """Runs stages in order in this process; see the module docstring for the folder layout."""
 
@@ -129,8 +139,9 @@ class LocalRunner:
         self.fingerprints: dict[str, str] = {}
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
-        self._prepare()
         selected = select_until(self.stages, until)
+        preflight(selected, self.config)
+        self._prepare()
         report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
         self._write_report(report)
         try:
