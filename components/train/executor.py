@@ -37,6 +37,7 @@ def run(ctx: StageContext) -> StageResult:
         train=ctx.config.train,
         image_size=ctx.config.data.image_size,
         code_version=code_version(TRAIN_CODE),
+        max_pixels=ctx.config.data.max_pixels,
     )
     outcome = train_models(request)
     return StageResult(

@@ -10,11 +10,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hubpipe.components.train.core import SUMMARY_FILE
-from hubpipe.components.train.export import CLASSES, PROBABILITIES, SERVING_DIR, SERVING_INPUT
+from hubpipe.components.train.export import CLASSES, MAX_PIXELS, PROBABILITIES, SERVING_DIR, SERVING_INPUT
+from hubpipe.components.train.pixel_limit import declared_pixels, too_many_pixels_message
 from hubpipe.components.train.session import MODELS_DIR
 from hubpipe.pipeline.artifacts import read_json
+from hubpipe.pipeline.config import DataConfig
 from hubpipe.pipeline.errors import UsageError
 from hubpipe.pipeline.runtime import import_tensorflow
 
@@ -68,15 +71,26 @@ def collect_images(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _read_image(tf: object, path: Path) -> tuple[bytes | None, str | None]:
-    """The file's bytes if TensorFlow can decode them as an image, else the reason it cannot."""
+def model_pixel_cap(loaded: Any) -> int:
+    """The pixel cap a serving model was saved with (models saved before it was recorded: the default)."""
+    variable = getattr(loaded, MAX_PIXELS, None)
+    return int(variable.numpy()) if variable is not None else DataConfig.max_pixels
+
+
+def _read_image(tf: Any, path: Path, max_pixels: int) -> tuple[bytes | None, str | None]:
+    """The file's bytes if TensorFlow can decode them as an image, else the reason it cannot.
+
+    The header is checked against ``max_pixels`` before anything is decoded.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         return None, exc.strerror or str(exc)
     try:
-        tf.io.decode_image(data, channels=3, expand_animations=False)  # type: ignore[attr-defined]
-    except (tf.errors.InvalidArgumentError, ValueError):  # type: ignore[attr-defined]
+        if int(declared_pixels(tf, tf.constant(data))) > max_pixels:
+            return None, too_many_pixels_message(max_pixels)
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
         return None, "not a readable JPEG, PNG, GIF or BMP image"
     return data, None
 
@@ -84,13 +98,14 @@ def _read_image(tf: object, path: Path) -> tuple[bytes | None, str | None]:
 def classify_files(serving_dir: Path, files: Sequence[Path], top_k: int, batch_size: int = 32) -> Iterator[Prediction]:
     """The ``top_k`` classes of every file, in order; unreadable files yield a Prediction with ``error``."""
     tf = import_tensorflow()
-    serve = tf.saved_model.load(str(serving_dir)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(serving_dir))
+    serve, max_pixels = loaded.signatures["serving_default"], model_pixel_cap(loaded)
     for start in range(0, len(files), batch_size):
         batch = files[start : start + batch_size]
         predictions: dict[int, Prediction] = {}
         readable: list[tuple[int, bytes]] = []
         for index, path in enumerate(batch):
-            data, error = _read_image(tf, path)
+            data, error = _read_image(tf, path, max_pixels)
             if data is None:
                 predictions[index] = Prediction(path, [], error)
             else:
