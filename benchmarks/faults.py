@@ -79,10 +79,11 @@ def prepare(reference: Path, run_dir: Path, restart: str | None, cache: Path) ->
         shutil.rmtree(cache / "sources" / "extracted", ignore_errors=True)
 
 
-def rerun(config_file: Path, run_dir: Path, cache: Path) -> int:
+def run_or_fail(config_file: Path, run_dir: Path, env: dict[str, str], kill_after: float | None = None) -> int:
+    """``hubpipe run``'s status: 0, -9 when killed, 1 when it failed (logged)."""
     try:
-        return harness.hubpipe_run(config_file, run_dir, harness.crash_env(None, cache))
-    except RuntimeError as exc:
+        return harness.hubpipe_run(config_file, run_dir, env, kill_after=kill_after)
+    except harness.RunFailed as exc:
         LOG.error("%s", exc)
         return 1
 
@@ -105,12 +106,15 @@ def check(kill: Kill, work: Path, inputs: Inputs, tally: Tally) -> None:
     run_dir, root = work / "run", work / "published"
     prepare(reference, run_dir, kill.restart, cache)
     config_file = write_config(work / "config.yaml", source, root)
-    status = harness.hubpipe_run(config_file, run_dir, harness.crash_env(kill.point, cache), kill_after=kill.after_s)
+    status = run_or_fail(config_file, run_dir, harness.crash_env(kill.point, cache), kill.after_s)
     if status == 0:
-        LOG.info("%-40s finished before the kill; not counted", kill.label)
+        LOG.info("%-36s finished before the kill; not counted", kill.label)
         return
     tally.kills += 1
-    status = rerun(config_file, run_dir, cache)
+    if status != -9:
+        LOG.info("%-36s failed before the kill: not recovered", kill.label)
+        return
+    status = run_or_fail(config_file, run_dir, harness.crash_env(None, cache))
     same_kinds = status == 0 and harness.artifact_kinds(run_dir) == harness.artifact_kinds(reference)
     latest = harness.latest_problem(run_dir, root) if status == 0 else "the rerun failed"
     left = harness.leftovers(run_dir, root, cache)
@@ -134,15 +138,30 @@ def sample_archive(folder: Path) -> Path:
     return archive
 
 
-def random_kills(count: int, durations: dict[str, float], rng: random.Random) -> list[Kill]:
-    kills = []
-    for index in range(count):
-        restart = rng.choice(harness.STAGES)
-        remaining = START_UP_S + sum(durations[s] for s in harness.STAGES[harness.STAGES.index(restart) :])
-        remaining += durations["evaluate"] + durations["publish"] if restart == "publish" else 0.0
-        after = round(rng.uniform(0.5, remaining), 2)
-        kills.append(Kill(f"random {index + 1}: {restart} + {after:.1f} s", restart, after_s=after))
-    return kills
+def random_kill(index: int, durations: dict[str, float], rng: random.Random) -> Kill:
+    """A kill at a random moment of a run that restarts at a random stage."""
+    restart = rng.choice(harness.STAGES)
+    remaining = START_UP_S + sum(durations[s] for s in harness.STAGES[harness.STAGES.index(restart) :])
+    remaining += durations["evaluate"] + durations["publish"] if restart == "publish" else 0.0
+    after = round(rng.uniform(0.5, remaining), 2)
+    return Kill(f"random {index}: {restart} + {after:.1f} s", restart, after_s=after)
+
+
+def run_kills(count: int, seed: int, inputs: Inputs, base: Path) -> Tally:
+    """Every crash point, then random kills until ``count`` of them hit a running process (at most 3x tries)."""
+    stages = json.loads((inputs.reference / "run.json").read_text())["stages"]
+    durations = {record["name"]: record["duration_s"] for record in stages}
+    rng, tally = random.Random(seed), Tally()
+    kills = [Kill(point, RESTART_FROM.get(point), point=point) for point in CRASH_POINTS]
+    for index in range(len(CRASH_POINTS) + 3 * count):
+        if index >= len(kills) and tally.kills >= len(CRASH_POINTS) + count:
+            break
+        kill = kills[index] if index < len(kills) else random_kill(index - len(kills) + 1, durations, rng)
+        work = base / f"kill-{index:02d}"
+        work.mkdir()
+        check(kill, work, inputs, tally)
+        shutil.rmtree(work)
+    return tally
 
 
 def main() -> None:
@@ -158,16 +177,7 @@ def main() -> None:
         started = time.monotonic()
         assert harness.hubpipe_run(config_file, reference, harness.crash_env(None, cache)) == 0
         LOG.info("uninterrupted run: %.1f s", time.monotonic() - started)
-        stages = json.loads((reference / "run.json").read_text())["stages"]
-        durations = {record["name"]: record["duration_s"] for record in stages}
-        kills = [Kill(point, RESTART_FROM.get(point), point=point) for point in CRASH_POINTS]
-        kills += random_kills(args.random, durations, random.Random(args.seed))
-        tally = Tally()
-        for index, kill in enumerate(kills):
-            work = base / f"kill-{index:02d}"
-            work.mkdir()
-            check(kill, work, Inputs(reference, source, cache), tally)
-            shutil.rmtree(work)
+        tally = run_kills(args.random, args.seed, Inputs(reference, source, cache), base)
     print(
         f"RESULT kills={tally.kills} recovered={tally.recovered} wrong_latest={tally.wrong_latest} "
         f"leftovers={tally.leftovers} lost_examples={tally.lost_examples}"

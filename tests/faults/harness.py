@@ -19,20 +19,27 @@ from hubpipe.pipeline.crashpoints import ENV_VAR
 from hubpipe.pipeline.runner import LEFTOVER_IN_CACHE, MANIFEST
 
 STAGES = ("ingest", "validate", "train", "evaluate", "publish")
-HUBPIPE = [sys.executable, "-c", "import sys; from hubpipe.pipeline.cli import main; sys.exit(main())"]
+#: The installed command, as a user runs it (``python -c`` would put the working folder on sys.path).
+HUBPIPE = [str(Path(sys.executable).with_name("hubpipe"))]
+
+
+class RunFailed(RuntimeError):
+    """``hubpipe run`` exited with an error status (neither 0 nor killed)."""
 
 
 def hubpipe_run(config_file: Path, output: Path, env: dict[str, str], kill_after: float | None = None) -> int:
-    """Runs ``hubpipe run`` in a child process; returns its exit status (-9 when it was killed)."""
+    """Runs ``hubpipe run`` in a child process; returns 0, or -9 when it was killed; raises :class:`RunFailed`."""
     command = [*HUBPIPE, "run", "--config", str(config_file), "--output", str(output)]
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, env=env, cwd=output.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         _, stderr = child.communicate(timeout=kill_after)
     except subprocess.TimeoutExpired:
         child.send_signal(signal.SIGKILL)
         child.communicate()
     if child.returncode not in (0, -signal.SIGKILL):
-        raise RuntimeError(f"hubpipe run exited with {child.returncode}: {stderr[-2000:] if stderr else ''}")
+        raise RunFailed(f"hubpipe run exited with {child.returncode}: {stderr[-2000:] if stderr else ''}")
     return child.returncode
 
 
