@@ -52,14 +52,6 @@ def holder() -> Iterator:
         process.wait()
 
 
-@pytest.fixture
-def counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "counts"
-    folder.mkdir()
-    monkeypatch.setenv("FAKE_STAGE_COUNTS", str(folder))
-    return folder
-
-
 def test_a_second_run_into_a_busy_folder_stops_and_leaves_the_live_run_alone(
     tmp_path: Path, counts: Path, holder
 ) -> None:
