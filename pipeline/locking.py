@@ -144,7 +144,7 @@ def owned_tmp(path: Path) -> Iterator[Path]:
         try:
             yield path
         finally:
-            _remove(path)
+            remove_path(path)
             lock_path.unlink(missing_ok=True)
 
 
@@ -161,7 +161,7 @@ def remove_dead_tmp(folder: Path, pattern: str) -> list[Path]:
         with open(lock_path, "a", encoding="utf-8") as handle:
             if not _try_flock(handle):
                 continue  # its owner is alive
-            _remove(entry)
+            remove_path(entry)
             lock_path.unlink(missing_ok=True)
         LOG.info("removed %s, left by a process that was killed", entry)
         removed.append(entry)
@@ -179,7 +179,8 @@ def _remove_orphan_lock(lock_path: Path) -> None:
             lock_path.unlink(missing_ok=True)
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Removes a file or a folder tree; nothing happens when it is not there."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

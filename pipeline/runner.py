@@ -38,7 +38,7 @@ from hubpipe.pipeline.artifacts import hash_files, read_json, stable_hash, write
 from hubpipe.pipeline.config import PipelineConfig, section_dict, to_yaml
 from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataRejected, HubpipeError, UsageError
-from hubpipe.pipeline.locking import RunLock, process_identity
+from hubpipe.pipeline.locking import RunLock, process_identity, remove_path
 from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.runner")
@@ -166,10 +166,7 @@ class LocalRunner:
         leftovers += [path for path in (self.output_dir / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(path.name)]
         for leftover in leftovers:
             LOG.info("removing %s, left by a run that was killed", leftover.name)
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+            remove_path(leftover)
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
 
     def fingerprint(self, stage: StageSpec) -> dict[str, Any]:

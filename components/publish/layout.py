@@ -25,14 +25,13 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubpipe.components.publish import storage
-from hubpipe.pipeline.locking import exclusive
+from hubpipe.pipeline.locking import exclusive, remove_path
 from hubpipe.pipeline.runtime import cache_root
 
 LOG = logging.getLogger(__name__)
@@ -90,10 +89,7 @@ def locked(root: str) -> Iterator[None]:
     with exclusive(Path(root) / LOCK_FILE):
         for leftover in [*folder.glob(f"{TMP_PREFIX}*"), *folder.glob(f"{LATEST_FILE}.tmp-*")]:
             LOG.info("removing %s, left by a publish that was killed", leftover)
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+            remove_path(leftover)
         yield
 
 
