@@ -7,6 +7,11 @@ Layout of a run folder ``DIR``::
     DIR/<stage>/               a stage's artifacts, with manifest.json written last
     DIR/cache/                 caches shared by the runs of this folder (embeddings)
 
+A run holds an OS lock on ``DIR/.lock`` from start to end (see :mod:`hubpipe.pipeline.locking`): a second
+run into the same folder stops with "another run (pid N) is using DIR", while the lock of a killed run is
+gone with its process. Holding the lock, a run removes what killed runs left (``.tmp-*``, ``.old-*``, and
+temporary files in ``DIR/cache``). run.json records the run's pid, host and start time.
+
 A stage runs in ``DIR/.tmp-<stage>-<pid>`` and is renamed to ``DIR/<stage>`` only once its executor has
 returned and its manifest is written, so a stage that is killed midway leaves no folder a rerun would take
 for complete. A stage is skipped (``cached``) when ``DIR/<stage>/manifest.json`` holds the fingerprint the
@@ -20,6 +25,7 @@ import datetime as dt
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -30,7 +36,9 @@ from typing import Any
 from hubpipe.pipeline import __version__
 from hubpipe.pipeline.artifacts import hash_files, read_json, stable_hash, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import PipelineConfig, section_dict, to_yaml
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataRejected, HubpipeError, UsageError
+from hubpipe.pipeline.locking import RunLock, process_identity, remove_path
 from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.runner")
@@ -38,6 +46,8 @@ LOG = logging.getLogger("hubpipe.runner")
 MANIFEST = "manifest.json"
 RUN_FILE = "run.json"
 CONFIG_FILE = "resolved_config.yaml"
+#: Temporary names under ``DIR/cache`` (embeddings, checkpoint histories) that only a killed run leaves.
+LEFTOVER_IN_CACHE = re.compile(r"^\..+\.tmp(-\d+|\.npz)?$")
 
 
 @dataclass
@@ -60,6 +70,7 @@ class RunReport:
     output_dir: Path
     stages: list[StageRecord]
     status: str = "running"
+    process: dict[str, Any] = field(default_factory=process_identity)
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
@@ -139,6 +150,10 @@ class LocalRunner:
         self.fingerprints: dict[str, str] = {}
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
+        with RunLock(self.output_dir):
+            return self._run_locked(until, use_cache)
+
+    def _run_locked(self, until: str | None, use_cache: bool) -> RunReport:
         selected = select_until(self.stages, until)
         preflight(selected, self.config)
         self._prepare()
@@ -157,11 +172,12 @@ class LocalRunner:
         return report
 
     def _prepare(self) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.output_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for leftover in self.output_dir.glob(".old-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        """Removes what killed runs left; safe because this run holds the folder's lock."""
+        leftovers = [*self.output_dir.glob(".tmp-*"), *self.output_dir.glob(".old-*")]
+        leftovers += [path for path in (self.output_dir / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(path.name)]
+        for leftover in leftovers:
+            LOG.info("removing %s, left by a run that was killed", leftover.name)
+            remove_path(leftover)
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
 
     def fingerprint(self, stage: StageSpec) -> dict[str, Any]:
@@ -233,6 +249,7 @@ class LocalRunner:
                     "rejected": result.rejected,
                 },
             )
+            crash_point("runner.before_commit")
             self._commit(tmp_dir, final_dir)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -244,6 +261,7 @@ class LocalRunner:
         old_dir = self.output_dir / f".old-{final_dir.name}-{os.getpid()}"
         if final_dir.exists():
             os.replace(final_dir, old_dir)
+            crash_point("runner.between_renames")
         os.replace(tmp_dir, final_dir)
         shutil.rmtree(old_dir, ignore_errors=True)
 
@@ -269,6 +287,7 @@ class LocalRunner:
             self.output_dir / RUN_FILE,
             {
                 "status": report.status,
+                "process": report.process,
                 "hubpipe_version": __version__,
                 "output_dir": str(self.output_dir),
                 "config": CONFIG_FILE,

@@ -27,7 +27,9 @@ from typing import IO
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 
 LOG = logging.getLogger("hubpipe.ingest")
 
@@ -100,10 +102,10 @@ def extract_archive(archive: Path, cache: Path, max_member_bytes: int, max_total
     final = cache / "sources" / "extracted" / key
     if (final / REPORT_FILE).is_file():
         return _load_extracted(final, archive.name, max_total_bytes)
-    tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / DATA_DIR).mkdir(parents=True)
-    try:
+    remove_dead_tmp(final.parent, TMP_PATTERN)
+    with owned_tmp(final.with_name(f".{key}.tmp-{os.getpid()}")) as tmp:  # removed on the way out, however
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / DATA_DIR).mkdir(parents=True)
         state = _Extraction(archive.name, tmp / DATA_DIR, max_member_bytes, max_total_bytes)
         LOG.info("extracting %s", archive.name)
         _extract_any(archive, state)
@@ -112,9 +114,6 @@ def extract_archive(archive: Path, cache: Path, max_member_bytes: int, max_total
             {"archive": str(archive), "bytes": state.total_bytes, "skipped": [s.to_dict() for s in state.skipped]},
         )
         _commit(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return _load_extracted(final, archive.name, max_total_bytes)
 
 
@@ -122,7 +121,6 @@ def _commit(tmp: Path, final: Path) -> None:
     try:
         tmp.rename(final)
     except OSError:  # another process extracted the same archive first
-        shutil.rmtree(tmp, ignore_errors=True)
         if not (final / REPORT_FILE).is_file():
             raise
 
@@ -224,6 +222,7 @@ def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Ex
         state.skip(name, q.CORRUPT_ARCHIVE_MEMBER, str(exc) or type(exc).__name__)
         return
     state.written.add(relative)
+    crash_point("ingest.in_extraction")
 
 
 def _type_clash(root: Path, parts: tuple[str, ...], is_dir: bool) -> str:

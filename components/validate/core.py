@@ -33,6 +33,7 @@ from hubpipe.components.validate.statistics import STATS_DIR, compute_statistics
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import DataConfig, ValidateConfig
 from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.runtime import import_tfdv
 
 LOG = logging.getLogger("hubpipe.validate")
 
@@ -189,7 +190,7 @@ def _starting_schema(settings: ValidateConfig, data: DataConfig, baseline: Basel
 def _assess(
     schema: Any, statistics: dict[str, Any], baseline: Baseline, settings: ValidateConfig, output_dir: Path
 ) -> Assessment:
-    import tensorflow_data_validation as tfdv
+    tfdv = import_tfdv()
 
     found: list[Anomaly] = []
     for split, stats in statistics.items():

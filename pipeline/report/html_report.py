@@ -18,6 +18,7 @@ from typing import Any
 from hubpipe.components.common.html_parts import escape, quarantine_tables, table
 from hubpipe.pipeline.artifacts import write_text_atomic
 from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.locking import run_in_progress
 
 MANIFEST = "manifest.json"
 QUARANTINE_ROWS = 100
@@ -85,6 +86,14 @@ class RunFolder:
         folder = self.root / name
         return folder if (folder / MANIFEST).is_file() else None
 
+    @property
+    def status(self) -> str:
+        """run.json's status, except that a run whose process is gone is "interrupted", not "running"."""
+        status = str(self.run.get("status", "unknown"))
+        if status == "running" and not run_in_progress(self.root):
+            return "interrupted"
+        return status
+
     def record(self, name: str) -> dict[str, Any]:
         return next((s for s in self.run.get("stages", []) if s.get("name") == name), {})
 
@@ -109,9 +118,12 @@ def _overview(run: RunFolder) -> str:
                 escape(record.get("error", "")),
             ]
         )
-    status = run.run.get("status", "unknown")
+    status = run.status
     updated, version = escape(run.run.get("updated", "?")), escape(run.run.get("hubpipe_version", "?"))
     verdict = _pill(status, "ok" if status == "succeeded" else "bad")
+    process = run.run.get("process") or {}
+    if status in ("running", "interrupted") and isinstance(process, dict) and process.get("pid"):
+        verdict += escape(f" (pid {process['pid']} on {process.get('host', '?')}, started {process.get('started')})")
     header = (
         f"<p>Run folder <code>{escape(run.root.resolve())}</code>: {verdict}"
         f' <span class="muted">updated {updated}, hubpipe {version}</span></p>'

@@ -76,6 +76,7 @@ def test_weak_candidate_fails_and_the_good_one_is_blessed(world: FakeWorld, tmp_
         "method": "",
         "skip_reason": "no blessed model in the publish root yet",
         "metrics": None,
+        "latest_seen": None,
     }
     assert [b["name"] for b in blessing["baselines"]] == ["scratch_cnn"]
     assert blessing["publish_root"] == str(tmp_path / "published")

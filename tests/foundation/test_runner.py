@@ -17,14 +17,6 @@ from hubpipe.pipeline.runner import LocalRunner, run_pipeline
 from hubpipe.pipeline.stage import StageSpec
 
 
-@pytest.fixture
-def counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "counts"
-    folder.mkdir()
-    monkeypatch.setenv("FAKE_STAGE_COUNTS", str(folder))
-    return folder
-
-
 def runs_of(counts: Path, stage: str) -> int:
     path = counts / stage
     return int(path.read_text()) if path.exists() else 0
