@@ -73,7 +73,14 @@ setup(
             "kubernetes-validate",
             "yamllint",
             "websocket-client",  # drives headless Chromium in the TensorBoard browser test
+            "docker",  # kfp.local.DockerRunner's client, talking to podman's Docker-compatible API (tests/container)
         ],
     },
-    entry_points={"console_scripts": ["hubpipe = hubpipe.pipeline.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "hubpipe = hubpipe.pipeline.cli:main",
+            # The container image's ENTRYPOINT: hubpipe's own arguments go to hubpipe, other commands run as they are.
+            "hubpipe-entrypoint = hubpipe.pipeline.container:main",
+        ]
+    },
 )
