@@ -19,7 +19,9 @@ MODEL_NAME = "tiny-classifier"
 
 
 def tracked(config: PipelineConfig, uri: str) -> PipelineConfig:
-    return replace(config, track=replace(config.track, mlflow_uri=uri, registered_model=MODEL_NAME))
+    """``config`` logging to ``uri``, with a gate every model passes (so a model is blessed and registered)."""
+    gate = replace(config.evaluate, min_accuracy=0.0, min_margin_over_baseline=-1.0, max_drop_vs_blessed=1.0)
+    return replace(config, evaluate=gate, track=replace(config.track, mlflow_uri=uri, registered_model=MODEL_NAME))
 
 
 def test_flatten_and_what_is_pending() -> None:
@@ -72,16 +74,15 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
         assert len(client.get_metric_history(transfer.info.run_id, "val_accuracy")) == 2  # train.epochs
         parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
         assert {"report.html", "blessing.json"} <= parent_files
-        blessed = parent.data.tags["blessed_model"]
-        if blessed != "none":
-            (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
-            assert str(version.version) == str(report.tracking["model_version"])
-            image = sorted((tmp_path / "data" / "test").rglob("*.jpg"))[0].read_bytes()
-            model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}")
-            predicted = model.predict(pd.DataFrame({"image": [image, image]}))
-            classes = (tmp_path / "run" / "ingest" / "labels.txt").read_text().split()
-            assert list(predicted.columns) == ["label", "probability"] and predicted["label"][0] in classes
-            assert 0.0 < predicted["probability"][0] <= 1.0
+        assert parent.data.tags["blessed_model"] in children
+        (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
+        assert str(version.version) == str(report.tracking["model_version"])
+        image = sorted((tmp_path / "data" / "test").rglob("*.jpg"))[0].read_bytes()
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}")
+        predicted = model.predict(pd.DataFrame({"image": [image, image]}))
+        classes = (tmp_path / "run" / "ingest" / "labels.txt").read_text().split()
+        assert list(predicted.columns) == ["label", "probability"] and predicted["label"][0] in classes
+        assert 0.0 < predicted["probability"][0] <= 1.0
 
         again = run_pipeline(tracked(config, uri), tmp_path / "run")  # every stage cached: nothing logged twice
         assert {s.status for s in again.stages} == {"cached"}
