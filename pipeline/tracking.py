@@ -58,16 +58,14 @@ def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
     return TrackingTarget(uri, config.track.experiment, config.track.registered_model)
 
 
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested settings as dotted parameter names, e.g. ``{"train": {"epochs": 5}}`` -> ``{"train.epochs": "5"}``."""
-    flat: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-    return flat
+def flatten(data: Mapping[str, Any]) -> dict[str, str]:
+    """Nested settings as MLflow parameters: dotted names, string values (lists joined with commas)."""
+    from hubpipe.pipeline.kubeflow.launcher import flatten as dotted
+
+    return {
+        name: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        for name, value in dotted(data).items()
+    }
 
 
 def stages_to_log(run_file: Mapping[str, Any], state: Mapping[str, Any], target: TrackingTarget) -> list[str]:
