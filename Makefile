@@ -15,7 +15,7 @@ setup: $(STAMP) $(TOOLS_STAMP)
 
 $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[test,mlflow]'
 	touch $(STAMP)
 
 # checkov (manifest security checks in the tests) has pins that conflict with the TensorFlow stack: own venv.
@@ -67,7 +67,7 @@ format: $(STAMP)
 # Re-resolve the complete pin sets (needs uv: pip install uv). Commit the result.
 UV_COMPILE := uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --no-annotate
 lock:
-	$(UV_COMPILE) setup.py --extra test -o constraints.body.txt
+	$(UV_COMPILE) setup.py --extra test --extra mlflow -o constraints.body.txt
 	{ head -n 2 constraints.txt; cat constraints.body.txt; } > constraints.new && mv constraints.new constraints.txt
 	echo checkov | $(UV_COMPILE) - -o constraints.body.txt
 	{ head -n 2 constraints-tools.txt; cat constraints.body.txt; } > constraints.new && mv constraints.new constraints-tools.txt

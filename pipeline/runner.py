@@ -71,6 +71,7 @@ class RunReport:
     stages: list[StageRecord]
     status: str = "running"
     process: dict[str, Any] = field(default_factory=process_identity)
+    tracking: dict[str, Any] | None = None  # what MLflow tracking did (see hubpipe.pipeline.tracking)
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
@@ -163,12 +164,15 @@ class LocalRunner:
             for stage in selected:
                 self._run_stage(stage, report.stage(stage.name), use_cache)
                 self._write_report(report)
-        except BaseException:
+        except BaseException as exc:
             report.status = "failed"
             self._write_report(report)
+            if isinstance(exc, Exception):
+                self.track(report)
             raise
         report.status = "succeeded"
         self._write_report(report)
+        self.track(report)
         return report
 
     def _prepare(self) -> None:
@@ -293,8 +297,17 @@ class LocalRunner:
                 "config": CONFIG_FILE,
                 "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "stages": [vars(record) for record in report.stages],
+                **({"tracking": report.tracking} if report.tracking else {}),
             },
         )
+
+    def track(self, report: RunReport) -> None:
+        """Logs the run folder to MLflow when tracking is configured, and records the outcome in run.json."""
+        from hubpipe.pipeline.tracking import track_run
+
+        report.tracking = track_run(self.config, self.output_dir, report.status == "succeeded")
+        if report.tracking:
+            self._write_report(report)
 
 
 def run_pipeline(

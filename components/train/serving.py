@@ -18,7 +18,7 @@ from hubpipe.components.train.pixel_limit import declared_pixels, too_many_pixel
 from hubpipe.components.train.session import MODELS_DIR
 from hubpipe.pipeline.artifacts import read_json
 from hubpipe.pipeline.config import DataConfig
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.errors import DataError, UsageError
 from hubpipe.pipeline.runtime import import_tensorflow
 
 LOG = logging.getLogger(__name__)
@@ -111,11 +111,36 @@ def classify_files(serving_dir: Path, files: Sequence[Path], top_k: int, batch_s
             else:
                 readable.append((index, data))
         if readable:
-            outputs = serve(**{SERVING_INPUT: tf.constant([data for _, data in readable])})
-            probabilities, classes = outputs[PROBABILITIES].numpy(), outputs[CLASSES].numpy()
-            for (index, _), row, names in zip(readable, probabilities, classes, strict=True):
-                order = row.argsort()[::-1][:top_k]
-                predictions[index] = Prediction(
-                    batch[index], [(names[i].decode("utf-8"), float(row[i])) for i in order]
-                )
+            tops = _top_classes(tf, serve, [data for _, data in readable], top_k)
+            for (index, _), top in zip(readable, tops, strict=True):
+                predictions[index] = Prediction(batch[index], top)
         yield from (predictions[index] for index in range(len(batch)))
+
+
+def _top_classes(tf: Any, serve: Any, encoded: Sequence[bytes], top_k: int) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` (class, probability) pairs of each encoded image, by a serving signature."""
+    outputs = serve(**{SERVING_INPUT: tf.constant(list(encoded))})
+    probabilities, classes = outputs[PROBABILITIES].numpy(), outputs[CLASSES].numpy()
+    tops = []
+    for row, names in zip(probabilities, classes, strict=True):
+        order = row.argsort()[::-1][:top_k]
+        tops.append([(names[i].decode("utf-8"), float(row[i])) for i in order])
+    return tops
+
+
+def classify_encoded(
+    serving_dir: Path, encoded: Sequence[bytes], top_k: int, batch_size: int = 32
+) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` classes of each encoded image (JPEG, PNG, GIF or BMP bytes); DataError names the first
+    image the model cannot decode."""
+    tf = import_tensorflow()
+    serve = tf.saved_model.load(str(serving_dir)).signatures["serving_default"]
+    for position, data in enumerate(encoded):
+        try:
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, ValueError):
+            raise DataError(f"image #{position} is not a readable JPEG, PNG, GIF or BMP image") from None
+    tops: list[list[tuple[str, float]]] = []
+    for start in range(0, len(encoded), batch_size):
+        tops.extend(_top_classes(tf, serve, encoded[start : start + batch_size], top_k))
+    return tops

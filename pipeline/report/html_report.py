@@ -130,7 +130,21 @@ def _overview(run: RunFolder) -> str:
     )
     if not rows:
         return header + '<p class="muted">No run.json: the pipeline has not run in this folder.</p>'
-    return header + table(["stage", "status", "seconds", "error"], rows, numeric=[2])
+    return header + table(["stage", "status", "seconds", "error"], rows, numeric=[2]) + _tracking(run)
+
+
+def _tracking(run: RunFolder) -> str:
+    """What MLflow tracking did (run.json ``tracking``), when it was asked for."""
+    tracking = run.run.get("tracking") or {}
+    status = tracking.get("status")
+    if not status:
+        return ""
+    kind = {"logged": "ok", "up_to_date": "neutral", "failed": "bad"}.get(status, "warn")
+    label = "tracking failed" if status == "failed" else status.replace("_", " ")
+    where = f" to <code>{escape(tracking.get('uri', '?'))}</code>"
+    run_id = f", run {escape(tracking['run_id'])}" if tracking.get("run_id") else ""
+    detail = f": {escape(tracking['error'])}" if tracking.get("error") else ""
+    return f"<p>MLflow {_pill(label, kind)}{where}{run_id}{detail}</p>"
 
 
 def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
@@ -263,43 +277,65 @@ def _validation_section(run: RunFolder) -> str:
     return "<h2>Validation</h2>" + head + body + _statistics(validate)
 
 
-def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
+def model_rows(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> list[dict[str, Any]]:
+    """One row per trained model: its kind, backbone, test metrics (from evaluate when it ran), training
+    seconds and gate (``blessed``, ``passed``, ``failed`` or ``baseline``); the report's and the API's table."""
     train = run.stage("train")
     if train is None:
-        return "<h2>Models</h2>" + _not_run("train", run)
+        return []
     passed = {c["name"]: c.get("passed") for c in blessing.get("candidates", [])}
     rows = []
     for info_path in sorted((train / "models").glob("*/model.json")):
         info = _read_json(info_path, {}) or {}
         name = info.get("name", info_path.parent.name)
-        metrics = _read_json(evaluate / "metrics" / f"{name}.json", {}) if evaluate else {}
-        metrics = metrics or {}
-        backbone = (info.get("backbone") or {}).get("name", "-") if isinstance(info.get("backbone"), dict) else "-"
-        verdict = _verdict(name, blessing, passed)
+        metrics = (_read_json(evaluate / "metrics" / f"{name}.json", {}) if evaluate else {}) or {}
+        backbone = info.get("backbone") if isinstance(info.get("backbone"), dict) else {}
         rows.append(
-            [
-                escape(name),
-                escape(info.get("kind", "?")),
-                escape(info.get("mode", "?")),
-                escape(backbone),
-                _num(metrics.get("accuracy", info.get("test_accuracy"))),
-                _num(metrics.get("top5_accuracy")),
-                _num(metrics.get("macro_f1")),
-                _num(metrics.get("log_loss")),
-                _num(info.get("train_seconds"), 1),
-                verdict,
-            ]
+            {
+                "model": name,
+                "kind": info.get("kind"),
+                "mode": info.get("mode"),
+                "backbone": backbone.get("name"),
+                "accuracy": metrics.get("accuracy", info.get("test_accuracy")),
+                "top5_accuracy": metrics.get("top5_accuracy"),
+                "macro_f1": metrics.get("macro_f1"),
+                "log_loss": metrics.get("log_loss"),
+                "train_seconds": info.get("train_seconds"),
+                "gate": _gate(name, blessing, passed),
+            }
         )
+    return rows
+
+
+def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
+    if run.stage("train") is None:
+        return "<h2>Models</h2>" + _not_run("train", run)
+    pills = {"blessed": "ok", "baseline": "neutral", "passed": "neutral", "failed": "bad"}
+    rows = [
+        [
+            escape(row["model"]),
+            escape(row["kind"] or "?"),
+            escape(row["mode"] or "?"),
+            escape(row["backbone"] or "-"),
+            _num(row["accuracy"]),
+            _num(row["top5_accuracy"]),
+            _num(row["macro_f1"]),
+            _num(row["log_loss"]),
+            _num(row["train_seconds"], 1),
+            _pill(row["gate"], pills[row["gate"]]),
+        ]
+        for row in model_rows(run, blessing, evaluate)
+    ]
     headers = ["model", "kind", "mode", "backbone", "accuracy", "top-5", "macro-F1", "log loss", "train s", "gate"]
     return "<h2>Models</h2>" + table(headers, rows, numeric=[4, 5, 6, 7, 8])
 
 
-def _verdict(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> str:
+def _gate(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> str:
     if blessing.get("blessed") == name:
-        return _pill("blessed", "ok")
+        return "blessed"
     if name not in passed:
-        return _pill("baseline", "neutral")
-    return _pill("passed", "neutral") if passed[name] else _pill("failed", "bad")
+        return "baseline"
+    return "passed" if passed[name] else "failed"
 
 
 def _checks_table(blessing: Mapping[str, Any]) -> str:
@@ -377,11 +413,26 @@ def _publish_section(run: RunFolder) -> str:
 SECTIONS: tuple[Callable[[RunFolder], str], ...] = (_overview, _data_section, _validation_section)
 
 
+def read_blessing(run: RunFolder) -> tuple[dict[str, Any], Path | None]:
+    """The evaluate stage's blessing.json (empty when evaluate has not run) and its folder."""
+    evaluate = run.stage("evaluate")
+    return ((_read_json(evaluate / "blessing.json", {}) or {}) if evaluate else {}), evaluate
+
+
+def render_summary(run_dir: Path) -> str:
+    """An HTML fragment for notebooks: the overview, the model comparison and the blessing, with a style
+    scoped to the fragment (a notebook page keeps its own)."""
+    run = RunFolder(run_dir)
+    blessing, evaluate = read_blessing(run)
+    body = _overview(run) + _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate)
+    scoped = "".join(f".hubpipe-run {rule}}}" for rule in STYLE.strip().split("}") if rule and "body{" not in rule)
+    return f'<div class="hubpipe-run"><style>{scoped}</style>{body}</div>'
+
+
 def render_report(run_dir: Path) -> str:
     """The report of ``run_dir`` as one HTML document."""
     run = RunFolder(run_dir)
-    evaluate = run.stage("evaluate")
-    blessing = (_read_json(evaluate / "blessing.json", {}) or {}) if evaluate else {}
+    blessing, evaluate = read_blessing(run)
     body = "".join(section(run) for section in SECTIONS)
     body += (
         _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate) + _publish_section(run)
