@@ -151,12 +151,12 @@ class LocalRunner:
         self.fingerprints: dict[str, str] = {}
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
+        preflight(select_until(self.stages, until), self.config)  # before the output folder is even created
         with RunLock(self.output_dir):
             return self._run_locked(until, use_cache)
 
     def _run_locked(self, until: str | None, use_cache: bool) -> RunReport:
         selected = select_until(self.stages, until)
-        preflight(selected, self.config)
         self._prepare()
         report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
         self._write_report(report)
