@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import pytest
-from podman import docker_api_socket, image_name, missing_prerequisite, podman
+from podman import docker_api_socket, image_name, missing_prerequisite, new_containers
 
 pytestmark = pytest.mark.container
 
@@ -29,15 +29,6 @@ def docker_api(image: str) -> Iterator[str]:
 
 @pytest.fixture
 def remove_containers_of(image: str) -> Iterator[Callable[[], list[dict]]]:
-    """Lists the containers of the image made during the test (kfp.local leaves them), then removes them."""
-    import json
-
-    def listed() -> list[dict]:
-        found = podman("ps", "--all", "--filter", f"ancestor={image}", "--format", "json").stdout
-        return json.loads(found or "[]")
-
-    before = {entry["Id"] for entry in listed()}
-    yield lambda: [entry for entry in listed() if entry["Id"] not in before]
-    made = [entry["Id"] for entry in listed() if entry["Id"] not in before]
-    if made:
-        podman("rm", "--force", *made, check=False)
+    """Lists the containers of the image made during the test, then removes them."""
+    with new_containers(image) as made:
+        yield made

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,3 +110,21 @@ def umask(mask: int) -> Iterator[None]:
 def run_in_image(args: Sequence[str], *options: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``podman run --rm [options] IMAGE args...``."""
     return podman("run", "--rm", *options, image_name(), *args, check=False, timeout=timeout)
+
+
+@contextlib.contextmanager
+def new_containers(image: str) -> Iterator[Callable[[], list[dict]]]:
+    """Yields a lister of the image's containers made inside the block (kfp.local leaves them); removes them after."""
+    import json
+
+    def listed() -> list[dict]:
+        found = podman("ps", "--all", "--filter", f"ancestor={image}", "--format", "json").stdout
+        return json.loads(found or "[]")
+
+    before = {entry["Id"] for entry in listed()}
+    try:
+        yield lambda: [entry for entry in listed() if entry["Id"] not in before]
+    finally:
+        made = [entry["Id"] for entry in listed() if entry["Id"] not in before]
+        if made:
+            podman("rm", "--force", *made, check=False)

@@ -61,7 +61,8 @@ def run_through_kfp(runner: Any, pipeline_root: Path, config: PipelineConfig, op
     before = set(pipeline_root.iterdir()) if pipeline_root.exists() else set()
     local.init(runner=runner, pipeline_root=str(pipeline_root))
     create_pipeline(config, options or KubeflowOptions(), registered_stages())()
-    (run,) = set(pipeline_root.iterdir()) - before
+    published = Path(config.publish.root)
+    (run,) = {path for path in pipeline_root.iterdir() if path not in before and path != published}
     return run
 
 
