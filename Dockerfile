@@ -30,9 +30,9 @@ ENV PATH=/opt/hubpipe/venv/bin:$PATH
 WORKDIR /src
 # From setup.py and the complete pins only, so that a change to the sources reuses this layer.
 COPY setup.py constraints.txt ./
-RUN mkdir -p pipeline components data \
+RUN mkdir -p pipeline/toplevel components data \
     && printf '__version__ = "0.0.0"\n' > pipeline/__init__.py \
-    && touch README.md components/__init__.py data/__init__.py \
+    && touch README.md pipeline/toplevel/__init__.py components/__init__.py data/__init__.py \
     && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt setuptools wheel \
     && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt . \
     && pip uninstall --yes hubpipe \
