@@ -52,6 +52,7 @@ def build(context: Path, tag: str, *extra: str) -> float:
 
 
 def copy_context(dest: Path) -> None:
+    dest.mkdir(parents=True)
     for name in CONTEXT:
         source = REPO / name
         if source.is_dir():
