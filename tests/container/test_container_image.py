@@ -4,13 +4,10 @@ commands run as they are (a Kubeflow component's `sh -c ...` under Docker), alwa
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from podman import IMAGE_UID, podman, run_in_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kubeflow"))
 from tiny_pipeline import TINY_EXAMPLES, tiny_config
 
 pytestmark = pytest.mark.container

@@ -5,13 +5,10 @@ tiny data. DockerRunner mounts only the pipeline root, so the data, the backbone
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from podman import IMAGE_UID, docker_host, new_containers, umask
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kubeflow"))
 from tiny_pipeline import (
     TINY_EXAMPLES,
     assert_same_kinds_of_artifacts,
