@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,18 @@ def staging_dir(target: Path) -> Path:
     return target.with_name(f".tmp-{target.name}-{os.getpid()}")
 
 
-def replace_dir(staging: Path, target: Path) -> None:
+def replace_dir(staging: Path, target: Path, between: Callable[[], None] | None = None) -> None:
     """Makes the complete folder ``staging`` the folder ``target``, with renames only.
 
     An existing ``target`` is renamed aside (``.old-<name>-<pid>``) first and removed last, so a reader sees the
-    old folder or the new one, never a mixture; only between the two renames is there no ``target`` at all.
+    old folder or the new one, never a mixture; only between the two renames is there no ``target`` at all,
+    and ``between`` (a crash point) is called there.
     """
     retired = target.with_name(f".old-{target.name}-{os.getpid()}")
     if target.exists():
         os.replace(target, retired)
+        if between is not None:
+            between()
     os.replace(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
 

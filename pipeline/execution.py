@@ -3,41 +3,76 @@
 A runner decides only where a stage runs and where its folders live (the local runner: ``DIR/<stage>`` through
 a temporary sibling; a Kubeflow task: the folder KFP hands it); everything else is here, in this order:
 
-1. :func:`check_inputs` reads the manifest of every upstream folder (a missing, foreign or rejected input
+1. :func:`claim_folder` takes the OS lock of the folder the runner writes into (the run folder; for a Kubeflow
+   task, the shared folder that keeps stage folders for the next run) and removes what killed processes left
+   there; the lock of a killed process is gone with it (see :mod:`hubpipe.pipeline.locking`);
+2. :func:`check_inputs` reads the manifest of every upstream folder (a missing, foreign or rejected input
    stops the stage);
-2. :func:`fingerprint_inputs` gathers what identifies the stage's output: its parameters, its code version,
+3. :func:`fingerprint_inputs` gathers what identifies the stage's output: its parameters, its code version,
    its external inputs and its upstream fingerprints; their :func:`~hubpipe.pipeline.artifacts.stable_hash` is
    the stage's fingerprint;
-3. :func:`execute` builds the :class:`StageContext`, calls the executor, checks its :class:`StageResult` and
-   writes ``manifest.json`` last, so that a folder with a manifest is complete;
-4. the local runner swaps the finished folder into place with
-   :func:`~hubpipe.pipeline.artifacts.replace_dir` (renames only); a Kubeflow task leaves it where it is.
+4. :func:`execute` empties the work folder, builds the :class:`StageContext`, calls the executor, checks its
+   :class:`StageResult` and writes ``manifest.json`` last, so that a folder with a manifest is complete;
+5. :func:`commit` swaps a finished folder into place with renames only (the local runner's stage folders, a
+   Kubeflow task's kept folder); a Kubeflow task's own output stays where KFP put it.
 
-Run-level concerns (a lock on the run folder, named points where a test may stop a run) belong in
-:class:`~hubpipe.pipeline.runner.LocalRunner` around these calls, or between the steps of :func:`execute`.
+The crash points ``runner.before_commit`` (after 4) and ``runner.between_renames`` (inside 5) are passed by
+both runners (see :mod:`hubpipe.pipeline.crashpoints`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import logging
+import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import hash_files, read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.artifacts import hash_files, read_json, replace_dir, stable_hash, write_json_atomic
 from hubpipe.pipeline.config import PipelineConfig, section_dict
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataRejected, HubpipeError, StageError
+from hubpipe.pipeline.locking import RUN_LOCK_FILE, RunLock, exclusive, remove_path
 from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.execution")
 
 #: The file that marks a stage folder complete; written last.
 MANIFEST = "manifest.json"
+#: Temporary names under ``<folder>/cache`` (embeddings, checkpoint histories) that only a killed run leaves.
+LEFTOVER_IN_CACHE = re.compile(r"^\..+\.tmp(-\d+|\.npz)?$")
+
+
+@contextlib.contextmanager
+def claim_folder(folder: Path, wait: bool = False) -> Iterator[Path]:
+    """Holds the OS lock of ``folder`` (``folder/.lock``) and, holding it, removes what killed runs left there.
+
+    Without ``wait`` a second claim fails at once with "another run (pid N) is using DIR" (the local run
+    folder); with ``wait`` it waits for the holder (folders that concurrent Kubeflow tasks share). Leftovers are
+    the ``.tmp-*`` and ``.old-*`` folders of :func:`commit` and temporary files under ``folder/cache``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = exclusive(folder / RUN_LOCK_FILE) if wait else RunLock(folder)
+    with lock:
+        leftovers = [*folder.glob(".tmp-*"), *folder.glob(".old-*")]
+        leftovers += [path for path in (folder / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(path.name)]
+        for leftover in leftovers:
+            LOG.info("removing %s, left by a run that was killed", leftover.name)
+            remove_path(leftover)
+        yield folder
+
+
+def commit(work_dir: Path, final_dir: Path) -> None:
+    """Makes the finished ``work_dir`` the folder ``final_dir`` with renames only (a reader sees one or the other)."""
+    crash_point("runner.before_commit")
+    replace_dir(work_dir, final_dir, between=lambda: crash_point("runner.between_renames"))
 
 
 def code_version(packages: Iterable[str]) -> str:
@@ -134,8 +169,10 @@ def execute(
 ) -> tuple[StageResult, dict[str, Any]]:
     """Runs the executor of ``spec`` into ``placement.work_dir`` and writes its manifest there; returns both.
 
-    ``inputs`` is the stage's :func:`fingerprint_inputs`, recorded in the manifest with their hash.
+    ``inputs`` is the stage's :func:`fingerprint_inputs`, recorded in the manifest with their hash. The work
+    folder is emptied first, so a retried attempt starts afresh.
     """
+    empty_dir(placement.work_dir)
     context = StageContext(
         name=spec.name,
         config=config,
@@ -162,3 +199,10 @@ def execute(
     }
     write_json_atomic(placement.work_dir / MANIFEST, manifest)
     return result, manifest
+
+
+def empty_dir(folder: Path) -> None:
+    """Makes ``folder`` an existing, empty folder; the folder itself stays (KFP may have mounted it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.iterdir():
+        remove_path(leftover)

@@ -7,6 +7,11 @@ Layout of a run folder ``DIR``::
     DIR/<stage>/               a stage's artifacts, with manifest.json written last
     DIR/cache/                 caches shared by the runs of this folder (embeddings)
 
+A run holds an OS lock on ``DIR/.lock`` from start to end (see :mod:`hubpipe.pipeline.locking`): a second
+run into the same folder stops with "another run (pid N) is using DIR", while the lock of a killed run is
+gone with its process. Holding the lock, a run removes what killed runs left (``.tmp-*``, ``.old-*``, and
+temporary files in ``DIR/cache``). run.json records the run's pid, host and start time.
+
 A stage runs in ``DIR/.tmp-<stage>-<pid>`` and is renamed to ``DIR/<stage>`` only once its executor has
 returned and its manifest is written, so a stage that is killed midway leaves no folder a rerun would take
 for complete. A stage is skipped (``cached``) when ``DIR/<stage>/manifest.json`` holds the fingerprint the
@@ -29,24 +34,20 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import (
-    read_json,
-    replace_dir,
-    stable_hash,
-    staging_dir,
-    write_json_atomic,
-    write_text_atomic,
-)
+from hubpipe.pipeline.artifacts import read_json, stable_hash, staging_dir, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import PipelineConfig, to_yaml
 from hubpipe.pipeline.errors import DataRejected, UsageError
 from hubpipe.pipeline.execution import (
     MANIFEST,
     Placement,
+    claim_folder,
+    commit,
     execute,
     fingerprint_inputs,
     read_manifest,
     topological_order,
 )
+from hubpipe.pipeline.locking import process_identity
 from hubpipe.pipeline.stage import StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.runner")
@@ -75,6 +76,8 @@ class RunReport:
     output_dir: Path
     stages: list[StageRecord]
     status: str = "running"
+    process: dict[str, Any] = field(default_factory=process_identity)
+    tracking: dict[str, Any] | None = None  # what MLflow tracking did (see hubpipe.pipeline.tracking)
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
@@ -94,6 +97,16 @@ def select_until(stages: list[StageSpec], until: str | None) -> list[StageSpec]:
     return [stage for stage in stages if stage.name in needed]
 
 
+def preflight(stages: Sequence[StageSpec], config: PipelineConfig) -> None:
+    """Runs each stage's configuration checks (each check once) before any stage starts."""
+    checked: set[str] = set()
+    for stage in stages:
+        check = stage.load_preflight()
+        if check is not None and stage.preflight not in checked:
+            checked.add(stage.preflight)
+            check(config)
+
+
 class LocalRunner:
     """Runs stages in order in this process; see the module docstring for the folder layout."""
 
@@ -103,29 +116,29 @@ class LocalRunner:
         self.stages = topological_order(stages)
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
-        self._prepare()
+        preflight(select_until(self.stages, until), self.config)  # before the output folder is even created
+        with claim_folder(self.output_dir):
+            return self._run_locked(until, use_cache)
+
+    def _run_locked(self, until: str | None, use_cache: bool) -> RunReport:
         selected = select_until(self.stages, until)
+        write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
         report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
         self._write_report(report)
         try:
             for stage in selected:
                 self._run_stage(stage, report.stage(stage.name), use_cache)
                 self._write_report(report)
-        except BaseException:
+        except BaseException as exc:
             report.status = "failed"
             self._write_report(report)
+            if isinstance(exc, Exception):
+                self.track(report)
             raise
         report.status = "succeeded"
         self._write_report(report)
+        self.track(report)
         return report
-
-    def _prepare(self) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.output_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for leftover in self.output_dir.glob(".old-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
 
     def placement(self, stage: StageSpec) -> Placement:
         """Where ``stage`` runs in the run folder: upstream ``DIR/<name>``, a ``.tmp-`` sibling of ``DIR/<stage>``."""
@@ -165,11 +178,9 @@ class LocalRunner:
 
     def _execute(self, stage: StageSpec, placement: Placement, inputs: dict[str, Any], final_dir: Path) -> StageResult:
         """Executes ``stage`` in its work folder and commits it to ``final_dir``; a failure leaves no trace."""
-        shutil.rmtree(placement.work_dir, ignore_errors=True)
-        placement.work_dir.mkdir()
         try:
             result, _ = execute(stage, self.config, placement, inputs)
-            replace_dir(placement.work_dir, final_dir)
+            commit(placement.work_dir, final_dir)
         except BaseException:
             shutil.rmtree(placement.work_dir, ignore_errors=True)
             raise
@@ -189,13 +200,23 @@ class LocalRunner:
             self.output_dir / RUN_FILE,
             {
                 "status": report.status,
+                "process": report.process,
                 "hubpipe_version": __version__,
                 "output_dir": str(self.output_dir),
                 "config": CONFIG_FILE,
                 "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "stages": [vars(record) for record in report.stages],
+                **({"tracking": report.tracking} if report.tracking else {}),
             },
         )
+
+    def track(self, report: RunReport) -> None:
+        """Logs the run folder to MLflow when tracking is configured, and records the outcome in run.json."""
+        from hubpipe.pipeline.tracking import track_run
+
+        report.tracking = track_run(self.config, self.output_dir, report.status == "succeeded")
+        if report.tracking:
+            self._write_report(report)
 
 
 def run_pipeline(

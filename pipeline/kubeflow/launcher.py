@@ -20,17 +20,19 @@ import base64
 import html
 import json
 import logging
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.text import codepoints
 from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import replace_dir, staging_dir
+from hubpipe.pipeline.artifacts import staging_dir
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.errors import HubpipeError, StageError
-from hubpipe.pipeline.execution import MANIFEST, Placement, execute, fingerprint_inputs
+from hubpipe.pipeline.execution import MANIFEST, Placement, claim_folder, commit, execute, fingerprint_inputs
 from hubpipe.pipeline.kubeflow.parameters import resolve_config
 from hubpipe.pipeline.runtime import cache_root
 from hubpipe.pipeline.stage import StageResult, StageSpec
@@ -134,12 +136,6 @@ def run_stage(
         inputs=dict(inputs), work_dir=output_dir, cache_dir=cache_root() / "stages", previous_dir=previous_dir
     )
     fingerprint = fingerprint_inputs(spec, config, placement)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in output_dir.iterdir():
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink()
     LOG.info("[%s] running", spec.name)
     result, manifest = execute(spec, config, placement, fingerprint)
     if result.rejected:
@@ -154,12 +150,14 @@ def previous_location(stage: str) -> Path:
 
 
 def keep_as_previous(output_dir: Path, location: Path) -> None:
-    """Replaces ``location`` by a copy of ``output_dir`` (copied aside, then swapped in with renames)."""
-    location.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(location)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(output_dir, staging)
-    replace_dir(staging, location)
+    """Replaces ``location`` by a copy of ``output_dir`` (copied aside, then swapped in with renames).
+
+    Tasks of concurrent runs take turns through the lock of ``location``'s parent folder.
+    """
+    with claim_folder(location.parent, wait=True):
+        staging = staging_dir(location)
+        shutil.copytree(output_dir, staging)
+        commit(staging, location)
 
 
 def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -202,20 +200,33 @@ def copy_file(name: str) -> Filler:
     return fill
 
 
+#: Characters that start Markdown inline syntax (emphasis, code, links, images, tables, strike-through).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()|~!#])")
+
+
+def _literal(text: str) -> str:
+    """``text`` as literal Markdown: no HTML, links, emphasis, table cells or reordering survive."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(codepoints(text), quote=False))
+
+
 def _cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 200 else text[:197] + "..."
+    return _literal(text if len(text) <= 200 else text[:197] + "...")
 
 
 def write_summary(stage: Launched, summary: Artifact) -> None:
     """A Markdown summary of the stage: status, key results and where its artifacts are."""
     manifest = stage.manifest
-    status = f"**rejected**: {manifest['rejected']}" if manifest.get("rejected") else "succeeded"
+    status = f"**rejected**: {_literal(manifest['rejected'])}" if manifest.get("rejected") else "succeeded"
     lines = [f"# {stage.spec.name}", "", f"{status} in {manifest['duration_s']:.1f} s (hubpipe {__version__})", ""]
     results = flatten(manifest.get("results", {}))
     if results:
-        lines += ["| result | value |", "|---|---|", *(f"| {key} | {_cell(v)} |" for key, v in results.items()), ""]
+        lines += [
+            "| result | value |",
+            "|---|---|",
+            *(f"| {_cell(key)} | {_cell(v)} |" for key, v in results.items()),
+            "",
+        ]
     if manifest.get("artifacts"):
         lines += ["| artifact | location |", "|---|---|"]
         lines += [f"| {name} | `{stage.artifact_uri(name)}` |" for name in manifest["artifacts"]]
