@@ -60,7 +60,7 @@ def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
 
 def flatten(data: Mapping[str, Any]) -> dict[str, str]:
     """Nested settings as MLflow parameters: dotted names, string values (lists joined with commas)."""
-    from hubpipe.pipeline.kubeflow.launcher import flatten as dotted
+    from hubpipe.pipeline.kubeflow.ui_outputs import flatten as dotted
 
     return {
         name: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

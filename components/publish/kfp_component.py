@@ -36,7 +36,8 @@ def component_function() -> Callable[..., None]:
             report: What was published, as a page.
             summary: Status and key results.
         """
-        from hubpipe.pipeline.kubeflow.launcher import html_report, launch, write_summary
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import html_report, write_summary
 
         launch(
             "publish",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.common.html_parts import escape, quarantine_tables, table
+from hubpipe.components.common.html_parts import STYLE, escape, page, quarantine_tables, table
 from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.ingest import layout as ingest_layout
 from hubpipe.components.publish import layout as publish_layout
@@ -29,18 +29,6 @@ from hubpipe.pipeline.locking import run_in_progress
 from hubpipe.pipeline.runner import RUN_FILE
 
 QUARANTINE_ROWS = 100
-STYLE = """
-body{font-family:system-ui,-apple-system,sans-serif;margin:2em auto;color:#222;max-width:1150px;padding:0 1em}
-h1{margin-bottom:.2em}h2{border-bottom:2px solid #e3e3e3;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.5em 0 1.2em}
-th,td{border:1px solid #d5d5d5;padding:.25em .6em;text-align:left;vertical-align:top;font-size:.92em}
-th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#777}.bar{background:#4a7fd4;height:.75em;display:inline-block;vertical-align:middle}
-.pill{display:inline-block;padding:.15em .6em;border-radius:1em;font-weight:600;font-size:.9em}
-.ok{background:#e6f4ea;color:#0b6b2b}.bad{background:#fde7ea;color:#a0001c}.warn{background:#fff4e0;color:#8a5200}
-.neutral{background:#eef0f3;color:#444}img{max-width:100%;border:1px solid #e3e3e3}
-details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
-"""
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -446,11 +434,8 @@ def render_report(run_dir: Path) -> str:
         _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate) + _publish_section(run)
     )
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>hubpipe run report: {escape(run.root.name)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}</body></html>\n"
-    )
+    title = f"hubpipe run report: {run.root.name}"
+    return page(title, f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}")
 
 
 def write_report(run_dir: Path, output: Path) -> Path:

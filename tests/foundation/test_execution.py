@@ -8,11 +8,12 @@ from pathlib import Path
 import fake_stages
 import pytest
 
+from hubpipe.pipeline import execution
 from hubpipe.pipeline.artifacts import replace_dir, staging_dir
 from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.errors import StageError, UsageError
 from hubpipe.pipeline.execution import MANIFEST, Placement, execute, fingerprint_inputs
-from hubpipe.pipeline.kubeflow.launcher import run_stage
+from hubpipe.pipeline.kubeflow.launcher import keep_as_previous, run_stage
 from hubpipe.pipeline.runner import run_pipeline
 from hubpipe.pipeline.stage import StageSpec
 
@@ -81,3 +82,32 @@ def test_replace_dir_swaps_a_folder_in_with_renames_and_leaves_nothing_aside(tmp
         replace_dir(staging, target)
         assert (target / "value.txt").read_text() == content
     assert sorted(p.name for p in target.parent.iterdir()) == ["stage"]
+
+
+def test_commit_passes_the_crash_points_of_both_runners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reached: list[str] = []
+    monkeypatch.setattr(execution, "crash_point", reached.append)
+    target = tmp_path / "stage"
+    for _ in range(2):
+        staging_dir(target).mkdir()
+        execution.commit(staging_dir(target), target)
+    assert reached == ["runner.before_commit", "runner.before_commit", "runner.between_renames"]
+
+
+def test_a_kubeflow_task_keeps_its_folder_under_the_lock_and_sweeps_what_killed_tasks_left(tmp_path: Path) -> None:
+    done = tmp_path / "task"
+    done.mkdir()
+    (done / MANIFEST).write_text("{}")
+    location = tmp_path / "previous" / "ingest"
+    killed = tmp_path / "previous" / ".tmp-ingest-999999"
+    killed.mkdir(parents=True)
+    keep_as_previous(done, location)
+    assert (location / MANIFEST).is_file() and not killed.exists()
+    assert sorted(p.name for p in location.parent.iterdir()) == [".lock", "ingest"]
+
+
+def test_a_second_run_into_a_claimed_folder_stops_with_one_line(tmp_path: Path) -> None:
+    with execution.claim_folder(tmp_path / "run"):
+        second = execution.claim_folder(tmp_path / "run")
+        with pytest.raises(UsageError, match="another run"):
+            second.__enter__()
