@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.evaluate import layout as evaluate_layout
+from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.config import PipelineConfig, to_dict
 
@@ -32,7 +34,7 @@ LOG = logging.getLogger("hubpipe.tracking")
 
 TRACKING_FILE = "tracking.json"
 #: The stages whose outputs are logged; each is logged once per fingerprint and server.
-TRACKED_STAGES = ("train", "evaluate")
+TRACKED_STAGES = (train_layout.STAGE, evaluate_layout.STAGE)
 PROBE_TIMEOUT_S = 5.0
 INSTALL_HINT = "pip install -c constraints.txt -e '.[mlflow]'"
 
