@@ -111,10 +111,10 @@ def _log_serving_model(run_id: str, serving_dir: Path, registered_model: str) ->
 
 
 def _log_report(client: MlflowClient, run_id: str, output_dir: Path) -> None:
-    from hubpipe.pipeline.report.html_report import write_report
+    from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
 
     with tempfile.TemporaryDirectory(prefix="hubpipe-tracking-") as folder:
-        client.log_artifact(run_id, str(write_report(output_dir, Path(folder) / "report.html")))
+        client.log_artifact(run_id, str(write_report(output_dir, Path(folder) / REPORT_FILE)))
 
 
 def _log_parent(client: MlflowClient, run_id: str, run_file: Mapping[str, Any], params: Mapping[str, str]) -> None:

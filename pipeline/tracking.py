@@ -29,6 +29,7 @@ from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.config import PipelineConfig, to_dict
+from hubpipe.pipeline.runner import RUN_FILE
 
 LOG = logging.getLogger("hubpipe.tracking")
 
@@ -109,7 +110,7 @@ def track_run(config: PipelineConfig, output_dir: Path, succeeded: bool) -> dict
     entry: dict[str, Any] = {"uri": target.uri, "experiment": target.experiment}
     state_file = Path(output_dir) / TRACKING_FILE
     state = read_json(state_file) if state_file.is_file() else {}
-    run_file = read_json(Path(output_dir) / "run.json")
+    run_file = read_json(Path(output_dir) / RUN_FILE)
     pending = stages_to_log(run_file, state, target)
     if not pending:
         return {**entry, "status": "up_to_date", "run_id": state.get("run_id", "")}

@@ -8,10 +8,9 @@ import click
 
 from hubpipe.pipeline.errors import UsageError
 from hubpipe.pipeline.execution import MANIFEST
+from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
 from hubpipe.pipeline.runner import RUN_FILE
 from hubpipe.pipeline.stages import stage_names
-
-REPORT_FILE = "report.html"
 
 
 @click.command()
@@ -29,8 +28,6 @@ def report(run_dir: Path, output: Path | None) -> None:
     One file with everything inside (no scripts, nothing loaded from the web). Stages that did not run
     are reported as such.
     """
-    from hubpipe.pipeline.report.html_report import write_report
-
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a folder")
     if not (run_dir / RUN_FILE).is_file() and not any((run_dir / s / MANIFEST).is_file() for s in stage_names()):

@@ -28,6 +28,8 @@ from hubpipe.pipeline.execution import MANIFEST
 from hubpipe.pipeline.locking import run_in_progress
 from hubpipe.pipeline.runner import RUN_FILE
 
+#: The report's file name in a run folder unless told otherwise (``hubpipe report``, MLflow tracking).
+REPORT_FILE = "report.html"
 QUARANTINE_ROWS = 100
 
 

@@ -23,10 +23,10 @@ TESTS = Path(__file__).resolve().parents[1]
 
 def tiny_config(root: Path) -> PipelineConfig:
     """The tiny configuration, publishing into ``root/published``; data and backbone made once under ``root``."""
-    spec = importlib.util.spec_from_file_location("notebook_kfp_e2e", TESTS / "kubeflow" / "test_kubeflow_e2e.py")
-    e2e = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(e2e)
-    return e2e.tiny_config(root, root / "published")
+    spec = importlib.util.spec_from_file_location("notebook_tiny_pipeline", TESTS / "kubeflow" / "tiny_pipeline.py")
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    return tiny.tiny_config(root, root / "published")
 
 
 def tiny_config_file(root: Path) -> Path:
