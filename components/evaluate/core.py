@@ -10,8 +10,9 @@ Artifacts (under the output folder)::
     images/<model>/*.png        confusion matrix, misclassified test images
     tensorboard/                the same for TensorBoard (see :mod:`.tensorboard_logs`)
 
-The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); only
-the last blessed model, if any, is run here (see :mod:`.reference`).
+The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); the last
+blessed model, if any, is scored from its head on cached feature vectors or from its published predictions
+(see :mod:`.reference`).
 """
 
 from __future__ import annotations

@@ -48,6 +48,20 @@ def read_text(path: str) -> str | None:
         return handle.read()
 
 
+def read_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    if not is_remote(path):
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+    gfile = _gfile()
+    if not gfile.exists(path):
+        return None
+    with gfile.GFile(path, "rb") as handle:
+        return handle.read()
+
+
 def write_text_atomic(path: str, text: str) -> None:
     """Writes a temporary sibling file, then renames it over ``path`` (a whole object on GCS either way)."""
     gfile = _gfile()
