@@ -1,8 +1,9 @@
 """The evaluate core: an :class:`EvaluateRequest` in, every model of a run scored on the test split, compared
 and blessed, the folder of :mod:`.layout` written, and an :class:`Evaluation` out.
 
-The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); only
-the last blessed model, if any, is run here (see :mod:`.reference`).
+The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); the last
+blessed model, if any, is scored from its head on cached feature vectors or from its published predictions
+(see :mod:`.reference`).
 """
 
 from __future__ import annotations
