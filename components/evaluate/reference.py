@@ -33,7 +33,7 @@ from hubpipe.components.common import storage
 from hubpipe.components.common.feature_vectors import vectors_in_order
 from hubpipe.components.common.head import HEAD_LAYER, build_head
 from hubpipe.components.common.publish_root import PublishedVersion
-from hubpipe.components.evaluate.candidates import TrainedModel
+from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, HEAD_DIR, LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
 from hubpipe.pipeline.errors import StageError
@@ -121,12 +121,10 @@ def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_cla
     if data is None:
         return f"the blessed model {reference.version} has no stored test predictions ({PREDICTIONS_FILE})"
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
-            ids, probabilities = stored["ids"].astype(str), stored["probabilities"].astype(np.float64)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"unreadable {PREDICTIONS_FILE}: {exc}") from None
-    if probabilities.shape != (len(ids), num_classes):
-        raise ValueError(f"{PREDICTIONS_FILE} holds probabilities of shape {probabilities.shape}")
+        stored = read_predictions(io.BytesIO(data), num_classes, name=path)
+    except StageError as exc:
+        raise ValueError(str(exc)) from None
+    ids, probabilities = stored.ids, stored.probabilities
     rows = {example_id: row for row, example_id in enumerate(ids)}
     covered = sum(example_id in rows for example_id in split.ids)
     if covered < len(split.ids):

@@ -48,6 +48,15 @@ def publish_by_hand(root: Path, version: str, model_dir: Path, labels: list[str]
     (root / "models" / "LATEST").write_text(version + "\n")
 
 
+def refuse(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, what: str) -> None:
+    """Makes ``owner.name`` fail the test when it is called: ``what`` must not happen."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError(what)
+
+    monkeypatch.setattr(owner, name, fail)
+
+
 def test_weak_candidate_fails_and_the_good_one_is_blessed(world: FakeWorld, tmp_path: Path) -> None:
     out = tmp_path / "evaluate"
     result = executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
@@ -204,12 +213,7 @@ def test_missing_ingest_labels_are_a_data_error(world: FakeWorld, tmp_path: Path
 def test_no_model_file_of_the_publish_root_is_run(
     world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tf = import_tensorflow()
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a SavedModel from the publish root is loaded")
-
-    monkeypatch.setattr(tf.saved_model, "load", refuse)
+    refuse(monkeypatch, import_tensorflow().saved_model, "load", "a SavedModel from the publish root is loaded")
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
     shutil.rmtree(root / "models" / "v1" / "serving")
@@ -257,11 +261,7 @@ def test_the_blessed_head_is_built_by_code_and_only_its_weights_are_read(
     world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tf = import_tensorflow()
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("load_model deserialises layers from the publish root")
-
-    monkeypatch.setattr(tf.keras.models, "load_model", refuse)
+    refuse(monkeypatch, tf.keras.models, "load_model", "load_model deserialises layers from the publish root")
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
     executor.run(context(world, world.train_fair, tmp_path / "evaluate", root, cache=world.cache))
