@@ -3,14 +3,15 @@
 Starts a real `mlflow server` on 127.0.0.1 (SQLite backend, local artifact store, in a temporary folder), runs
 `hubpipe run` once untimed (it generates the sample dataset and builds the offline backbone into the hubpipe
 cache), then times `hubpipe run` into a fresh run folder without tracking and into another with
-`--set track.mlflow_uri=URI`, each as its own process, in alternating order (ROUNDS times) and keeps each
-side's median. Goal: overhead under 10%.
+`--set track.mlflow_uri=URI`, each as its own process, in alternating order (``--rounds`` times, 3 by default)
+and keeps each side's median. Goal: overhead under 10%.
 
-    python benchmarks/tracking.py      # ends with: RESULT plain_s=... mlflow_s=... overhead=...
+    python benchmarks/tracking.py [--rounds N]   # ends with: RESULT plain_s=... mlflow_s=... overhead=...
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import logging
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROUNDS = 1
+ROUNDS = 3
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "notebook" / "notebook_fixtures.py"
 HUBPIPE = [sys.executable, "-m", "hubpipe.pipeline.cli"]
 
@@ -34,6 +35,9 @@ def timed_run(output: Path, *args: str) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="timed runs of each side (alternating order)")
+    rounds = parser.parse_args().rounds
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec = importlib.util.spec_from_file_location("benchmark_fixtures", FIXTURES)
     fixtures = importlib.util.module_from_spec(spec)
@@ -44,7 +48,7 @@ def main() -> None:
         timed_run(root / "warm-up")
         plain, tracked = [], []
         with fixtures.mlflow_server(root / "mlflow") as uri:
-            for index in range(ROUNDS):
+            for index in range(rounds):
                 order = ("plain", "mlflow") if index % 2 == 0 else ("mlflow", "plain")
                 for kind in order:
                     if kind == "plain":
