@@ -1,0 +1,96 @@
+"""The default cold ``hubpipe run`` next to the same run with the previous CPU path, side by side.
+
+Both run the whole pipeline (``hubpipe run``, a fresh output folder each time, so no stage is cached) on the
+embedded sample dataset with the default configuration, in separate processes, alternating ``--repeats``
+times so that load from other processes on a shared machine hits both alike:
+
+* **default**: ``train.engine=auto`` (TFLite on CPU) and ``train.decode_cache=true``; the TFLite conversion
+  cache is emptied before each of these runs, so the conversion and its parity check are timed too;
+* **previous**: ``--set train.engine=tensorflow --set train.decode_cache=false``.
+
+Machine-wide caches stay warm for both (the sample dataset, the built offline backbone), as after a first
+run. Each run publishes into its own temporary root, so no run is gated by another's blessed model. The
+times are wall-clock of the whole command (process start and imports included); each side's fastest round
+counts. The last line is machine-readable::
+
+    RESULT default_s=... previous_s=... ratio=... max_acc_diff=...
+
+where ``max_acc_diff`` is the largest difference, in accuracy points, between the two sides' test accuracies
+of the same model in run.json. Run: ``.venv/bin/python benchmarks/cold_run.py [--repeats 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hubpipe.components.train.engine import conversion_dir
+
+PREVIOUS = ("--set", "train.engine=tensorflow", "--set", "train.decode_cache=false")
+TRAIN_MODELS = ("train", "results", "models")
+
+
+def hubpipe_run(work: Path, name: str, extra: tuple[str, ...]) -> tuple[float, dict[str, float], dict]:
+    """One cold run; returns (seconds, test accuracy per model, the train stage's results)."""
+    output = work / name
+    command = [
+        str(Path(sys.executable).with_name("hubpipe")),
+        "run",
+        "--output",
+        str(output),
+        "--set",
+        f"publish.root={work / (name + '-published')}",
+        *extra,
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=os.environ.copy())
+    seconds = time.perf_counter() - started
+    report = json.loads((output / "run.json").read_text())
+    train = _train_results(report)
+    accuracies = {model: values["test_accuracy"] for model, values in train["models"].items()}
+    return seconds, accuracies, train
+
+
+def _train_results(report: dict) -> dict:
+    stages = report["stages"]
+    stage = stages["train"] if isinstance(stages, dict) else next(s for s in stages if s["name"] == "train")
+    return stage["results"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    runs: dict[str, list[tuple[float, dict[str, float], dict]]] = {"default": [], "previous": []}
+    with tempfile.TemporaryDirectory(prefix="hubpipe-cold-run-") as tmp:
+        work = Path(tmp)
+        for round_ in range(args.repeats):
+            shutil.rmtree(conversion_dir(), ignore_errors=True)
+            runs["default"].append(hubpipe_run(work, f"default{round_}", ()))
+            runs["previous"].append(hubpipe_run(work, f"previous{round_}", PREVIOUS))
+            for side, results in runs.items():
+                seconds, accuracies, train = results[-1]
+                print(f"round {round_ + 1} {side}: {seconds:.1f} s, accuracies {accuracies}, train {_summary(train)}")
+    default, previous = min(runs["default"], key=lambda r: r[0]), min(runs["previous"], key=lambda r: r[0])
+    diff = max(abs(default[1][model] - previous[1][model]) for model in previous[1]) * 100
+    print(
+        f"RESULT default_s={default[0]:.1f} previous_s={previous[0]:.1f} ratio={default[0] / previous[0]:.2f} "
+        f"max_acc_diff={diff:.2f}"
+    )
+
+
+def _summary(train: dict) -> str:
+    seconds = {model: values["train_seconds"] for model, values in train["models"].items()}
+    extraction, engines = train["feature_extraction_seconds"], train["extraction_engine"]
+    return f"train_seconds {seconds}, extraction {extraction}, engine {engines}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Feature-extraction throughput of the train stage's engines: TensorFlow, TFLite (XNNPACK), and the pipeline.
+
+In one process, on the offline EfficientNet-Lite0 (built into the hubpipe cache on first use):
+
+* ``tf_img_s``: the Keras feature model (input rescaling included) in one ``tf.function``, the engine
+  ``train.engine=tensorflow`` uses;
+* ``tflite_img_s``: the same model converted to TFLite (:mod:`hubpipe.components.train.engine`, cached
+  conversion) in ``tf.lite.Interpreter`` with one thread per usable core;
+* both timed batch by batch on the same images (``--batch`` 128, the stage's extraction batch), alternating so
+  that load from other processes hits both alike; each rate is the batch size over the median time;
+* ``pipeline_img_s``: the train stage's end-to-end extraction with the engine ``auto`` picks (TFRecords of the
+  embedded sample dataset read, decoded, resized and batched by tf.data while the engine runs), the fastest of
+  ``--pipeline-rounds`` passes over both splits;
+* ``max_abs_diff``: the largest |TFLite - TF| feature difference over those real images.
+
+The last line is machine-readable::
+
+    RESULT tf_img_s=... tflite_img_s=... pipeline_img_s=... max_abs_diff=... tflite_vs_tf=... pipeline_vs_engine=...
+
+Run: ``.venv/bin/python benchmarks/extraction.py [--rounds 6] [--pipeline-rounds 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from train_vs_fit import write_examples
+
+from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
+from hubpipe.components.train import engine, models
+from hubpipe.components.train.embeddings import extract
+from hubpipe.components.train.inputs import image_dataset, load_split
+from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
+from hubpipe.components.train.transfer import EXTRACTION_BATCH
+from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
+from hubpipe.pipeline.runtime import cache_root, import_tensorflow
+
+
+def _seconds(fn: Callable[[Any], np.ndarray], images: np.ndarray) -> float:
+    started = time.perf_counter()
+    fn(images)
+    return time.perf_counter() - started
+
+
+def raw_rates(engines: dict[str, Callable[[Any], np.ndarray]], images: np.ndarray, rounds: int) -> dict[str, float]:
+    """Images per second of each engine on the same batch: batch size over the median time, alternating."""
+    for fn in engines.values():
+        fn(images)  # warm-up: tracing, interpreter planning
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, fn in engines.items():
+            times[name].append(_seconds(fn, images))
+    for name, values in times.items():
+        print(
+            f"{name}: {len(images) / statistics.median(values):.1f} img/s ({', '.join(f'{t:.2f}' for t in values)} s)"
+        )
+    return {name: len(images) / statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=EXTRACTION_BATCH)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--pipeline-rounds", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("hubpipe").setLevel(logging.INFO)
+    tf = import_tensorflow()
+    cores = usable_cores()
+    configure_tensorflow_threads(tf, cores)
+    spec = resolve_backbone("efficientnet_lite0")
+    features = models.feature_model(tf, load_feature_extractor(spec), spec.input_size, spec.input_range)
+    identity = engine.BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
+    converted = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=cores)
+    assert converted.name == engine.TFLITE, converted.reason
+    reference = engine.tensorflow_features(tf, features, spec.input_size)
+    dataset = ensure_sample_dataset(cache_root(), SampleSpec(0, 75, 25))
+    with tempfile.TemporaryDirectory(prefix="hubpipe-extraction-") as tmp:
+        ingest = Path(tmp) / "ingest"
+        write_examples(tf, dataset, ingest)
+        splits = [load_split(ingest, name) for name in ("train", "test")]
+        batch = next(iter(image_dataset(tf, splits[0], spec.input_size).batch(args.batch)))[0].numpy()
+        rates = raw_rates({"tensorflow": reference, "tflite": converted.features}, batch, args.rounds)
+        diff = float(np.max(np.abs(reference(batch) - converted.features(batch))))
+        pipeline = max(
+            _pipeline_rate(tf, converted.features, splits, spec.input_size, args.batch)
+            for _ in range(args.pipeline_rounds)
+        )
+    print(f"cores {cores}; pipeline (decode included, tflite): {pipeline:.1f} img/s")
+    print(
+        f"RESULT tf_img_s={rates['tensorflow']:.1f} tflite_img_s={rates['tflite']:.1f} pipeline_img_s={pipeline:.1f} "
+        f"max_abs_diff={diff:.2e} tflite_vs_tf={rates['tflite'] / rates['tensorflow']:.2f} "
+        f"pipeline_vs_engine={pipeline / rates['tflite']:.2f}"
+    )
+
+
+def _pipeline_rate(tf: Any, features: Callable[[Any], np.ndarray], splits: list, size: int, batch: int) -> float:
+    started, count = time.perf_counter(), 0
+    for split in splits:
+        count += len(extract(tf, features, split, size, batch).labels)
+    return count / (time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
