@@ -58,4 +58,4 @@ def test_efficientnet_lite0_converts_to_tflite_with_parity(tmp_path: Path) -> No
     expected = np.asarray(features(images, training=False))
     assert expected.shape == (3, 1280)
     diff, allowed = engine.parity(expected, chosen.features(images))
-    assert diff <= allowed and allowed < 1e-2
+    assert diff <= allowed < 1e-2

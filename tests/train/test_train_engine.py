@@ -55,7 +55,10 @@ def _feature_model(backbone: Path):
     return tf, features, identity
 
 
-def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Path) -> None:
+def test_tflite_computes_the_tensorflow_features_and_is_cached(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
     tf, features, identity = _feature_model(tiny_backbone)
     chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
     assert chosen.name == engine.TFLITE and chosen.max_abs_diff is not None and chosen.max_abs_diff < 1e-4
