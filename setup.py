@@ -2,7 +2,8 @@
 
 The repository's top-level folders are installed under one import namespace, ``hubpipe``:
 ``pipeline/`` is ``hubpipe.pipeline``, ``components/`` is ``hubpipe.components`` and ``data/`` is
-``hubpipe.data``. Install with the committed constraints file (see README.md)::
+``hubpipe.data``; the ``hubpipe`` package itself (the Python API's entry, ``import hubpipe``) is the folder
+``pipeline/toplevel/``. Install with the committed constraints file (see README.md)::
 
     pip install -c constraints.txt -e '.[test]'
 """
@@ -14,16 +15,19 @@ from setuptools import find_packages, setup
 
 NAMESPACE = "hubpipe"
 SOURCE_DIRS = ("pipeline", "components", "data")
+#: The folder installed as the ``hubpipe`` package (its ``__init__.py``); not a subpackage of ``hubpipe.pipeline``.
+TOPLEVEL_DIR = "pipeline/toplevel"
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
-    packages: list[str] = []
-    package_dir: dict[str, str] = {}
+    packages: list[str] = [NAMESPACE]
+    package_dir: dict[str, str] = {NAMESPACE: TOPLEVEL_DIR}
+    toplevel = TOPLEVEL_DIR.split("/", 1)[1]
     for folder in SOURCE_DIRS:
         root = f"{NAMESPACE}.{folder}"
         package_dir[root] = folder
         packages.append(root)
-        packages.extend(f"{root}.{sub}" for sub in find_packages(folder))
+        packages.extend(f"{root}.{sub}" for sub in find_packages(folder, exclude=[toplevel, f"{toplevel}.*"]))
     return packages, package_dir
 
 
@@ -73,7 +77,20 @@ setup(
             "kubernetes-validate",
             "yamllint",
             "websocket-client",  # drives headless Chromium in the TensorBoard browser test
+            "docker",  # kfp.local.DockerRunner's client, talking to podman's Docker-compatible API (tests/container)
+            # execute the example notebook headless
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
         ],
+        # experiment tracking in an MLflow server (`track.mlflow_uri`); the tests start a real `mlflow server`
+        "mlflow": ["mlflow>=3,<4"],
     },
-    entry_points={"console_scripts": ["hubpipe = hubpipe.pipeline.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "hubpipe = hubpipe.pipeline.cli:main",
+            # The container image's ENTRYPOINT: hubpipe's own arguments go to hubpipe, other commands run as they are.
+            "hubpipe-entrypoint = hubpipe.pipeline.container:main",
+        ]
+    },
 )

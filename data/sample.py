@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 from hubpipe.pipeline.progress import progress
 
 LOG = logging.getLogger(__name__)
@@ -300,14 +301,14 @@ def ensure_sample_dataset(cache_root: Path, spec: SampleSpec = SampleSpec()) -> 
     final = Path(cache_root) / "datasets" / name
     if final.is_dir():
         return final
-    tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    LOG.info("generating the sample dataset (seed %d) into %s", spec.seed, final)
-    generate(tmp, spec)
-    try:
-        tmp.rename(final)
-    except OSError:  # another process finished first
+    remove_dead_tmp(final.parent, TMP_PATTERN)
+    with owned_tmp(final.with_name(f".{name}.tmp-{os.getpid()}")) as tmp:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not final.is_dir():
-            raise
+        LOG.info("generating the sample dataset (seed %d) into %s", spec.seed, final)
+        generate(tmp, spec)
+        try:
+            tmp.rename(final)
+        except OSError:  # another process finished first
+            if not final.is_dir():
+                raise
     return final

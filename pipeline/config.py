@@ -115,6 +115,15 @@ class RunnerConfig:
 
 
 @dataclass(frozen=True)
+class TrackConfig:
+    """Experiment tracking in MLflow (needs the ``mlflow`` extra). No stage reads it: it never reruns a stage."""
+
+    mlflow_uri: str = ""  # tracking server; empty: $MLFLOW_TRACKING_URI, and no tracking when that is unset
+    experiment: str = "hubpipe"
+    registered_model: str = "hubpipe-classifier"  # name the blessed model is registered under; empty: not registered
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole configuration of a run."""
 
@@ -124,6 +133,7 @@ class PipelineConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -317,6 +327,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         )
     pvc = config.publish.pvc_name
     _check(not pvc or bool(re.fullmatch(K8S_VOLUME_CLAIM, pvc)), f"publish.pvc_name is not a valid claim name: {pvc!r}")
+    _check(bool(config.track.experiment.strip()), "track.experiment must not be empty")
     return config
 
 
@@ -332,6 +343,7 @@ __all__ = [
     "PipelineConfig",
     "PublishConfig",
     "RunnerConfig",
+    "TrackConfig",
     "TrainConfig",
     "ValidateConfig",
     "apply_overrides",

@@ -1,8 +1,8 @@
 """Errors that reach the user as one readable line, each with the command's exit code.
 
 Exit codes: 0 success, 1 anything else, 2 usage or configuration error, 3 data rejected by the
-validation policy. Anything that is not a :class:`HubpipeError` is a bug and shows a traceback only with
-``--debug``.
+validation policy, 4 publishing lost a race (LATEST moved since the evaluation; rerun to re-evaluate).
+Anything that is not a :class:`HubpipeError` is a bug and shows a traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -42,3 +42,12 @@ class StageError(HubpipeError):
     """A stage failed for a reason that is explained in its message."""
 
     exit_code = 1
+
+
+class PublishConflict(HubpipeError):
+    """Another run moved the publish root's LATEST after this run's evaluation read it: nothing is blessed.
+
+    A rerun evaluates the candidates again against the new LATEST (the evaluate stage's fingerprint includes it).
+    """
+
+    exit_code = 4

@@ -7,6 +7,11 @@ Layout of a run folder ``DIR``::
     DIR/<stage>/               a stage's artifacts, with manifest.json written last
     DIR/cache/                 caches shared by the runs of this folder (embeddings)
 
+A run holds an OS lock on ``DIR/.lock`` from start to end (see :mod:`hubpipe.pipeline.locking`): a second
+run into the same folder stops with "another run (pid N) is using DIR", while the lock of a killed run is
+gone with its process. Holding the lock, a run removes what killed runs left (``.tmp-*``, ``.old-*``, and
+temporary files in ``DIR/cache``). run.json records the run's pid, host and start time.
+
 A stage runs in ``DIR/.tmp-<stage>-<pid>`` and is renamed to ``DIR/<stage>`` only once its executor has
 returned and its manifest is written, so a stage that is killed midway leaves no folder a rerun would take
 for complete. A stage is skipped (``cached``) when ``DIR/<stage>/manifest.json`` holds the fingerprint the
@@ -20,6 +25,7 @@ import datetime as dt
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -30,7 +36,9 @@ from typing import Any
 from hubpipe.pipeline import __version__
 from hubpipe.pipeline.artifacts import hash_files, read_json, stable_hash, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import PipelineConfig, section_dict, to_yaml
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataRejected, HubpipeError, UsageError
+from hubpipe.pipeline.locking import RunLock, process_identity, remove_path
 from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.runner")
@@ -38,6 +46,8 @@ LOG = logging.getLogger("hubpipe.runner")
 MANIFEST = "manifest.json"
 RUN_FILE = "run.json"
 CONFIG_FILE = "resolved_config.yaml"
+#: Temporary names under ``DIR/cache`` (embeddings, checkpoint histories) that only a killed run leaves.
+LEFTOVER_IN_CACHE = re.compile(r"^\..+\.tmp(-\d+|\.npz)?$")
 
 
 @dataclass
@@ -60,6 +70,8 @@ class RunReport:
     output_dir: Path
     stages: list[StageRecord]
     status: str = "running"
+    process: dict[str, Any] = field(default_factory=process_identity)
+    tracking: dict[str, Any] | None = None  # what MLflow tracking did (see hubpipe.pipeline.tracking)
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
@@ -119,6 +131,16 @@ def select_until(stages: list[StageSpec], until: str | None) -> list[StageSpec]:
     return [stage for stage in stages if stage.name in needed]
 
 
+def preflight(stages: Sequence[StageSpec], config: PipelineConfig) -> None:
+    """Runs each stage's configuration checks (each check once) before any stage starts."""
+    checked: set[str] = set()
+    for stage in stages:
+        check = stage.load_preflight()
+        if check is not None and stage.preflight not in checked:
+            checked.add(stage.preflight)
+            check(config)
+
+
 class LocalRunner:
     """Runs stages in order in this process; see the module docstring for the folder layout."""
 
@@ -129,28 +151,37 @@ class LocalRunner:
         self.fingerprints: dict[str, str] = {}
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
-        self._prepare()
+        preflight(select_until(self.stages, until), self.config)  # before the output folder is even created
+        with RunLock(self.output_dir):
+            return self._run_locked(until, use_cache)
+
+    def _run_locked(self, until: str | None, use_cache: bool) -> RunReport:
         selected = select_until(self.stages, until)
+        self._prepare()
         report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
         self._write_report(report)
         try:
             for stage in selected:
                 self._run_stage(stage, report.stage(stage.name), use_cache)
                 self._write_report(report)
-        except BaseException:
+        except BaseException as exc:
             report.status = "failed"
             self._write_report(report)
+            if isinstance(exc, Exception):
+                self.track(report)
             raise
         report.status = "succeeded"
         self._write_report(report)
+        self.track(report)
         return report
 
     def _prepare(self) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.output_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for leftover in self.output_dir.glob(".old-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        """Removes what killed runs left; safe because this run holds the folder's lock."""
+        leftovers = [*self.output_dir.glob(".tmp-*"), *self.output_dir.glob(".old-*")]
+        leftovers += [path for path in (self.output_dir / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(path.name)]
+        for leftover in leftovers:
+            LOG.info("removing %s, left by a run that was killed", leftover.name)
+            remove_path(leftover)
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
 
     def fingerprint(self, stage: StageSpec) -> dict[str, Any]:
@@ -222,6 +253,7 @@ class LocalRunner:
                     "rejected": result.rejected,
                 },
             )
+            crash_point("runner.before_commit")
             self._commit(tmp_dir, final_dir)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -233,6 +265,7 @@ class LocalRunner:
         old_dir = self.output_dir / f".old-{final_dir.name}-{os.getpid()}"
         if final_dir.exists():
             os.replace(final_dir, old_dir)
+            crash_point("runner.between_renames")
         os.replace(tmp_dir, final_dir)
         shutil.rmtree(old_dir, ignore_errors=True)
 
@@ -258,13 +291,23 @@ class LocalRunner:
             self.output_dir / RUN_FILE,
             {
                 "status": report.status,
+                "process": report.process,
                 "hubpipe_version": __version__,
                 "output_dir": str(self.output_dir),
                 "config": CONFIG_FILE,
                 "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "stages": [vars(record) for record in report.stages],
+                **({"tracking": report.tracking} if report.tracking else {}),
             },
         )
+
+    def track(self, report: RunReport) -> None:
+        """Logs the run folder to MLflow when tracking is configured, and records the outcome in run.json."""
+        from hubpipe.pipeline.tracking import track_run
+
+        report.tracking = track_run(self.config, self.output_dir, report.status == "succeeded")
+        if report.tracking:
+            self._write_report(report)
 
 
 def run_pipeline(

@@ -42,6 +42,18 @@ def import_tensorflow() -> ModuleType:
     return tf
 
 
+def import_tfdv() -> ModuleType:
+    """Imports tensorflow-data-validation after :func:`import_tensorflow`.
+
+    TFDV imports TensorFlow itself: when it came first in a process (``hubpipe run`` with ingest cached), the
+    legacy-Keras switch was not set yet and the train stage later failed on a Keras 3 precision policy.
+    """
+    import_tensorflow()
+    import tensorflow_data_validation as tfdv
+
+    return tfdv
+
+
 def _skip_autograph_for_tf_keras() -> None:
     """Tells AutoGraph not to convert tf-keras' own code, as it already does not convert ``keras``.
 

@@ -48,6 +48,7 @@ class StageResult:
 
 Executor = Callable[[StageContext], StageResult]
 ExternalInputs = Callable[[PipelineConfig, Path], Mapping[str, Any]]
+Preflight = Callable[[PipelineConfig], None]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class StageSpec:
     stage actually runs, so that building the DAG imports nothing heavy. ``external_inputs(config,
     output_root)`` returns what the stage reads besides its upstream artifacts (the data source, the last
     blessed model), for the fingerprint. ``code`` names the packages whose source is the stage's code version.
+    ``preflight(config)`` checks, cheaply and before any stage of the run starts, what would make the stage fail
+    on the configuration alone (an unknown backbone, an unsupported URI scheme); it raises a one-line error.
     """
 
     name: str
@@ -66,12 +69,16 @@ class StageSpec:
     sections: tuple[str, ...] = ()
     code: tuple[str, ...] = ()
     external_inputs: str = ""
+    preflight: str = ""
 
     def load_executor(self) -> Executor:
         return _load(self.executor)
 
     def load_external_inputs(self) -> ExternalInputs | None:
         return _load(self.external_inputs) if self.external_inputs else None
+
+    def load_preflight(self) -> Preflight | None:
+        return _load(self.preflight) if self.preflight else None
 
 
 def _load(reference: str) -> Any:

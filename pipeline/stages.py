@@ -15,6 +15,7 @@ INGEST_STAGE = StageSpec(
     sections=("data",),
     code=("hubpipe.components.ingest", *COMMON_CODE),
     external_inputs="hubpipe.components.ingest.sources:source_fingerprint",
+    preflight="hubpipe.components.ingest.sources:preflight",
 )
 
 VALIDATE_STAGE = StageSpec(
@@ -32,6 +33,7 @@ TRAIN_STAGE = StageSpec(
     sections=("train", "data"),
     code=("hubpipe.components.train", "hubpipe.components.backbones", *COMMON_CODE),
     external_inputs="hubpipe.components.train.executor:external_inputs",
+    preflight="hubpipe.components.train.executor:preflight",
 )
 
 EVALUATE_STAGE = StageSpec(
@@ -41,6 +43,7 @@ EVALUATE_STAGE = StageSpec(
     sections=("evaluate", "publish"),
     code=("hubpipe.components.evaluate", "hubpipe.components.publish", *COMMON_CODE),
     external_inputs="hubpipe.components.evaluate.executor:external_inputs",
+    preflight="hubpipe.components.publish.executor:preflight",
 )
 
 PUBLISH_STAGE = StageSpec(
@@ -50,6 +53,7 @@ PUBLISH_STAGE = StageSpec(
     sections=("publish",),
     code=("hubpipe.components.publish", *COMMON_CODE),
     external_inputs="hubpipe.components.publish.executor:external_inputs",
+    preflight="hubpipe.components.publish.executor:preflight",
 )
 
 STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE, TRAIN_STAGE, EVALUATE_STAGE, PUBLISH_STAGE)

@@ -23,7 +23,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(root))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def missing_tool() -> Callable[[str], NoReturn]:
     """Call with a reason when an external test tool (chromium, checkov) is absent: a skip on a developer's
     machine, a failure where HUBPIPE_REQUIRE_TOOLS is set (CI), so CI never passes by skipping."""

@@ -17,11 +17,11 @@ import importlib.metadata
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from hubpipe.components.backbones.manifest import read_manifest
 from hubpipe.pipeline.errors import DataError, StageError
+from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 from hubpipe.pipeline.runtime import cache_root
 
 LOG = logging.getLogger(__name__)
@@ -138,13 +138,12 @@ def ensure_offline_model() -> Path:
     weights = locate_weights()
     target.parent.mkdir(parents=True, exist_ok=True)
     LOG.info("building %s from %s into %s (once per machine)", NAME, weights.name, target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build_offline_model(staging, weights)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; the cache may be shared (a PVC)
-        _publish(staging, target)
-    finally:
+    remove_dead_tmp(target.parent, TMP_PATTERN)  # builds of killed processes
+    with owned_tmp(target.with_name(f".{target.name}.tmp-{os.getpid()}")) as staging:
         shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o755)  # the cache may be shared (a PVC)
+        build_offline_model(staging, weights)
+        _publish(staging, target)
     return target
 
 

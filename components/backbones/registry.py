@@ -221,16 +221,20 @@ def _pull_hint(handle: str) -> str:
     return f"stage it on a machine with internet: `hubpipe models pull {handle} --to DIR`, then use DIR as the backbone"
 
 
+def check_local(spec: BackboneSpec) -> None:
+    """Raises UsageError when a backbone given as a local directory holds no SavedModel (cheap, no TF)."""
+    if spec.name == offline.NAME or is_remote(spec.handle):
+        return
+    if not (Path(spec.handle).expanduser() / "saved_model.pb").is_file():
+        raise UsageError(f"no SavedModel at {spec.handle} (expected saved_model.pb there)")
+
+
 def _loadable_handle(spec: BackboneSpec) -> str:
     """The handle to give tensorflow_hub, building the offline model or checking a local directory first."""
     if spec.name == offline.NAME:
         return str(offline.ensure_offline_model())
-    if is_remote(spec.handle):
-        return spec.handle
-    directory = Path(spec.handle).expanduser()
-    if not (directory / "saved_model.pb").is_file():
-        raise UsageError(f"no SavedModel at {spec.handle} (expected saved_model.pb there)")
-    return str(directory)
+    check_local(spec)
+    return spec.handle if is_remote(spec.handle) else str(Path(spec.handle).expanduser())
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:

@@ -59,6 +59,10 @@ class _StorageType:
     name: str
     dtype: np.dtype
 
+    def __call__(self, *_args: Any) -> Any:
+        """A pickle that calls (REDUCE) a storage class instead of naming it in a persistent id is not a state dict."""
+        raise UnsafeCheckpointError(f"checkpoint calls torch.{self.name}, which a weights file must not do")
+
 
 @dataclass(frozen=True)
 class _StorageRef:
@@ -115,6 +119,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return ref
 
 
+def _check_no_amplification(ref: _TensorRef, storage_size: int) -> None:
+    """Rejects views that would make a small file expand into a large array.
+
+    torch never saves a state-dict tensor with a zero stride or with more elements than its storage; such a view
+    (a broadcast or overlapping one) lets a few bytes of storage become gigabytes once copied out.
+    """
+    if any(s == 0 and n > 1 for n, s in zip(ref.shape, ref.stride, strict=True)):
+        raise UnsafeCheckpointError("checkpoint tensor with a zero stride (a broadcast view of its storage)")
+    if int(np.prod(ref.shape, dtype=object)) > storage_size:
+        raise UnsafeCheckpointError("checkpoint tensor has more elements than its storage (an overlapping view)")
+
+
 def _materialize(ref: _TensorRef, storages: dict[str, np.ndarray]) -> np.ndarray:
     """Copies a tensor out of its storage, checking that the strided view stays inside it."""
     data = storages[ref.storage.key]
@@ -122,6 +138,7 @@ def _materialize(ref: _TensorRef, storages: dict[str, np.ndarray]) -> np.ndarray
         raise DataError("checkpoint tensor with a malformed size, stride or offset")
     if not all(ref.shape):  # an empty tensor
         return np.zeros(ref.shape, data.dtype.newbyteorder("="))
+    _check_no_amplification(ref, data.size)
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride, strict=True))
     if last >= data.size:
         raise DataError(f"checkpoint tensor reaches past its storage ({last} >= {data.size})")
@@ -200,5 +217,5 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             return _load_zip(path)
         with path.open("rb") as file:
             return _load_legacy(file)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, struct.error) as exc:
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, struct.error) as exc:
         raise DataError(f"{path.name} is not a readable torch state dict: {exc}") from exc

@@ -29,7 +29,7 @@ from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_mo
 from hubpipe.components.evaluate.content import write_tensorboard
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
-from hubpipe.components.publish.layout import find_reference
+from hubpipe.components.publish.layout import find_reference, read_latest_id
 from hubpipe.components.train.session import LOGS_DIR, SCRATCH, TRANSFER
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import EvaluateConfig
@@ -62,6 +62,7 @@ class Evaluation:
     decision: Decision
     metrics: dict[str, ClassificationMetrics]
     reference: ReferenceScore
+    latest_seen: str | None = None  # LATEST when the reference was looked up: publish moves LATEST only from it
 
     def results(self) -> dict[str, Any]:
         """Key results for run.json."""
@@ -109,6 +110,7 @@ def evaluate(request: EvaluateRequest) -> Evaluation:
     }
     first = models[0].predictions
     split = TestSplit(first.ids, first.labels, class_names, request.ingest_dir, request.cache_dir)
+    latest_seen = read_latest_id(request.publish_root)  # read before the reference: a move in between fails safe
     last_blessed = find_reference(request.publish_root, [model.key for model in candidates])
     reference = score_reference(last_blessed, candidates, split)
     compared = (
@@ -119,7 +121,12 @@ def evaluate(request: EvaluateRequest) -> Evaluation:
     scores = {model.name: _score(metrics[model.name]) for model in candidates}
     decision = decide(scores, _baseline(models, metrics), compared, request.thresholds)
     evaluation = Evaluation(
-        _evaluation_id(candidates, reference, request.thresholds), decision.blessed, decision, metrics, reference
+        _evaluation_id(candidates, reference, request.thresholds),
+        decision.blessed,
+        decision,
+        metrics,
+        reference,
+        latest_seen,
     )
     for reason in decision.reasons:
         LOG.info("evaluate: %s", reason)
@@ -194,6 +201,7 @@ def blessing_record(request: EvaluateRequest, evaluation: Evaluation, models: li
             "method": reference.method,
             "skip_reason": reference.skip_reason,
             "metrics": None if reference.metrics is None else reference.metrics.to_dict(),
+            "latest_seen": evaluation.latest_seen,
         },
         "publish_root": request.publish_root,
     }

@@ -4,8 +4,11 @@ Its accuracy on its own test split says little about this one, so the blessed mo
 
 * when it is a head trained on frozen backbone features (``mode: feature_extraction``) and a candidate of
   this run uses the same backbone (same fingerprint and input size), its head is applied to that
-  candidate's cached test feature vectors: no backbone pass at all;
-* otherwise its serving signature runs on the test images (encoded bytes in, probabilities out).
+  candidate's cached test feature vectors: no backbone pass at all. The head is built by this code and only
+  its weights are read from the publish root (never ``tf.keras.models.load_model``, which would rebuild
+  whatever layers, Python code included, whoever can write there put in the folder);
+* otherwise its serving signature runs on the test images (encoded bytes in, probabilities out): a TensorFlow
+  graph (``tf.saved_model.load``), which runs TensorFlow ops only, no Python code from the folder.
 
 Its classes may be listed in another order (columns are reordered); a model that knows other classes is not
 compared, and the check against it is skipped with that reason.
@@ -93,8 +96,28 @@ def _head_probabilities(
     if any(example_id not in rows for example_id in split.ids):
         return None
     features = embeddings.features[[rows[example_id] for example_id in split.ids]]
-    head = tf.keras.models.load_model(storage.join(reference.path, HEAD_DIR), compile=False)
+    head = _head_from_weights(tf, storage.join(reference.path, HEAD_DIR))
     return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
+
+
+def _head_from_weights(tf: Any, head_dir: str) -> Any:
+    """The head architecture built by this code, with only the weights read from the published folder.
+
+    ``tf.keras.models.load_model`` would rebuild whatever layers the folder describes (a Lambda layer carries
+    Python code); the checkpoint reader reads tensors only. Anything but one Dense layer's kernel and bias
+    is refused.
+    """
+    from hubpipe.components.train.models import build_head
+
+    reader = tf.train.load_checkpoint(f"{head_dir.rstrip('/')}/variables/variables")
+    shapes = {k: v for k, v in reader.get_variable_to_shape_map().items() if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    kernel_key, bias_key = (f"layer_with_weights-0/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in ("kernel", "bias"))
+    if set(shapes) != {kernel_key, bias_key} or len(shapes[kernel_key]) != 2:
+        raise ValueError(f"the head in {head_dir} is not one Dense layer (variables: {sorted(shapes)[:4]})")
+    feature_dim, num_classes = shapes[kernel_key]
+    head = build_head(tf, feature_dim, num_classes)
+    head.get_layer("probabilities").set_weights([reader.get_tensor(kernel_key), reader.get_tensor(bias_key)])
+    return head
 
 
 def _serving_probabilities(tf: Any, reference: PublishedVersion, split: TestSplit) -> np.ndarray:

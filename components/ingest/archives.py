@@ -4,7 +4,9 @@ Every member is checked before anything is written: absolute paths, ``..`` compo
 other special files are never extracted and are reported as ``unsafe_archive_member``; members over the
 file-size limit are reported as ``file_too_large`` without being written; the total extracted size is capped
 (an archive over the cap is refused as a whole). Files are written only below the extraction folder, with
-default permissions. An extraction is keyed by the archive's path, size and modification time and reused.
+default permissions. An extraction is keyed by the archive's path, size and modification time and reused; its
+recorded total size is rechecked against the caller's limit on reuse. A member whose name is both a file and a
+folder in the archive (``x`` and ``x/``) is quarantined, not extracted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from typing import IO
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 
 LOG = logging.getLogger("hubpipe.ingest")
 
@@ -97,11 +101,11 @@ def extract_archive(archive: Path, cache: Path, max_member_bytes: int, max_total
     key = stable_hash([EXTRACTION_VERSION, str(archive), info.st_size, info.st_mtime_ns, max_member_bytes])[:20]
     final = cache / "sources" / "extracted" / key
     if (final / REPORT_FILE).is_file():
-        return _load_extracted(final)
-    tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / DATA_DIR).mkdir(parents=True)
-    try:
+        return _load_extracted(final, archive.name, max_total_bytes)
+    remove_dead_tmp(final.parent, TMP_PATTERN)
+    with owned_tmp(final.with_name(f".{key}.tmp-{os.getpid()}")) as tmp:  # removed on the way out, however
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / DATA_DIR).mkdir(parents=True)
         state = _Extraction(archive.name, tmp / DATA_DIR, max_member_bytes, max_total_bytes)
         LOG.info("extracting %s", archive.name)
         _extract_any(archive, state)
@@ -110,23 +114,21 @@ def extract_archive(archive: Path, cache: Path, max_member_bytes: int, max_total
             {"archive": str(archive), "bytes": state.total_bytes, "skipped": [s.to_dict() for s in state.skipped]},
         )
         _commit(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _load_extracted(final)
+    return _load_extracted(final, archive.name, max_total_bytes)
 
 
 def _commit(tmp: Path, final: Path) -> None:
     try:
         tmp.rename(final)
     except OSError:  # another process extracted the same archive first
-        shutil.rmtree(tmp, ignore_errors=True)
         if not (final / REPORT_FILE).is_file():
             raise
 
 
-def _load_extracted(folder: Path) -> Extracted:
+def _load_extracted(folder: Path, archive_name: str, max_total_bytes: int) -> Extracted:
+    """A finished extraction, rechecked against this run's total-size limit (the key does not hold it)."""
     report = read_json(folder / REPORT_FILE)
+    _check_total(int(report["bytes"]), archive_name, max_total_bytes)
     return Extracted(folder / DATA_DIR, tuple(Quarantined.from_dict(s) for s in report["skipped"]))
 
 
@@ -146,7 +148,8 @@ def _extract_any(archive: Path, state: _Extraction) -> None:
 def _extract_zip(archive: Path, state: _Extraction) -> None:
     with zipfile.ZipFile(archive) as bundle:
         members = bundle.infolist()
-        _check_total(sum(m.file_size for m in members if m.file_size <= state.max_member_bytes), state)
+        total = sum(m.file_size for m in members if m.file_size <= state.max_member_bytes)
+        _check_total(total, state.archive_name, state.max_total_bytes)
         for member in members:
             kind = stat.S_IFMT(member.external_attr >> 16) if member.create_system == UNIX_ZIP else 0
             if kind == stat.S_IFLNK:
@@ -178,11 +181,11 @@ def _tar_members(bundle: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         member = bundle.next()
 
 
-def _check_total(total: int, state: _Extraction) -> None:
-    if total > state.max_total_bytes:
+def _check_total(total: int, archive_name: str, max_total_bytes: int) -> None:
+    if total > max_total_bytes:
         raise DataError(
-            f"archive {state.archive_name} would extract to {total / 1e9:.1f} GB, over data.max_extract_bytes "
-            f"({state.max_total_bytes / 1e9:.1f} GB)"
+            f"archive {archive_name} would extract to {total / 1e9:.1f} GB, over data.max_extract_bytes "
+            f"({max_total_bytes / 1e9:.1f} GB)"
         )
 
 
@@ -195,6 +198,10 @@ def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Ex
         state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, parts)
         return
     target = state.root.joinpath(*parts)
+    clash = _type_clash(state.root, parts, is_dir)
+    if clash:
+        state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, clash)
+        return
     if is_dir:
         target.mkdir(parents=True, exist_ok=True)
         return
@@ -206,7 +213,7 @@ def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Ex
         state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, "a second member with the same name")
         return
     state.total_bytes += size
-    _check_total(state.total_bytes, state)
+    _check_total(state.total_bytes, state.archive_name, state.max_total_bytes)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_member(opener, target, size)
@@ -215,6 +222,18 @@ def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Ex
         state.skip(name, q.CORRUPT_ARCHIVE_MEMBER, str(exc) or type(exc).__name__)
         return
     state.written.add(relative)
+    crash_point("ingest.in_extraction")
+
+
+def _type_clash(root: Path, parts: tuple[str, ...], is_dir: bool) -> str:
+    """Why a member cannot be written where an earlier member put a file or folder of the same name, or ''."""
+    for depth in range(1, len(parts)):
+        if root.joinpath(*parts[:depth]).is_file():
+            return f"'{'/'.join(parts[:depth])}' is both a file and a folder in the archive"
+    target = root.joinpath(*parts)
+    if target.exists() and target.is_dir() != is_dir:
+        return f"'{'/'.join(parts)}' is both a file and a folder in the archive"
+    return ""
 
 
 def _copy_member(opener: Opener, target: Path, size: int) -> None:

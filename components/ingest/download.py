@@ -32,23 +32,26 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, cache: Path, sha256: str = "") -> Path:
+def download(url: str, cache: Path, sha256: str = "", max_bytes: int = 0) -> Path:
     """The file at ``url``, downloaded once into ``cache/sources/downloads/<key>/`` and verified.
 
     ``sha256`` (hex), when given, must match; the server's Content-Length, when sent, must match the bytes
-    received. A failed or interrupted download leaves nothing behind. Raises DataError with one line.
+    received. ``max_bytes`` (0: none) caps the download: a larger Content-Length is refused before the body is
+    read, and a body without one is cut off at the limit (a cached file over it is refused too). A failed or
+    interrupted download leaves nothing behind. Raises DataError with one line.
     """
     sha256 = sha256.strip().lower()
     folder = cache / "sources" / "downloads" / stable_hash(url)[:20]
     name = Path(unquote(urlparse(url).path)).name or "download"
     target = folder / name
     if _reusable(folder, target, sha256):
+        _check_size(url, target.stat().st_size, max_bytes)
         LOG.info("using the downloaded %s", target)
         return target
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{name}.tmp-{os.getpid()}"
     try:
-        digest = _fetch(url, tmp)
+        digest = _fetch(url, tmp, max_bytes)
         if sha256 and digest != sha256:
             raise DataError(f"download of {url} has sha256 {digest}, expected {sha256} (data.download_sha256)")
         os.replace(tmp, target)
@@ -68,14 +71,20 @@ def _reusable(folder: Path, target: Path, sha256: str) -> bool:
     return not sha256 or meta.get("sha256") == sha256
 
 
-def _fetch(url: str, tmp: Path) -> str:
+def _check_size(url: str, size: int, max_bytes: int) -> None:
+    if max_bytes and size > max_bytes:
+        raise DataError(f"download of {url} is over {max_bytes:,} bytes (data.max_extract_bytes); stopped")
+
+
+def _fetch(url: str, tmp: Path, max_bytes: int) -> str:
     """Streams ``url`` into ``tmp`` with a progress bar; returns the sha256 of the bytes received."""
     LOG.info("downloading %s", url)
     request = urllib.request.Request(url, headers={"User-Agent": "hubpipe"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             expected = int(response.headers.get("Content-Length") or 0)
-            digest, received = _stream(response, tmp, expected)
+            _check_size(url, expected, max_bytes)
+            digest, received = _stream(url, response, tmp, expected, max_bytes)
     except urllib.error.HTTPError as exc:
         raise DataError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -87,7 +96,7 @@ def _fetch(url: str, tmp: Path) -> str:
     return digest
 
 
-def _stream(response: IO[bytes], tmp: Path, expected: int) -> tuple[str, int]:
+def _stream(url: str, response: IO[bytes], tmp: Path, expected: int, max_bytes: int) -> tuple[str, int]:
     digest = hashlib.sha256()
     received = 0
     bar = progress(None, desc="download", total=expected or None, unit="B", unit_scale=True)
@@ -97,18 +106,23 @@ def _stream(response: IO[bytes], tmp: Path, expected: int) -> tuple[str, int]:
                 sink.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
+                _check_size(url, received, max_bytes)
                 bar.update(len(chunk))
     finally:
         bar.close()
     return digest.hexdigest(), received
 
 
-def copy_remote(uri: str, cache: Path) -> Path:
-    """A local copy of a remote file readable with ``tf.io.gfile`` (e.g. a gs:// archive), cached by size+mtime."""
+def copy_remote(uri: str, cache: Path, max_bytes: int = 0) -> Path:
+    """A local copy of a remote file readable with ``tf.io.gfile`` (e.g. a gs:// archive), cached by size+mtime.
+
+    A file over ``max_bytes`` (0: no limit) is refused before it is copied.
+    """
     from hubpipe.pipeline.runtime import import_tensorflow
 
     gfile = import_tensorflow().io.gfile
     info = gfile.stat(uri)
+    _check_size(uri, info.length, max_bytes)
     folder = cache / "sources" / "downloads" / stable_hash([uri, info.length, info.mtime_nsec])[:20]
     target = folder / (uri.rstrip("/").rsplit("/", 1)[-1] or "download")
     if target.is_file() and target.stat().st_size == info.length:

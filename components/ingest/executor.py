@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hubpipe.components.ingest.core import ingest
 from hubpipe.components.ingest.sources import resolve_source
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.runtime import cache_root
 from hubpipe.pipeline.stage import StageContext, StageResult
 
@@ -12,4 +13,5 @@ from hubpipe.pipeline.stage import StageContext, StageResult
 def run(ctx: StageContext) -> StageResult:
     source = resolve_source(ctx.config.data, cache_root())
     report = ingest(source, ctx.output_dir, ctx.config.data, ctx.beam_args)
+    crash_point("ingest.after_records")
     return StageResult(results=report.results, artifacts=report.artifacts, rejected=report.rejected)

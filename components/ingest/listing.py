@@ -5,20 +5,26 @@ test split is drawn from ``train/`` by content hash); ``flat`` is ``<class>/...`
 ``auto`` picks ``split`` when a ``train/`` folder exists. One wrapping folder around the dataset (as in most
 archives) is looked through. Files in nested folders of a class belong to the class. Hidden entries (names
 starting with ``.``, and ``__MACOSX``) are skipped and counted. Local symbolic links are followed only when
-their target lies inside the data root; the others are quarantined. Local paths use ``os``; other URIs
-(gs://, ram://) use ``tf.io.gfile``.
+their target lies inside the data root; the others are quarantined. Class names are the folder names,
+NFC-normalised and trimmed (with a warning when more than normalisation changed them); two folders that become
+one class (``cat`` and ``cat ``) and names with bidirectional controls or invisible spaces are refused. Local
+paths use ``os``; other URIs (gs://, ram://) use ``tf.io.gfile``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from hubpipe.components.common.text import INVISIBLE_FORMATTING, codepoints
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.pipeline.errors import DataError
+
+LOG = logging.getLogger("hubpipe.ingest")
 
 TRAIN, TEST = "train", "test"
 HASH_SPLIT = ""  # the split is assigned from the content hash
@@ -67,10 +73,31 @@ def printable(name: str) -> str:
 
 
 def normalize_label(folder_name: str) -> str:
-    """The class name of a folder: NFC-normalised, trimmed, control characters replaced (labels are one line)."""
+    """The class name of a folder: NFC-normalised, trimmed, control characters replaced (labels are one line).
+
+    Raises DataError for a name with bidirectional controls or invisible spaces: such a name displays as
+    something else than it is, and is refused rather than silently changed.
+    """
+    if INVISIBLE_FORMATTING.search(printable(folder_name)):
+        raise DataError(
+            f"class folder '{codepoints(printable(folder_name))}' contains an invisible or bidirectional control "
+            "character; rename the folder"
+        )
     text = unicodedata.normalize("NFC", printable(folder_name))
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text).strip()
     return text or "_"
+
+
+def _check_label(folder_name: str, label: str, seen: dict[str, str], where: str) -> None:
+    """Warns when a folder name was changed beyond Unicode normalisation; refuses two folders of one class."""
+    shown = codepoints(printable(folder_name))
+    if seen.setdefault(label, folder_name) != folder_name:
+        raise DataError(
+            f"class folders '{codepoints(printable(seen[label]))}' and '{shown}' in {where or 'the data root'} "
+            f"both become class '{label}' (names are trimmed and normalised); rename or merge them"
+        )
+    if unicodedata.normalize("NFC", printable(folder_name)) != label:
+        LOG.warning("class folder '%s' is read as class '%s' (trimmed, control characters replaced)", shown, label)
 
 
 class LocalTree:
@@ -184,11 +211,13 @@ class _Walker:
         self.visited: set[str] = set()
 
     def class_folders(self, entries: list[Entry], prefix: str, split: str) -> None:
+        seen: dict[str, str] = {}  # class -> the folder name it came from
         for entry in entries:
             if entry.kind != "dir" or is_hidden(entry.name):
                 self.outside(entry, prefix, "not in a class folder")
                 continue
             label = normalize_label(entry.name)
+            _check_label(entry.name, label, seen, prefix)
             before = len(self.listing.files)
             for item, path in self._files(entry, f"{prefix}{entry.name}/"):
                 self._add(item, path, label, split)

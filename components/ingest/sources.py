@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.uris import require_scheme
 from hubpipe.components.ingest.archives import extract_archive, has_archive_suffix, is_archive
 from hubpipe.components.ingest.download import copy_remote, download
 from hubpipe.components.ingest.quarantine import Quarantined
@@ -72,18 +73,33 @@ def resolve_source(data: DataConfig, cache: Path) -> ResolvedSource:
         folder = ensure_sample_dataset(cache, SampleSpec(seed=data.sample_seed))
         return ResolvedSource("sample", str(folder), f"the embedded sample dataset (seed {data.sample_seed})")
     if ref.kind == "url":
-        archive = download(ref.value, cache, ref.sha256)
+        archive = download(ref.value, cache, ref.sha256, data.max_extract_bytes)
         return _from_archive("url", archive, ref.value, data, cache)
     if ref.kind == "remote":
         return _resolve_remote(ref.value, data, cache)
-    path = Path(ref.value)
+    path = _local_source(ref.value)
     if path.is_dir():
         return ResolvedSource("directory", str(path.resolve()), str(path.resolve()))
-    if path.is_file():
-        if not is_archive(path):
-            raise UsageError(f"data source {path} is a file but not a .zip or .tar archive")
-        return _from_archive("archive", path, str(path), data, cache)
-    raise _missing(str(path))
+    return _from_archive("archive", path, str(path), data, cache)
+
+
+def _local_source(value: str) -> Path:
+    """A local source that is a folder or an archive; raises UsageError otherwise."""
+    path = Path(value)
+    if path.is_file() and not is_archive(path):
+        raise UsageError(f"data source {path} is a file but not a .zip or .tar archive")
+    if not path.is_dir() and not path.is_file():
+        raise _missing(str(path))
+    return path
+
+
+def preflight(config: PipelineConfig) -> None:
+    """Checks the data source's kind before a run starts: a local path exists, a URI has a readable scheme."""
+    ref = parse_source(config.data)
+    if ref.kind == "remote":
+        require_scheme(ref.value, "data.source")
+    elif ref.kind == "local":
+        _local_source(ref.value)
 
 
 def _from_archive(kind: str, archive: Path, description: str, data: DataConfig, cache: Path) -> ResolvedSource:
@@ -103,7 +119,7 @@ def _resolve_remote(uri: str, data: DataConfig, cache: Path) -> ResolvedSource:
         if gfile.isdir(uri):
             return ResolvedSource("remote", uri.rstrip("/"), uri)
         if gfile.exists(uri) and has_archive_suffix(uri):
-            return _from_archive("remote", copy_remote(uri, cache), uri, data, cache)
+            return _from_archive("remote", copy_remote(uri, cache, data.max_extract_bytes), uri, data, cache)
     except Exception as exc:  # file-system plugins raise their own error types
         raise DataError(f"cannot read data source {uri}: {_first_line(exc)}") from None
     raise DataError(f"data source {uri} is neither a folder nor a .zip/.tar archive that can be read")

@@ -23,7 +23,8 @@ from hubpipe.components.train.session import LOGS_DIR as TRAIN_LOGS
 from hubpipe.components.train.session import MODELS_DIR as TRAIN_MODELS
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import PublishConfig
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.crashpoints import crash_point
+from hubpipe.pipeline.errors import PublishConflict, StageError
 
 LOG = logging.getLogger(__name__)
 
@@ -114,10 +115,10 @@ def _version_record(blessing: dict[str, Any], run_logs: str) -> dict[str, Any]:
 
 
 def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> str:
-    """Copies the blessed model under a temporary name, renames it to its version, then moves LATEST.
+    """Copies the blessed model under a temporary name, renames it to its version, then writes version.json.
 
-    ``version.json`` is written after the rename and LATEST after that: an interruption at any point leaves
-    LATEST on the previous version, and at most a temporary folder that readers ignore.
+    An interruption at any point leaves at most a temporary folder or a version without ``version.json``,
+    which readers ignore and the next publish replaces. LATEST is the caller's to move.
     """
     version = blessing["evaluation_id"]
     model = blessing["blessed_model"]["name"]
@@ -128,35 +129,54 @@ def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs:
     storage.remove_tree(final)  # an incomplete folder of an interrupted publish (complete ones are not replaced)
     tmp = layout.version_dir(request.root, f"{layout.TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
-        storage.copy_tree(source, tmp)
+        storage.copy_tree(source, tmp, on_file=lambda _name: crash_point("publish.in_version_copy"))
         storage.copy_tree(Path(request.evaluate_dir) / METRICS_DIR, storage.join(tmp, METRICS_DIR))
         storage.write_text_atomic(storage.join(tmp, BLESSING_FILE), json.dumps(blessing, indent=2) + "\n")
         storage.rename(tmp, final)
     except BaseException:
         storage.remove_tree(tmp)
         raise
+    crash_point("publish.after_version_dir")
     record = json.dumps(_version_record(blessing, run_logs), indent=2) + "\n"
     storage.write_text_atomic(storage.join(final, layout.VERSION_FILE), record)
-    storage.write_text_atomic(layout.latest_path(request.root), version + "\n")
     return version
 
 
-def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> tuple[str | None, str]:
-    """Publishes the blessed model unless it is there already; returns (the new version or None, a note).
+def latest_seen(blessing: dict[str, Any]) -> str | None:
+    """What LATEST named when the evaluation looked up its reference (its reference, for older records)."""
+    reference = blessing.get("reference") or {}
+    return reference["latest_seen"] if "latest_seen" in reference else reference.get("version")
 
-    LATEST moves only to a version created now: publishing an evaluation again never moves it back.
+
+def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> tuple[str | None, str]:
+    """Publishes the blessed model and moves LATEST to it: a compare-and-swap under the root's lock.
+
+    LATEST moves only while it still names what the evaluation compared with; otherwise another run published
+    meanwhile, and :class:`PublishConflict` says so (nothing is blessed; a rerun re-evaluates). A version that
+    is complete but not LATEST yet (a run killed in between) gets LATEST now.
     """
     blessed = blessing.get("blessed_model")
     if not blessed:
         return None, "not blessed: no model published, LATEST unchanged"
-    latest = layout.read_latest(request.root)
-    if latest is not None and latest.model_key == blessed["model_key"]:
-        return None, f"{blessed['name']} is already the latest version ({latest.version})"
-    version = blessing["evaluation_id"]
-    if layout.read_version(request.root, version) is not None:
-        return None, f"{blessed['name']} was published as version {version} before; LATEST unchanged"
-    publish_version(request, blessing, run_logs)
-    return version, f"{blessed['name']} published as version {version}"
+    with layout.locked(request.root):
+        latest = layout.read_latest(request.root)
+        if latest is not None and latest.model_key == blessed["model_key"]:
+            return None, f"{blessed['name']} is already the latest version ({latest.version})"
+        current, expected = layout.read_latest_id(request.root), latest_seen(blessing)
+        if current != expected:
+            raise PublishConflict(
+                f"lost a race: LATEST of {request.root} moved from {expected or 'nothing'} to {current or 'nothing'}"
+                f" after this run's evaluation; {blessed['name']} is not blessed, rerun to evaluate against {current}"
+            )
+        version = blessing["evaluation_id"]
+        if layout.read_version(request.root, version) is None:
+            publish_version(request, blessing, run_logs)
+            note = f"{blessed['name']} published as version {version}"
+        else:
+            note = f"{blessed['name']} was published as version {version} before; LATEST moved to it now"
+        crash_point("publish.before_latest")
+        storage.write_text_atomic(layout.latest_path(request.root), version + "\n")
+    return version, note
 
 
 def publish(request: PublishRequest) -> Publication:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.uris import require_scheme
 from hubpipe.components.publish.core import PUBLISH_FILE, PublishRequest, missing_publication, publish
 from hubpipe.components.publish.kubeflow import RESOURCE_FILE
 from hubpipe.components.publish.layout import resolve_root
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.stage import StageContext, StageResult
+
+
+def preflight(config: PipelineConfig) -> None:
+    """Before a run starts: a remote publish root must be on a file system hubpipe can write to."""
+    require_scheme(config.publish.root.strip(), "publish.root")
 
 
 def run(ctx: StageContext) -> StageResult:

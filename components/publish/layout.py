@@ -10,6 +10,10 @@ Layout (the root is a local directory, a ``gs://`` path or a mounted PVC path)::
 A version counts only once its ``version.json`` is there, and LATEST moves (temporary file, then rename)
 only after that, so a reader that follows LATEST never finds a half-copied model.
 
+Publishing a model to a local (or mounted) root happens under an OS lock on ``<root>/.publish.lock``
+(:func:`locked`): a compare-and-swap of LATEST is then exact, and any ``.tmp-*`` in ``models/`` found under
+the lock was left by a killed publisher. A ``gs://`` root has no such lock (see the README).
+
 Without ``publish.root`` the root is ``published/`` in hubpipe's cache folder (``$HUBPIPE_CACHE_DIR``,
 else ``~/.cache/hubpipe``): every local run on the machine publishes there and compares its candidates with
 the last model blessed there, whatever its ``--output`` folder, and ``hubpipe tensorboard`` finds all runs.
@@ -17,14 +21,17 @@ the last model blessed there, whatever its ``--output`` folder, and ``hubpipe te
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hubpipe.components.publish import storage
+from hubpipe.pipeline.locking import exclusive, remove_path
 from hubpipe.pipeline.runtime import cache_root
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +42,7 @@ LATEST_FILE = "LATEST"
 VERSION_FILE = "version.json"
 #: Prefix of the folders a version is copied into before it is renamed into place.
 TMP_PREFIX = ".tmp-"
+LOCK_FILE = ".publish.lock"
 
 
 def default_root() -> str:
@@ -65,6 +73,24 @@ def version_dir(root: str, version: str) -> str:
 
 def latest_path(root: str) -> str:
     return storage.join(root, MODELS_DIR, LATEST_FILE)
+
+
+@contextlib.contextmanager
+def locked(root: str) -> Iterator[None]:
+    """Holds the publish lock of a local root, then removes what killed publishers left in ``models/``.
+
+    A ``gs://`` root is not locked: there, two publishers that read LATEST at the same moment can both
+    move it (the README says what holds).
+    """
+    if storage.is_remote(root):
+        yield
+        return
+    folder = Path(models_dir(root))
+    with exclusive(Path(root) / LOCK_FILE):
+        for leftover in [*folder.glob(f"{TMP_PREFIX}*"), *folder.glob(f"{LATEST_FILE}.tmp-*")]:
+            LOG.info("removing %s, left by a publish that was killed", leftover)
+            remove_path(leftover)
+        yield
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,14 @@ from hubpipe.pipeline.stage import StageContext, StageResult
 TRAIN_CODE = ("hubpipe.components.train",)
 
 
+def preflight(config: PipelineConfig) -> None:
+    """Before a run starts: every backbone is a preset or a handle, and a local one holds a SavedModel."""
+    from hubpipe.components.backbones.registry import check_local, resolve_backbone
+
+    for name in config.train.backbones:
+        check_local(resolve_backbone(name))
+
+
 def run(ctx: StageContext) -> StageResult:
     from hubpipe.pipeline.runner import code_version
 
@@ -29,6 +37,7 @@ def run(ctx: StageContext) -> StageResult:
         train=ctx.config.train,
         image_size=ctx.config.data.image_size,
         code_version=code_version(TRAIN_CODE),
+        max_pixels=ctx.config.data.max_pixels,
     )
     outcome = train_models(request)
     return StageResult(

@@ -8,7 +8,8 @@ The serving SavedModel's ``serving_default`` signature takes a batch of encoded 
 * ``label_ids``: int64 ``[b]``, its index,
 * ``classes``: string ``[b, C]``, the class name of each column (as TF Serving's classify API does),
 
-and carries ``labels.txt`` as an asset, so the folder is usable on its own.
+and carries ``labels.txt`` as an asset, so the folder is usable on its own. An input whose header declares more
+pixels than ``data.max_pixels`` is refused before decoding (:mod:`.pixel_limit`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.train.inputs import decode_and_resize
+from hubpipe.components.train.pixel_limit import check_pixels
 from hubpipe.pipeline.artifacts import write_text_atomic
 
 SERVING_DIR = "serving"
@@ -35,6 +37,7 @@ PROBABILITIES = "probabilities"
 LABELS = "labels"
 LABEL_IDS = "label_ids"
 CLASSES = "classes"
+MAX_PIXELS = "max_pixels"
 
 
 def write_labels(path: Path, class_names: Sequence[str]) -> None:
@@ -42,17 +45,30 @@ def write_labels(path: Path, class_names: Sequence[str]) -> None:
 
 
 def save_serving_model(
-    tf: Any, classifier: Any, *, class_names: Sequence[str], input_size: int, path: Path, labels_file: Path
+    tf: Any,
+    classifier: Any,
+    *,
+    class_names: Sequence[str],
+    input_size: int,
+    path: Path,
+    labels_file: Path,
+    max_pixels: int,
 ) -> None:
-    """Saves ``classifier`` (images in [0, 1] -> probabilities) behind a signature that takes encoded images."""
+    """Saves ``classifier`` (images in [0, 1] -> probabilities) behind a signature that takes encoded images.
+
+    An image whose header declares more than ``max_pixels`` fails the call with InvalidArgumentError before
+    it is decoded; the cap is also stored in the folder (the ``max_pixels`` variable) for ``hubpipe predict``.
+    """
     names = tf.constant(list(class_names))
     pixels_spec = tf.TensorSpec([input_size, input_size, 3], tf.float32)
 
+    def prepare(encoded: Any) -> Any:
+        with tf.control_dependencies([check_pixels(tf, encoded, max_pixels)]):
+            return decode_and_resize(tf, encoded, input_size)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serve(images: Any) -> dict[str, Any]:
-        pixels = tf.map_fn(
-            lambda encoded: decode_and_resize(tf, encoded, input_size), images, fn_output_signature=pixels_spec
-        )
+        pixels = tf.map_fn(prepare, images, fn_output_signature=pixels_spec)
         probabilities = tf.cast(classifier(pixels, training=False), tf.float32)
         label_ids = tf.argmax(probabilities, axis=-1)
         return {
@@ -67,6 +83,7 @@ def save_serving_model(
     # ``serve`` is the only function the folder needs.
     module.classifier_variables = list(classifier.variables)
     module.labels_file = tf.saved_model.Asset(str(labels_file))
+    module.max_pixels = tf.Variable(max_pixels, dtype=tf.int64, trainable=False, name=MAX_PIXELS)
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic
+from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import StageError
 
 LOG = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def fit_resumable(
     callbacks += [
         tf.keras.callbacks.LambdaCallback(on_epoch_begin=recorder.on_epoch_begin, on_epoch_end=recorder.on_epoch_end),
         tf.keras.callbacks.BackupAndRestore(str(checkpoint_dir / BACKUP_DIR)),
+        tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: crash_point("train.after_checkpoint")),
     ]
     started = time.monotonic()
     model.fit(

@@ -10,12 +10,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hubpipe.components.train.core import SUMMARY_FILE
-from hubpipe.components.train.export import CLASSES, PROBABILITIES, SERVING_DIR, SERVING_INPUT
+from hubpipe.components.train.export import CLASSES, MAX_PIXELS, PROBABILITIES, SERVING_DIR, SERVING_INPUT
+from hubpipe.components.train.pixel_limit import declared_pixels, too_many_pixels_message
 from hubpipe.components.train.session import MODELS_DIR
 from hubpipe.pipeline.artifacts import read_json
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.config import DataConfig
+from hubpipe.pipeline.errors import DataError, UsageError
 from hubpipe.pipeline.runtime import import_tensorflow
 
 LOG = logging.getLogger(__name__)
@@ -68,15 +71,26 @@ def collect_images(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _read_image(tf: object, path: Path) -> tuple[bytes | None, str | None]:
-    """The file's bytes if TensorFlow can decode them as an image, else the reason it cannot."""
+def model_pixel_cap(loaded: Any) -> int:
+    """The pixel cap a serving model was saved with (models saved before it was recorded: the default)."""
+    variable = getattr(loaded, MAX_PIXELS, None)
+    return int(variable.numpy()) if variable is not None else DataConfig.max_pixels
+
+
+def _read_image(tf: Any, path: Path, max_pixels: int) -> tuple[bytes | None, str | None]:
+    """The file's bytes if TensorFlow can decode them as an image, else the reason it cannot.
+
+    The header is checked against ``max_pixels`` before anything is decoded.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         return None, exc.strerror or str(exc)
     try:
-        tf.io.decode_image(data, channels=3, expand_animations=False)  # type: ignore[attr-defined]
-    except (tf.errors.InvalidArgumentError, ValueError):  # type: ignore[attr-defined]
+        if int(declared_pixels(tf, tf.constant(data))) > max_pixels:
+            return None, too_many_pixels_message(max_pixels)
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
         return None, "not a readable JPEG, PNG, GIF or BMP image"
     return data, None
 
@@ -84,23 +98,49 @@ def _read_image(tf: object, path: Path) -> tuple[bytes | None, str | None]:
 def classify_files(serving_dir: Path, files: Sequence[Path], top_k: int, batch_size: int = 32) -> Iterator[Prediction]:
     """The ``top_k`` classes of every file, in order; unreadable files yield a Prediction with ``error``."""
     tf = import_tensorflow()
-    serve = tf.saved_model.load(str(serving_dir)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(serving_dir))
+    serve, max_pixels = loaded.signatures["serving_default"], model_pixel_cap(loaded)
     for start in range(0, len(files), batch_size):
         batch = files[start : start + batch_size]
         predictions: dict[int, Prediction] = {}
         readable: list[tuple[int, bytes]] = []
         for index, path in enumerate(batch):
-            data, error = _read_image(tf, path)
+            data, error = _read_image(tf, path, max_pixels)
             if data is None:
                 predictions[index] = Prediction(path, [], error)
             else:
                 readable.append((index, data))
         if readable:
-            outputs = serve(**{SERVING_INPUT: tf.constant([data for _, data in readable])})
-            probabilities, classes = outputs[PROBABILITIES].numpy(), outputs[CLASSES].numpy()
-            for (index, _), row, names in zip(readable, probabilities, classes, strict=True):
-                order = row.argsort()[::-1][:top_k]
-                predictions[index] = Prediction(
-                    batch[index], [(names[i].decode("utf-8"), float(row[i])) for i in order]
-                )
+            tops = _top_classes(tf, serve, [data for _, data in readable], top_k)
+            for (index, _), top in zip(readable, tops, strict=True):
+                predictions[index] = Prediction(batch[index], top)
         yield from (predictions[index] for index in range(len(batch)))
+
+
+def _top_classes(tf: Any, serve: Any, encoded: Sequence[bytes], top_k: int) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` (class, probability) pairs of each encoded image, by a serving signature."""
+    outputs = serve(**{SERVING_INPUT: tf.constant(list(encoded))})
+    probabilities, classes = outputs[PROBABILITIES].numpy(), outputs[CLASSES].numpy()
+    tops = []
+    for row, names in zip(probabilities, classes, strict=True):
+        order = row.argsort()[::-1][:top_k]
+        tops.append([(names[i].decode("utf-8"), float(row[i])) for i in order])
+    return tops
+
+
+def classify_encoded(
+    serving_dir: Path, encoded: Sequence[bytes], top_k: int, batch_size: int = 32
+) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` classes of each encoded image (JPEG, PNG, GIF or BMP bytes); DataError names the first
+    image the model cannot decode."""
+    tf = import_tensorflow()
+    serve = tf.saved_model.load(str(serving_dir)).signatures["serving_default"]
+    for position, data in enumerate(encoded):
+        try:
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, ValueError):
+            raise DataError(f"image #{position} is not a readable JPEG, PNG, GIF or BMP image") from None
+    tops: list[list[tuple[str, float]]] = []
+    for start in range(0, len(encoded), batch_size):
+        tops.extend(_top_classes(tf, serve, encoded[start : start + batch_size], top_k))
+    return tops

@@ -23,7 +23,7 @@ from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, SplitData, image_dataset
 from hubpipe.components.train.summaries import write_model_logs
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
-from hubpipe.pipeline.config import TrainConfig
+from hubpipe.pipeline.config import DataConfig, TrainConfig
 
 LOG = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class TrainRequest:
     train: TrainConfig
     image_size: int  # side of the images the from-scratch baseline sees
     code_version: str = ""  # identifies the training code, so checkpoints of other code are not resumed
+    max_pixels: int = DataConfig.max_pixels  # the serving model refuses larger images before decoding them
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class Session:
             input_size=record.input_size,
             path=folder / export.SERVING_DIR,
             labels_file=folder / export.LABELS_FILE,
+            max_pixels=self.request.max_pixels,
         )
         if head is not None:
             export.save_head(head, folder / export.HEAD_DIR)

@@ -33,6 +33,7 @@ from hubpipe.components.validate.statistics import STATS_DIR, compute_statistics
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import DataConfig, ValidateConfig
 from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.runtime import import_tfdv
 
 LOG = logging.getLogger("hubpipe.validate")
 
@@ -147,7 +148,7 @@ def validate(
         drift=outcome.drift,
         statistics=statistics,
     )
-    _write_report(report, output_dir / REPORT_FILE)
+    write_text_atomic(output_dir / REPORT_FILE, render_report(report))
     _log(outcome)
     return ValidationReport(
         results=_results(outcome, origin, len(labels)),
@@ -189,7 +190,7 @@ def _starting_schema(settings: ValidateConfig, data: DataConfig, baseline: Basel
 def _assess(
     schema: Any, statistics: dict[str, Any], baseline: Baseline, settings: ValidateConfig, output_dir: Path
 ) -> Assessment:
-    import tensorflow_data_validation as tfdv
+    tfdv = import_tfdv()
 
     found: list[Anomaly] = []
     for split, stats in statistics.items():
@@ -215,18 +216,6 @@ def _class_table(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
         for label, count in per_class.items():
             table.setdefault(label, {})[split] = count
     return table
-
-
-def _write_report(report: ReportData, path: Path) -> None:
-    """Adds TFDV's statistics view (train beside test) and writes the HTML report."""
-    import tensorflow_data_validation as tfdv
-
-    train, test = report.statistics[TRAIN], report.statistics.get(TEST)
-    if test is None:
-        report.tfdv_view = tfdv.get_statistics_html(train, lhs_name="train")
-    else:
-        report.tfdv_view = tfdv.get_statistics_html(train, test, lhs_name="train", rhs_name="test")
-    write_text_atomic(path, render_report(report))
 
 
 def _rejection(errors: list[Anomaly], policy: str) -> str:

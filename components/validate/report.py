@@ -1,9 +1,10 @@
-"""The validation report: one HTML file with the verdict, anomalies, class balance, quarantine summary, a
-per-feature statistics table and TFDV's statistics view.
+"""The validation report: one HTML file with the verdict, anomalies, class balance, quarantine summary and a
+per-feature statistics table.
 
-Everything but TFDV's interactive view is plain HTML and CSS in the file itself. TFDV's view (Facets Overview,
-from ``tfdv.get_statistics_html``) embeds the statistics but loads its viewer script from the web when opened,
-so it shows only on a machine with internet access; the tables above it do not need it.
+The page is plain HTML and CSS in the file itself and works offline; its Content-Security-Policy forbids any
+script and any remote resource. TFDV's interactive view (Facets Overview, ``tfdv.get_statistics_html``) is not
+embedded: it loads unpinned scripts from the web (an HTML import from a moving branch, which cannot carry an
+integrity hash). The statistics files beside the report open in it from a notebook instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ th{background:#f3f3f3}
 """
 
 
+#: No scripts, nothing fetched from anywhere: inline styles and embedded (data:) images only.
+OFFLINE_POLICY = (
+    '<meta http-equiv="Content-Security-Policy" '
+    "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+)
+INTERACTIVE_VIEW_NOTE = (
+    "<p>Interactive view (TFDV's Facets Overview, needs internet): in a notebook, "
+    "<code>tfdv.visualize_statistics(tfdv.load_stats_binary('statistics/train.pb'))</code>.</p>"
+)
+
+
 @dataclass
 class ReportData:
     verdict: str  # passed, warned or failed
@@ -40,7 +52,6 @@ class ReportData:
     quarantine: list[dict[str, str]] = field(default_factory=list)
     drift: float | None = None
     statistics: Mapping[str, Any] = field(default_factory=dict)  # split -> DatasetFeatureStatisticsList
-    tfdv_view: str = ""
 
 
 def render_report(data: ReportData) -> str:
@@ -54,12 +65,10 @@ def render_report(data: ReportData) -> str:
         _quarantine(data.quarantine),
         "<h2>Feature statistics</h2>",
         *(_feature_table(split, stats) for split, stats in data.statistics.items()),
-        "<h2>TFDV statistics view</h2>",
-        "<p>Interactive Facets Overview of the statistics above (its viewer script loads from the web).</p>",
-        data.tfdv_view,
+        INTERACTIVE_VIEW_NOTE,
     ]
     return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>hubpipe data validation</title>'
+        f'<!doctype html><html><head><meta charset="utf-8">{OFFLINE_POLICY}<title>hubpipe data validation</title>'
         f"<style>{STYLE}</style></head><body><h1>Data validation</h1>{''.join(sections)}</body></html>\n"
     )
 

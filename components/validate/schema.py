@@ -15,6 +15,7 @@ from typing import Any
 
 from hubpipe.components.common import features as f
 from hubpipe.pipeline.errors import ConfigError
+from hubpipe.pipeline.runtime import import_tfdv
 
 #: What tf.io.decode_image reads, as written in image/format.
 SUPPORTED_FORMATS = ("bmp", "gif", "jpeg", "png")
@@ -41,7 +42,7 @@ def base_schema(max_image_bytes: int) -> Any:
 
 def infer_schema(train_statistics: Any, labels: Sequence[str], max_image_bytes: int) -> Any:
     """TFDV's schema for the training statistics, curated (see the module docstring)."""
-    import tensorflow_data_validation as tfdv
+    tfdv = import_tfdv()
 
     schema = tfdv.infer_schema(train_statistics)
     del schema.string_domain[:]

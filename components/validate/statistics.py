@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features as f
+from hubpipe.pipeline.runtime import import_tfdv
 
 STATS_DIR = "statistics"
 #: Class histograms keep this many classes (TFDV's default is 20 top values).
@@ -55,7 +56,7 @@ class ImageSizes:
 
 def stats_options(schema: Any) -> Any:
     """StatsOptions with the image-domain generator; ``schema`` marks the encoded image as bytes."""
-    import tensorflow_data_validation as tfdv
+    tfdv = import_tfdv()
     from tensorflow_data_validation.statistics.generators.image_stats_generator import ImageStatsGenerator
 
     images = ImageStatsGenerator(
@@ -81,7 +82,8 @@ def compute_statistics(
 ) -> dict[str, Path]:
     """Writes ``statistics/<split>.pb`` (a binary DatasetFeatureStatisticsList) for each split that has files."""
     import apache_beam as beam
-    import tensorflow_data_validation as tfdv
+
+    tfdv = import_tfdv()
     from tfx_bsl.public import tfxio
 
     from hubpipe.pipeline.runtime import beam_pipeline_options
@@ -106,6 +108,6 @@ def compute_statistics(
 
 
 def load_statistics(path: Path) -> Any:
-    import tensorflow_data_validation as tfdv
+    tfdv = import_tfdv()
 
     return tfdv.load_stats_binary(str(path))

@@ -22,6 +22,7 @@ import html
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.text import codepoints
 from hubpipe.pipeline import __version__
 from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
 from hubpipe.pipeline.config import PipelineConfig, section_dict
@@ -256,20 +258,33 @@ def copy_file(name: str) -> Filler:
     return fill
 
 
+#: Characters that start Markdown inline syntax (emphasis, code, links, images, tables, strike-through).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()|~!#])")
+
+
+def _literal(text: str) -> str:
+    """``text`` as literal Markdown: no HTML, links, emphasis, table cells or reordering survive."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(codepoints(text), quote=False))
+
+
 def _cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 200 else text[:197] + "..."
+    return _literal(text if len(text) <= 200 else text[:197] + "...")
 
 
 def write_summary(stage: Launched, summary: Artifact) -> None:
     """A Markdown summary of the stage: status, key results and where its artifacts are."""
     manifest = stage.manifest
-    status = f"**rejected**: {manifest['rejected']}" if manifest.get("rejected") else "succeeded"
+    status = f"**rejected**: {_literal(manifest['rejected'])}" if manifest.get("rejected") else "succeeded"
     lines = [f"# {stage.spec.name}", "", f"{status} in {manifest['duration_s']:.1f} s (hubpipe {__version__})", ""]
     results = flatten(manifest.get("results", {}))
     if results:
-        lines += ["| result | value |", "|---|---|", *(f"| {key} | {_cell(v)} |" for key, v in results.items()), ""]
+        lines += [
+            "| result | value |",
+            "|---|---|",
+            *(f"| {_cell(key)} | {_cell(v)} |" for key, v in results.items()),
+            "",
+        ]
     if manifest.get("artifacts"):
         lines += ["| artifact | location |", "|---|---|"]
         lines += [f"| {name} | `{stage.artifact_uri(name)}` |" for name in manifest["artifacts"]]

@@ -147,12 +147,21 @@ def _task_inputs(
     return inputs
 
 
+#: Labels of every task pod: the NetworkPolicy of k8s/ selects hubpipe's pods by ``app.kubernetes.io/name``.
+POD_LABELS = {"app.kubernetes.io/name": "hubpipe", "app.kubernetes.io/part-of": "hubpipe"}
+
+
 def configure_task(task: Any, stage: str, options: KubeflowOptions) -> Any:
-    """Display name, caching, resources, accelerator with its toleration, retries and the volume."""
+    """Display name, pod labels, caching, resources, accelerator with its toleration, retries and the volume.
+
+    kfp-kubernetes 1.5 sets no security context on task pods; see the README (Kubernetes) for what applies.
+    """
     from kfp import kubernetes
 
     resources = options.resources_for(stage)
     task.set_display_name(stage)
+    for key, value in {**POD_LABELS, "app.kubernetes.io/component": stage}.items():
+        kubernetes.add_pod_label(task, key, value)
     task.set_caching_options(options.caching)
     task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
     task.set_memory_request(resources.memory_request).set_memory_limit(resources.memory_limit)

@@ -14,6 +14,7 @@ import os
 import posixpath
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping
@@ -124,15 +125,42 @@ def client_credentials(environ: Mapping[str, str]) -> dict[str, Any]:
     return {}
 
 
+class _SameOriginCredentials(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but sends the Authorization header only to the origin (scheme, host, port) it was for.
+
+    urllib's own handler copies every header onto the redirected request, wherever it points.
+    """
+
+    def redirect_request(self, req: urllib.request.Request, *args: Any, **kwargs: Any) -> urllib.request.Request | None:
+        new = super().redirect_request(req, *args, **kwargs)
+        if new is not None and _origin(new.full_url) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{parts.port or default_port}"
+
+
+def warn_if_plain_http(host: str, token: str | None) -> None:
+    """A bearer token sent over plain http:// can be read by anyone on the way."""
+    if token and host.lower().startswith("http://"):
+        LOG.warning("sending the KFP API token to %s over plain http://: use https:// outside a trusted network", host)
+
+
 def check_health(host: str, token: str | None, timeout_s: float = 15.0) -> None:
     """One request to the API's health endpoint; raises SubmitError with the reason when it does not answer 200.
 
     kfp.Client checks the same endpoint, but retries for half a minute and logs a traceback per attempt.
+    A redirect to another origin is followed without the token.
     """
     url = f"{host.rstrip('/')}/apis/v2beta1/healthz"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    opener = urllib.request.build_opener(_SameOriginCredentials)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s):
+        with opener.open(request, timeout=timeout_s):
             return
     except urllib.error.HTTPError as exc:
         hint = f" (set ${TOKEN_ENV} to a valid token)" if exc.code in (401, 403) else ""
@@ -175,7 +203,9 @@ def submit_pipeline(
     if not host.startswith(("http://", "https://")):
         raise UsageError(f"--host must be the http:// or https:// URL of the KFP API, got {host!r}")
     environ = os.environ if environ is None else environ
-    check_health(host, bearer_token(environ))
+    token = bearer_token(environ)
+    warn_if_plain_http(host, token)
+    check_health(host, token)
     with _api_calls(host):
         import kfp
 

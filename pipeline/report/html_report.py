@@ -17,6 +17,8 @@ from typing import Any
 
 from hubpipe.components.common.html_parts import escape, quarantine_tables, table
 from hubpipe.pipeline.artifacts import write_text_atomic
+from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.locking import run_in_progress
 
 MANIFEST = "manifest.json"
 QUARANTINE_ROWS = 100
@@ -58,17 +60,39 @@ def _read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def _run_record(path: Path) -> dict[str, Any]:
+    """``run.json`` as written by the runner ({} when absent); raises UsageError when it is damaged."""
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not readable JSON ({exc}); rerun the pipeline or delete it") from None
+    stages = record.get("stages", []) if isinstance(record, dict) else None
+    if not isinstance(stages, list) or not all(isinstance(stage, dict) for stage in stages):
+        raise UsageError(f"{path} is not a hubpipe run record (expected an object with a list of stages)")
+    return record
+
+
 class RunFolder:
     """A run folder's stage folders and run.json."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.run = _read_json(self.root / "run.json", {}) or {}
+        self.run = _run_record(self.root / "run.json")
 
     def stage(self, name: str) -> Path | None:
         """The stage's folder when it is complete (has its manifest), else None."""
         folder = self.root / name
         return folder if (folder / MANIFEST).is_file() else None
+
+    @property
+    def status(self) -> str:
+        """run.json's status, except that a run whose process is gone is "interrupted", not "running"."""
+        status = str(self.run.get("status", "unknown"))
+        if status == "running" and not run_in_progress(self.root):
+            return "interrupted"
+        return status
 
     def record(self, name: str) -> dict[str, Any]:
         return next((s for s in self.run.get("stages", []) if s.get("name") == name), {})
@@ -94,16 +118,33 @@ def _overview(run: RunFolder) -> str:
                 escape(record.get("error", "")),
             ]
         )
-    status = run.run.get("status", "unknown")
+    status = run.status
     updated, version = escape(run.run.get("updated", "?")), escape(run.run.get("hubpipe_version", "?"))
     verdict = _pill(status, "ok" if status == "succeeded" else "bad")
+    process = run.run.get("process") or {}
+    if status in ("running", "interrupted") and isinstance(process, dict) and process.get("pid"):
+        verdict += escape(f" (pid {process['pid']} on {process.get('host', '?')}, started {process.get('started')})")
     header = (
         f"<p>Run folder <code>{escape(run.root.resolve())}</code>: {verdict}"
         f' <span class="muted">updated {updated}, hubpipe {version}</span></p>'
     )
     if not rows:
         return header + '<p class="muted">No run.json: the pipeline has not run in this folder.</p>'
-    return header + table(["stage", "status", "seconds", "error"], rows, numeric=[2])
+    return header + table(["stage", "status", "seconds", "error"], rows, numeric=[2]) + _tracking(run)
+
+
+def _tracking(run: RunFolder) -> str:
+    """What MLflow tracking did (run.json ``tracking``), when it was asked for."""
+    tracking = run.run.get("tracking") or {}
+    status = tracking.get("status")
+    if not status:
+        return ""
+    kind = {"logged": "ok", "up_to_date": "neutral", "failed": "bad"}.get(status, "warn")
+    label = "tracking failed" if status == "failed" else status.replace("_", " ")
+    where = f" to <code>{escape(tracking.get('uri', '?'))}</code>"
+    run_id = f", run {escape(tracking['run_id'])}" if tracking.get("run_id") else ""
+    detail = f": {escape(tracking['error'])}" if tracking.get("error") else ""
+    return f"<p>MLflow {_pill(label, kind)}{where}{run_id}{detail}</p>"
 
 
 def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
@@ -236,43 +277,65 @@ def _validation_section(run: RunFolder) -> str:
     return "<h2>Validation</h2>" + head + body + _statistics(validate)
 
 
-def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
+def model_rows(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> list[dict[str, Any]]:
+    """One row per trained model: its kind, backbone, test metrics (from evaluate when it ran), training
+    seconds and gate (``blessed``, ``passed``, ``failed`` or ``baseline``); the report's and the API's table."""
     train = run.stage("train")
     if train is None:
-        return "<h2>Models</h2>" + _not_run("train", run)
+        return []
     passed = {c["name"]: c.get("passed") for c in blessing.get("candidates", [])}
     rows = []
     for info_path in sorted((train / "models").glob("*/model.json")):
         info = _read_json(info_path, {}) or {}
         name = info.get("name", info_path.parent.name)
-        metrics = _read_json(evaluate / "metrics" / f"{name}.json", {}) if evaluate else {}
-        metrics = metrics or {}
-        backbone = (info.get("backbone") or {}).get("name", "-") if isinstance(info.get("backbone"), dict) else "-"
-        verdict = _verdict(name, blessing, passed)
+        metrics = (_read_json(evaluate / "metrics" / f"{name}.json", {}) if evaluate else {}) or {}
+        backbone = info.get("backbone") if isinstance(info.get("backbone"), dict) else {}
         rows.append(
-            [
-                escape(name),
-                escape(info.get("kind", "?")),
-                escape(info.get("mode", "?")),
-                escape(backbone),
-                _num(metrics.get("accuracy", info.get("test_accuracy"))),
-                _num(metrics.get("top5_accuracy")),
-                _num(metrics.get("macro_f1")),
-                _num(metrics.get("log_loss")),
-                _num(info.get("train_seconds"), 1),
-                verdict,
-            ]
+            {
+                "model": name,
+                "kind": info.get("kind"),
+                "mode": info.get("mode"),
+                "backbone": backbone.get("name"),
+                "accuracy": metrics.get("accuracy", info.get("test_accuracy")),
+                "top5_accuracy": metrics.get("top5_accuracy"),
+                "macro_f1": metrics.get("macro_f1"),
+                "log_loss": metrics.get("log_loss"),
+                "train_seconds": info.get("train_seconds"),
+                "gate": _gate(name, blessing, passed),
+            }
         )
+    return rows
+
+
+def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
+    if run.stage("train") is None:
+        return "<h2>Models</h2>" + _not_run("train", run)
+    pills = {"blessed": "ok", "baseline": "neutral", "passed": "neutral", "failed": "bad"}
+    rows = [
+        [
+            escape(row["model"]),
+            escape(row["kind"] or "?"),
+            escape(row["mode"] or "?"),
+            escape(row["backbone"] or "-"),
+            _num(row["accuracy"]),
+            _num(row["top5_accuracy"]),
+            _num(row["macro_f1"]),
+            _num(row["log_loss"]),
+            _num(row["train_seconds"], 1),
+            _pill(row["gate"], pills[row["gate"]]),
+        ]
+        for row in model_rows(run, blessing, evaluate)
+    ]
     headers = ["model", "kind", "mode", "backbone", "accuracy", "top-5", "macro-F1", "log loss", "train s", "gate"]
     return "<h2>Models</h2>" + table(headers, rows, numeric=[4, 5, 6, 7, 8])
 
 
-def _verdict(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> str:
+def _gate(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> str:
     if blessing.get("blessed") == name:
-        return _pill("blessed", "ok")
+        return "blessed"
     if name not in passed:
-        return _pill("baseline", "neutral")
-    return _pill("passed", "neutral") if passed[name] else _pill("failed", "bad")
+        return "baseline"
+    return "passed" if passed[name] else "failed"
 
 
 def _checks_table(blessing: Mapping[str, Any]) -> str:
@@ -350,11 +413,26 @@ def _publish_section(run: RunFolder) -> str:
 SECTIONS: tuple[Callable[[RunFolder], str], ...] = (_overview, _data_section, _validation_section)
 
 
+def read_blessing(run: RunFolder) -> tuple[dict[str, Any], Path | None]:
+    """The evaluate stage's blessing.json (empty when evaluate has not run) and its folder."""
+    evaluate = run.stage("evaluate")
+    return ((_read_json(evaluate / "blessing.json", {}) or {}) if evaluate else {}), evaluate
+
+
+def render_summary(run_dir: Path) -> str:
+    """An HTML fragment for notebooks: the overview, the model comparison and the blessing, with a style
+    scoped to the fragment (a notebook page keeps its own)."""
+    run = RunFolder(run_dir)
+    blessing, evaluate = read_blessing(run)
+    body = _overview(run) + _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate)
+    scoped = "".join(f".hubpipe-run {rule}}}" for rule in STYLE.strip().split("}") if rule and "body{" not in rule)
+    return f'<div class="hubpipe-run"><style>{scoped}</style>{body}</div>'
+
+
 def render_report(run_dir: Path) -> str:
     """The report of ``run_dir`` as one HTML document."""
     run = RunFolder(run_dir)
-    evaluate = run.stage("evaluate")
-    blessing = (_read_json(evaluate / "blessing.json", {}) or {}) if evaluate else {}
+    blessing, evaluate = read_blessing(run)
     body = "".join(section(run) for section in SECTIONS)
     body += (
         _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate) + _publish_section(run)

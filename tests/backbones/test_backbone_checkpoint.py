@@ -120,3 +120,62 @@ def test_truncated_and_foreign_files_are_data_errors(tmp_path: Path) -> None:
     garbage.write_bytes(struct.pack("<8q", *range(8)))
     with pytest.raises(DataError):
         load_state_dict(garbage)
+
+
+class _Storage:
+    """A storage marker: pickled through a persistent id, as torch does."""
+
+
+def _tensor_pickle(monkeypatch: pytest.MonkeyPatch, shape: tuple, stride: tuple, numel: int) -> bytes:
+    """A data pickle of ``{"w": tensor}`` built as torch builds it, with any view over a float storage."""
+    torch = type(os)("torch")
+    utils = type(os)("torch._utils")
+    torch.FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+
+    def _rebuild_tensor_v2(*args: object) -> None:
+        raise AssertionError("never called while pickling")
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    monkeypatch.setitem(__import__("sys").modules, "torch", torch)
+    monkeypatch.setitem(__import__("sys").modules, "torch._utils", utils)
+    storage = _Storage()
+
+    class _Tensor:
+        def __reduce__(self) -> tuple:
+            return (_rebuild_tensor_v2, (storage, 0, shape, stride, False, {}))
+
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=2)
+    pickler.persistent_id = lambda obj: ("storage", torch.FloatStorage, "0", "cpu", numel) if obj is storage else None  # type: ignore[method-assign]
+    pickler.dump({"w": _Tensor()})
+    return buffer.getvalue()
+
+
+def test_reads_a_crafted_plain_tensor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "plain.pth"
+    storage = struct.pack("<q", 4) + np.arange(4, dtype="<f4").tobytes()
+    path.write_bytes(_legacy_stream(_tensor_pickle(monkeypatch, (2, 2), (2, 1), 4), ["0"], storage))
+    np.testing.assert_array_equal(load_state_dict(path)["w"], [[0.0, 1.0], [2.0, 3.0]])
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride", "message"),
+    [((10_000_000,), (0,), "zero stride"), ((3000, 3000), (1, 1), "more elements than its storage")],
+)
+def test_rejects_views_that_amplify_a_tiny_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple, stride: tuple, message: str
+) -> None:
+    path = tmp_path / "bomb.pth"
+    storage = struct.pack("<q", 6000) + np.zeros(6000, dtype="<f4").tobytes()
+    path.write_bytes(_legacy_stream(_tensor_pickle(monkeypatch, shape, stride, 6000), ["0"], storage))
+    with pytest.raises(UnsafeCheckpointError, match=message):
+        load_state_dict(path)
+
+
+def test_rejects_a_call_to_a_storage_class(tmp_path: Path) -> None:
+    reduce_storage = b"\x80\x02}q\x00X\x01\x00\x00\x00wctorch\nFloatStorage\nq\x01)Rq\x02s."
+    path = tmp_path / "reduce.pth"
+    path.write_bytes(_legacy_stream(reduce_storage))
+    with pytest.raises(UnsafeCheckpointError, match=r"calls torch\.FloatStorage"):
+        load_state_dict(path)

@@ -76,6 +76,7 @@ def test_weak_candidate_fails_and_the_good_one_is_blessed(world: FakeWorld, tmp_
         "method": "",
         "skip_reason": "no blessed model in the publish root yet",
         "metrics": None,
+        "latest_seen": None,
     }
     assert [b["name"] for b in blessing["baselines"]] == ["scratch_cnn"]
     assert blessing["publish_root"] == str(tmp_path / "published")
@@ -203,3 +204,25 @@ def test_an_unloadable_blessed_model_stops_the_evaluation(world: FakeWorld, tmp_
     ctx = context(world, world.train_fair, tmp_path / "evaluate", root, cache=tmp_path / "empty-cache")
     with pytest.raises(StageError, match="cannot score the last blessed model v1"):
         executor.run(ctx)
+
+
+def test_the_blessed_head_is_built_by_code_and_only_its_weights_are_read(
+    world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tf = import_tensorflow()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_model deserialises layers from the publish root")
+
+    monkeypatch.setattr(tf.keras.models, "load_model", refuse)
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    executor.run(context(world, world.train_fair, tmp_path / "evaluate", root, cache=world.cache))
+    reference = blessing_of(tmp_path / "evaluate")["reference"]
+    assert reference["method"] == "cached features" and reference["metrics"]["accuracy"] == pytest.approx(5 / 6)
+
+    two_layers = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(4), tf.keras.layers.Dense(3)])
+    shutil.rmtree(root / "models" / "v1" / "head")
+    two_layers.save(str(root / "models" / "v1" / "head"), save_format="tf")
+    with pytest.raises(StageError, match="is not one Dense layer"):
+        executor.run(context(world, world.train_fair, tmp_path / "evaluate2", root, cache=world.cache))

@@ -50,3 +50,11 @@ CHAIN = (
     StageSpec("validate", f"{MODULE}:write_value", upstream=("ingest",), sections=("validate",), code=CODE),
     StageSpec("train", f"{MODULE}:write_value", upstream=("validate",), sections=("train",), code=CODE),
 )
+
+
+def refuse_unless_allowed(config) -> None:
+    """A preflight check: refuses a run whose train.backbones holds ``forbidden``."""
+    from hubpipe.pipeline.errors import UsageError
+
+    if "forbidden" in config.train.backbones:
+        raise UsageError("backbone forbidden is refused")

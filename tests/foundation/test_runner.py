@@ -17,14 +17,6 @@ from hubpipe.pipeline.runner import LocalRunner, run_pipeline
 from hubpipe.pipeline.stage import StageSpec
 
 
-@pytest.fixture
-def counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "counts"
-    folder.mkdir()
-    monkeypatch.setenv("FAKE_STAGE_COUNTS", str(folder))
-    return folder
-
-
 def runs_of(counts: Path, stage: str) -> int:
     path = counts / stage
     return int(path.read_text()) if path.exists() else 0
@@ -170,3 +162,51 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
     assert not list(tmp_path.glob(".a.json.*"))
+
+
+def test_preflight_checks_run_before_any_stage_and_only_for_selected_stages(tmp_path: Path, counts: Path) -> None:
+    checked = [
+        *fake_stages.CHAIN[:2],
+        StageSpec(
+            "train",
+            f"{fake_stages.MODULE}:write_value",
+            upstream=("validate",),
+            sections=("train",),
+            code=fake_stages.CODE,
+            preflight=f"{fake_stages.MODULE}:refuse_unless_allowed",
+        ),
+    ]
+    config = apply_overrides(load_config(), {"train.backbones": ["forbidden"]})
+    with pytest.raises(UsageError, match="backbone forbidden is refused"):
+        run_pipeline(config, tmp_path / "run", checked)
+    assert runs_of(counts, "ingest") == 0 and not (tmp_path / "run").exists()
+    report = run_pipeline(config, tmp_path / "run", checked, until="validate")  # train is not selected
+    assert statuses(report) == {"ingest": "ran", "validate": "ran"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--backbone", "nosuchmodel"], "unknown backbone 'nosuchmodel'"),
+        (["--backbone", "./no/such/dir"], "no SavedModel at"),
+        (
+            ["--set", "publish.root=s3://bucket/published"],
+            "publish.root 's3://bucket/published': s3:// is not supported",
+        ),
+        (["--data", "ftp://host/data.zip"], "data.source 'ftp://host/data.zip': ftp:// is not supported"),
+        (["--data", "/no/such/folder"], "data source /no/such/folder does not exist"),
+    ],
+)
+def test_run_refuses_a_bad_configuration_before_any_stage(tmp_path: Path, flags: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hubpipe.pipeline.cli", "run", "--output", str(tmp_path / "run"), *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "HUBPIPE_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert message in result.stderr
+    assert not (tmp_path / "run" / "ingest").exists() and not (tmp_path / "cache").exists()

@@ -12,6 +12,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import image_corpus as corpus
 import pytest
@@ -84,6 +85,26 @@ def test_class_names_are_normalised_but_kept() -> None:
     assert normalize_label("Crème brûlée") == "Crème brûlée"
     assert normalize_label("Cre\u0300me") == "Crème"  # NFD from a macOS zip becomes NFC
     assert normalize_label(" two\nlines ") == "two lines"
+
+
+@pytest.mark.parametrize("name", ["gif\u202egpj.exe", "c\u200bat", "\u2067cat\u2069"])
+def test_class_names_with_bidi_controls_or_invisible_spaces_are_refused(name: str) -> None:
+    with pytest.raises(DataError, match=r"invisible or bidirectional control character; rename") as info:
+        normalize_label(name)
+    assert "\\u20" in str(info.value) and not any(ch in str(info.value) for ch in "\u202e\u200b\u2067")
+
+
+def test_two_folders_that_become_one_class_are_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    corpus.write(tmp_path / "one" / "cat" / "a.jpg", corpus.jpeg(1))
+    corpus.write(tmp_path / "one" / "cat " / "b.jpg", corpus.jpeg(2))
+    corpus.write(tmp_path / "one" / "dog" / "c.jpg", corpus.jpeg(3))
+    with pytest.raises(DataError, match=r"class folders 'cat' and 'cat ' .*both become class 'cat'"):
+        list_dataset(str(tmp_path / "one"))
+    corpus.write(tmp_path / "two" / "cat\t" / "a.jpg", corpus.jpeg(1))
+    corpus.write(tmp_path / "two" / "dog" / "c.jpg", corpus.jpeg(3))
+    with caplog.at_level("WARNING", logger="hubpipe.ingest"):
+        assert list_dataset(str(tmp_path / "two")).classes() == ["cat", "dog"]
+    assert "'cat\\u0009' is read as class 'cat'" in caplog.text
 
 
 def test_label_slugs_are_path_safe_unique_and_stable() -> None:
@@ -169,6 +190,31 @@ def test_tar_links_devices_and_size_cap(tmp_path: Path) -> None:
         extract_archive(archive, tmp_path / "cache2", max_member_bytes=GIB, max_total_bytes=10)
 
 
+def test_a_cached_extraction_is_rechecked_against_a_lower_total_limit(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "big.zip", {"d/cat/a.jpg": b"x" * 3000, "d/dog/b.jpg": b"y" * 3000})
+    extract_archive(archive, tmp_path / "cache", max_member_bytes=GIB, max_total_bytes=GIB)
+    with pytest.raises(DataError, match="max_extract_bytes"):
+        extract_archive(archive, tmp_path / "cache", max_member_bytes=GIB, max_total_bytes=5000)
+
+
+@pytest.mark.parametrize("order", ["file_first", "folder_first"])
+def test_a_name_that_is_both_a_file_and_a_folder_is_quarantined(tmp_path: Path, order: str) -> None:
+    archive = tmp_path / "clash.zip"
+    file_member = ("d/cat/x", corpus.jpeg(1))
+    folder_members = [("d/cat/x/", b""), ("d/cat/x/b.jpg", corpus.jpeg(2))]
+    members = [file_member, *folder_members] if order == "file_first" else [*folder_members, file_member]
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("d/cat/a.jpg", corpus.jpeg(3))
+        for name, data in members:
+            bundle.writestr(name, data)
+    extracted = extract_archive(archive, tmp_path / "cache", max_member_bytes=GIB, max_total_bytes=GIB)
+    assert (extracted.root / "d" / "cat" / "a.jpg").read_bytes() == corpus.jpeg(3)
+    skipped = {s.path: s for s in extracted.skipped}
+    clashing = {"d/cat/x/", "d/cat/x/b.jpg"} if order == "file_first" else {"d/cat/x"}
+    assert set(skipped) == clashing
+    assert all(s.reason == q.UNSAFE_ARCHIVE_MEMBER and "both a file and a folder" in s.detail for s in skipped.values())
+
+
 def test_damaged_and_foreign_archives_give_one_line_errors(tmp_path: Path) -> None:
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(_zip(tmp_path / "ok.zip", {"a/b.jpg": b"x" * 100}).read_bytes()[:60])
@@ -223,6 +269,49 @@ def test_unreachable_url_is_one_data_error(tmp_path: Path, http_root: tuple[str,
     with pytest.raises(DataError, match="cannot download"):
         download("http://127.0.0.1:9/nothing.zip", tmp_path)
     assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+class EndlessHandler(http.server.BaseHTTPRequestHandler):
+    """Streams up to 200 MB, without a Content-Length (or declaring all of it for /declared.zip)."""
+
+    sent: ClassVar[list[int]] = []
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.path == "/declared.zip":
+            self.send_header("Content-Length", str(200 * 1024**2))
+        self.end_headers()
+        chunk, sent = b"\0" * 65536, 0
+        try:
+            while sent < 200 * 1024**2:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        finally:
+            EndlessHandler.sent.append(sent)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_download_stops_at_the_size_limit_without_content_length(tmp_path: Path) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), EndlessHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(DataError, match=r"over 10,485,760 bytes \(data.max_extract_bytes\)"):
+            download(f"{base}/endless.zip", tmp_path / "cache", max_bytes=10 * 1024**2)
+        with pytest.raises(DataError, match="over 10,485,760 bytes"):
+            download(f"{base}/declared.zip", tmp_path / "cache", max_bytes=10 * 1024**2)
+        with pytest.raises(DataError, match="over 1,024 bytes"):
+            resolve_source(DataConfig(source=f"{base}/endless.zip", max_extract_bytes=1024), tmp_path / "cache")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert EndlessHandler.sent and max(EndlessHandler.sent) < 100 * 1024**2  # the client hung up early
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
 
 
 def test_gfile_paths_are_listed_and_read_through_tf_io_gfile(tmp_path: Path) -> None:

@@ -111,6 +111,17 @@ def test_resources_accelerator_and_toleration(compiled) -> None:
     assert "tolerations" not in k8s["exec-ingest"]
 
 
+def test_task_pods_carry_the_labels_the_network_policy_selects(compiled) -> None:
+    _, _, platform = compiled
+    policy = yaml.safe_load((Path(__file__).parents[2] / "k8s" / "base" / "networkpolicy.yaml").read_text())
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for stage in registered_stages():
+        labels = k8s[f"exec-{stage.name}"]["podMetadata"]["labels"]
+        assert selected.items() <= labels.items()
+        assert labels["app.kubernetes.io/component"] == stage.name
+
+
 def test_caching_retries_and_volume(compiled) -> None:
     _, pipeline, platform = compiled
     tasks = pipeline["root"]["dag"]["tasks"]

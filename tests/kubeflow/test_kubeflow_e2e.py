@@ -3,14 +3,18 @@ on a tiny generated dataset and a tiny local backbone, against `hubpipe run` on 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-from hubpipe.pipeline.config import PipelineConfig, load_config
-from hubpipe.pipeline.stages import registered_stages
+from tiny_pipeline import (
+    TINY_EXAMPLES,
+    assert_same_kinds_of_artifacts,
+    folder_output,
+    outputs,
+    run_through_kfp,
+    tiny_config,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -18,90 +22,31 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning"),
 ]
 
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def tiny_backbone(path: Path) -> Path:
-    """The train tests' tiny SavedModel feature extractor (32 px in, 16 features out)."""
-    spec = importlib.util.spec_from_file_location("kubeflow_train_fixtures", TESTS / "train" / "train_fixtures.py")
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
-    return fixtures.write_tiny_backbone(path)
-
-
-def tiny_config(root: Path, publish_root: Path) -> PipelineConfig:
-    from hubpipe.data.sample import SampleSpec, generate
-
-    data = root / "data"
-    if not data.exists():
-        generate(data, SampleSpec(train_per_class=4, test_per_class=2))
-    backbone = root / "backbone"
-    if not backbone.exists():
-        tiny_backbone(backbone)
-    overrides = {
-        "data.source": str(data),
-        "data.image_size": 32,
-        "validate.min_images_per_class": 2,
-        "train.backbones": [str(backbone)],
-        "train.epochs": 2,
-        "train.batch_size": 8,
-        "train.baseline_epochs": 1,
-        "train.precision": "float32",
-        "publish.root": str(publish_root),
-    }
-    return load_config(overrides=overrides)
-
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The same configuration run through kfp.local and through the local runner; both run folders."""
     from kfp import local
 
-    from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-    from hubpipe.pipeline.kubeflow.pipeline import create_pipeline
     from hubpipe.pipeline.runner import run_pipeline
 
     root = tmp_path_factory.mktemp("kfp-e2e")
-    kfp_root = root / "kfp"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(kfp_root))
-    pipeline = create_pipeline(tiny_config(root, root / "published-kfp"), KubeflowOptions(), registered_stages())
-    pipeline()
-    (kfp_run,) = kfp_root.iterdir()
+    kfp_run = run_through_kfp(
+        local.SubprocessRunner(use_venv=False), root / "kfp", tiny_config(root, root / "published-kfp")
+    )
     local_run = root / "local"
     run_pipeline(tiny_config(root, root / "published-local"), local_run)
     return kfp_run, local_run
 
 
-def outputs(kfp_run: Path, stage: str) -> dict[str, dict]:
-    """A task's output artifacts as kfp.local recorded them: name -> {uri, metadata, ...}."""
-    recorded = json.loads((kfp_run / stage / "executor_output.json").read_text())["artifacts"]
-    return {name: entry["artifacts"][0] for name, entry in recorded.items()}
-
-
-def folder_output(kfp_run: Path, stage: str) -> Path:
-    from hubpipe.pipeline.kubeflow.pipeline import load_shell
-
-    spec = next(spec for spec in registered_stages() if spec.name == stage)
-    return kfp_run / stage / load_shell(spec).OUTPUT
-
-
 def test_every_stage_produces_the_same_kinds_of_artifacts_as_hubpipe_run(runs) -> None:
-    kfp_run, local_run = runs
-    local_report = json.loads((local_run / "run.json").read_text())
-    assert local_report["status"] == "succeeded"
-    for record in local_report["stages"]:
-        manifest = json.loads((folder_output(kfp_run, record["name"]) / "manifest.json").read_text())
-        assert set(manifest["artifacts"]) == set(record["artifacts"]), record["name"]
-        assert set(manifest["results"]) == set(record["results"]), record["name"]
-        for relative in manifest["artifacts"].values():
-            assert (folder_output(kfp_run, record["name"]) / relative).exists(), (record["name"], relative)
-    assert {record["name"] for record in local_report["stages"]} == {spec.name for spec in registered_stages()}
+    assert_same_kinds_of_artifacts(*runs)
 
 
 def test_the_typed_outputs_are_filled(runs) -> None:
     kfp_run, _ = runs
     ingest = outputs(kfp_run, "ingest")
-    assert ingest["examples"]["metadata"]["examples_written"] == 60
+    assert ingest["examples"]["metadata"]["examples_written"] == TINY_EXAMPLES
     assert ingest["metrics"]["metadata"]["train_examples"] == 40.0
     assert "<h1>Ingest</h1>" in Path(ingest["report"]["uri"]).read_text()
     validate = outputs(kfp_run, "validate")

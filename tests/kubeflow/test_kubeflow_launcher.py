@@ -148,6 +148,23 @@ def fake_launched(tmp_path: Path, artifacts: dict[str, str], results: dict | Non
     return Launched(SPECS["ingest"], result, manifest, tmp_path, "s3://bucket/run/ingest", {})
 
 
+def test_the_markdown_summary_shows_class_names_as_literal_text(tmp_path: Path) -> None:
+    names = ["<img src=x onerror=alert(1)>", "[click](http://evil.example)", "a|b", "gif\u202egpj.exe", "**bold**"]
+    results = {"classes": names, "per_class": {"[x](y)": 1}}
+    summary = artifact("Markdown", tmp_path / "summary.md")
+    stage = fake_launched(tmp_path, {}, results)
+    stage.manifest["rejected"] = "unexpected class <b>owls</b>"
+    launcher.write_summary(stage, summary)
+    text = Path(summary.path).read_text()
+    assert "**rejected**: unexpected class &lt;b&gt;owls&lt;/b&gt;" in text
+    assert "<img" not in text and "&lt;img src=x onerror=alert\\(1\\)&gt;" in text
+    assert "](" not in text and "\\[click\\]\\(http://evil.example\\)" in text
+    assert "\u202e" not in text and "gif\\\\u202egpj.exe" in text  # an escaped backslash: shows as \u202e
+    assert "a\\|b" in text and "\\*\\*bold\\*\\*" in text
+    assert "| per\\_class.\\[x\\]\\(y\\) | 1 |" in text
+    assert all(line.count("|") - line.count("\\|") == 3 for line in text.splitlines() if line.startswith("| "))
+
+
 def test_html_report_renders_json_tables_images_and_text(tmp_path: Path) -> None:
     (tmp_path / "quarantine.json").write_text(json.dumps([{"path": "a<b>.jpg", "reason": "truncated"}]))
     (tmp_path / "images" / "m").mkdir(parents=True)

@@ -14,7 +14,13 @@ from typing import ClassVar
 
 import pytest
 
-from hubpipe.pipeline.kubeflow.runner import SubmitError, _api_error, client_credentials
+from hubpipe.pipeline.kubeflow.runner import (
+    SubmitError,
+    _api_error,
+    check_health,
+    client_credentials,
+    warn_if_plain_http,
+)
 
 
 def closed_port() -> int:
@@ -72,7 +78,9 @@ def test_a_host_that_refuses_the_token_gives_one_line_with_a_hint() -> None:
         server.shutdown()
     assert result.returncode == 1
     hint = "(set $HUBPIPE_KFP_TOKEN to a valid token)"
-    assert result.stderr.strip() == f"error: the Kubeflow Pipelines API at {host} answered 401 Unauthorized {hint}"
+    warning, error = result.stderr.strip().splitlines()
+    assert error == f"error: the Kubeflow Pipelines API at {host} answered 401 Unauthorized {hint}"
+    assert "over plain http://" in warning  # a token was set
 
 
 def test_submit_needs_a_host() -> None:
@@ -169,3 +177,63 @@ def test_a_run_is_created_with_the_compiled_pipeline() -> None:
     assert spec["root"]["inputDefinitions"]["parameters"]["epochs"]["defaultValue"] == 4
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors["exec-train"]["pvcMount"][0]["mountPath"] == "/mnt/hubpipe"
+
+
+class RecordingHealth(http.server.BaseHTTPRequestHandler):
+    """A health endpoint that records the Authorization header, or redirects to ``target`` when it is set."""
+
+    target: ClassVar[str] = ""
+    authorizations: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        if self.target and not self.path.startswith("/final"):
+            self.send_response(302)
+            self.send_header("Location", f"{self.target}/final{self.path}")
+            self.end_headers()
+            return
+        type(self).authorizations.append(self.headers.get("Authorization"))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _serve(handler: type) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("same_origin", [False, True])
+def test_the_token_never_follows_a_redirect_to_another_host(same_origin: bool) -> None:
+    class Elsewhere(RecordingHealth):
+        authorizations: ClassVar[list[str | None]] = []
+
+    class Redirecting(RecordingHealth):
+        authorizations: ClassVar[list[str | None]] = []
+
+    other, first = _serve(Elsewhere), _serve(Redirecting)
+    try:
+        host = f"http://127.0.0.1:{first.server_address[1]}"
+        Redirecting.target = host if same_origin else f"http://127.0.0.1:{other.server_address[1]}"
+        check_health(host, "secret-token")
+    finally:
+        other.shutdown()
+        first.shutdown()
+    if same_origin:
+        assert Redirecting.authorizations == ["Bearer secret-token"] and Elsewhere.authorizations == []
+    else:
+        assert Elsewhere.authorizations == [None] and Redirecting.authorizations == []
+
+
+def test_a_token_over_plain_http_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="hubpipe.kubeflow"):
+        warn_if_plain_http("https://kfp.example.com", "t")
+        warn_if_plain_http("http://kfp.example.com", None)
+        assert caplog.records == []
+        warn_if_plain_http("http://kfp.example.com", "t")
+    (record,) = caplog.records
+    assert "plain http://" in record.getMessage() and "kfp.example.com" in record.getMessage()

@@ -184,14 +184,3 @@ def test_external_inputs_notice_a_deleted_publication(world: FakeWorld, tmp_path
     version = layout.read_latest_id(str(root))
     (root / "models" / version / "version.json").unlink()
     assert publish_executor.external_inputs(run.config, tmp_path / "run")["missing"] == [f"version {version}"]
-
-
-def test_publishing_an_older_evaluation_again_does_not_move_latest_back(world: FakeWorld, tmp_path: Path) -> None:
-    root = tmp_path / "published"
-    older = Run(world, world.train_good_and_weak, tmp_path / "run1", root)
-    _, first = older.both()
-    _, second = Run(world, world.train_better, tmp_path / "run2", root).both()
-    (tmp_path / "run1" / "publish").rename(tmp_path / "run1" / "publish-before")
-    again = older.publish()
-    assert again.results["published_version"] is None and "before; LATEST unchanged" in again.results["note"]
-    assert layout.read_latest_id(str(root)) == second.results["published_version"] != first.results["latest"]

@@ -86,3 +86,11 @@ def test_report_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path, capsy
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"stages": {"a": 1}}', '{"stages": [1]}', '"text"'])
+def test_report_command_refuses_a_damaged_run_json(tmp_path: Path, capsys: pytest.CaptureFixture, content: str) -> None:
+    (tmp_path / "run.json").write_text(content)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run.json" in err and "Traceback" not in err

@@ -3,6 +3,7 @@ warn), a curated schema, and the artifacts the runner keeps."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def test_first_run_infers_a_schema_and_passes(first) -> None:
     schema = schemas.load_schema(ctx.output_dir / "schema.pbtxt")
     assert schemas.string_domain(schema, "label/text") == ["birds", "cats", "dogs"]
     page = (ctx.output_dir / "report.html").read_text(encoding="utf-8")
-    assert "Class balance" in page and "facets" in page and "image_format_histogram" in page
+    assert "Class balance" in page and "image_format_histogram" in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert not re.search(r"<(script|link|iframe)\b|(src|href)=\S*https?://", page, re.IGNORECASE)  # works offline
 
 
 def test_changed_classes_and_drift_reject_the_run_with_a_readable_list(runs: Runs, first, changed: Path) -> None:

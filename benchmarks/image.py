@@ -1,0 +1,120 @@
+"""The project image: size, cold build, source-only rebuild, and the containerized pipeline against the
+subprocess one on the same tiny data, measured side by side in one run.
+
+* cold build: `podman build --no-cache` of the project image on the existing base (`make base-image` first);
+* rebuild: the same build context with one source file changed (a copy, the work tree is not touched), with
+  the layer cache: only the last layers rebuild;
+* pipelines: the tests' tiny pipeline through kfp.local's DockerRunner (one container per stage, over podman's
+  Docker-compatible socket) and through its SubprocessRunner (one process per stage), alternated.
+
+    python benchmarks/image.py [--skip-build] [--repeats N]
+    # ends with: RESULT image_mb=... cold_build_s=... rebuild_s=... container_pipeline_s=... subprocess_pipeline_s=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests" / "container"), str(REPO / "tests" / "kubeflow")]
+
+from podman import docker_api_socket, docker_host, podman, umask  # noqa: E402
+from tiny_pipeline import run_through_kfp, tiny_config  # noqa: E402
+
+BASE_IMAGE = "localhost/hubpipe-base:bookworm"
+CONTEXT = ("Dockerfile", "setup.py", "constraints.txt", "README.md", "pipeline", "components", "data")
+CHANGED_SOURCE = "components/train/core.py"
+
+
+def build(context: Path, tag: str, *extra: str) -> float:
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    mount = ["-v", f"{ca}:/run/hubpipe-build/ca.crt:ro", "--build-arg", "PIP_CA_BUNDLE=/run/hubpipe-build/ca.crt"]
+    started = time.perf_counter()
+    podman(
+        "build",
+        "--network=host",
+        *mount,
+        "--build-arg",
+        f"BASE_IMAGE={BASE_IMAGE}",
+        *extra,
+        "-t",
+        tag,
+        str(context),
+        timeout=3600,
+    )
+    return time.perf_counter() - started
+
+
+def copy_context(dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for name in CONTEXT:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, dest / name)
+
+
+def image_mb(tag: str) -> float:
+    (inspected,) = json.loads(podman("image", "inspect", tag).stdout)
+    return inspected["Size"] / 1e6
+
+
+def pipeline_seconds(runner, root: Path, image: str) -> float:
+    from hubpipe.pipeline.kubeflow.options import KubeflowOptions
+
+    root.mkdir(parents=True)
+    root.chmod(0o777)
+    config = tiny_config(root, root / "published")
+    started = time.perf_counter()
+    with umask(0):
+        run_through_kfp(runner, root, config, KubeflowOptions(image=image))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default="localhost/hubpipe:bench")
+    parser.add_argument("--skip-build", action="store_true", help="time the pipelines only (image must exist)")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    from kfp import local
+
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="hubpipe-image-bench-") as tmp:
+        work = Path(tmp)
+        if not args.skip_build:
+            copy_context(work / "context")
+            figures["cold_build_s"] = build(work / "context", args.image, "--no-cache")
+            with (work / "context" / CHANGED_SOURCE).open("a") as changed:
+                changed.write("\n# a source-only change\n")
+            figures["rebuild_s"] = build(work / "context", args.image)
+        figures["image_mb"] = image_mb(args.image)
+        container, subprocess_ = [], []
+        with docker_api_socket() as url, docker_host(url):
+            for repeat in range(args.repeats):
+                container.append(pipeline_seconds(local.DockerRunner(), work / f"docker-{repeat}", args.image))
+                runner = local.SubprocessRunner(use_venv=False)
+                subprocess_.append(pipeline_seconds(runner, work / f"subprocess-{repeat}", args.image))
+        figures["container_pipeline_s"] = min(container)
+        figures["subprocess_pipeline_s"] = min(subprocess_)
+        leftovers = json.loads(podman("ps", "-a", "--filter", f"ancestor={args.image}", "--format", "json").stdout)
+        if leftovers:
+            podman("rm", "--force", *[entry["Id"] for entry in leftovers], check=False)
+    if "rebuild_s" in figures:
+        figures["rebuild_ratio"] = figures["rebuild_s"] / figures["cold_build_s"]
+    figures["container_vs_subprocess"] = figures["container_pipeline_s"] / figures["subprocess_pipeline_s"]
+    print(
+        "RESULT "
+        + " ".join(f"{name}={value:.3f}" if value < 10 else f"{name}={value:.1f}" for name, value in figures.items())
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Wall time of `hubpipe run` on the embedded sample dataset without and with MLflow tracking, side by side.
+
+Starts a real `mlflow server` on 127.0.0.1 (SQLite backend, local artifact store, in a temporary folder), runs
+`hubpipe run` once untimed (it generates the sample dataset and builds the offline backbone into the hubpipe
+cache), then times `hubpipe run` into a fresh run folder without tracking and into another with
+`--set track.mlflow_uri=URI`, each as its own process, in alternating order (ROUNDS times) and keeps each
+side's median. Goal: overhead under 10%.
+
+    python benchmarks/tracking.py      # ends with: RESULT plain_s=... mlflow_s=... overhead=...
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROUNDS = 1
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "notebook" / "notebook_fixtures.py"
+HUBPIPE = [sys.executable, "-m", "hubpipe.pipeline.cli"]
+
+
+def timed_run(output: Path, *args: str) -> float:
+    """Seconds of one `hubpipe run` into ``output`` (a new folder: every stage runs)."""
+    started = time.perf_counter()
+    subprocess.run([*HUBPIPE, "run", "--output", str(output), *args], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    spec = importlib.util.spec_from_file_location("benchmark_fixtures", FIXTURES)
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    with tempfile.TemporaryDirectory(prefix="hubpipe-bench-tracking-") as tmp:
+        root = Path(tmp)
+        logging.info("warm-up run (sample dataset and offline backbone into the cache)")
+        timed_run(root / "warm-up")
+        plain, tracked = [], []
+        with fixtures.mlflow_server(root / "mlflow") as uri:
+            for index in range(ROUNDS):
+                order = ("plain", "mlflow") if index % 2 == 0 else ("mlflow", "plain")
+                for kind in order:
+                    if kind == "plain":
+                        plain.append(timed_run(root / f"plain-{index}"))
+                    else:
+                        tracked.append(timed_run(root / f"mlflow-{index}", "--set", f"track.mlflow_uri={uri}"))
+                        tracking = json.loads((root / f"mlflow-{index}" / "run.json").read_text())["tracking"]
+                        if tracking["status"] != "logged":
+                            raise SystemExit(f"tracking did not log: {tracking}")
+                    logging.info("%s: %.1f s", kind, (plain if kind == "plain" else tracked)[-1])
+    plain_s, mlflow_s = statistics.median(plain), statistics.median(tracked)
+    print(f"RESULT plain_s={plain_s:.1f} mlflow_s={mlflow_s:.1f} overhead={(mlflow_s - plain_s) / plain_s:.3f}")
+
+
+if __name__ == "__main__":
+    main()

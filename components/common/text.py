@@ -1,0 +1,20 @@
+"""Text from user data (folder names, class names) shown to people: what must never reach a page or a log raw.
+
+Bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its kin) reorder the text that follows them, so a
+class named ``gif<U+202E>gpj.exe`` reads as ``gifexe.jpg``; zero-width spaces make two names look identical.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FORMATTING = "\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+#: Bidirectional embedding, override and isolate controls, the directional marks, and invisible spaces.
+INVISIBLE_FORMATTING = re.compile(f"[{_FORMATTING}]")
+#: The above plus the C0 and C1 control characters (newlines, escape sequences).
+UNPRINTABLE = re.compile(f"[{_FORMATTING}\x00-\x1f\x7f-\x9f]")
+
+
+def codepoints(text: str) -> str:
+    """``text`` with every invisible formatting or control character shown as a ``\\uXXXX`` escape."""
+    return UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

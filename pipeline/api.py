@@ -1,0 +1,261 @@
+"""The Python API, for notebooks and scripts: ``hubpipe.run(...)``, ``hubpipe.load(dir)``, ``hubpipe.compare(...)``.
+
+``run`` takes the same settings tree as the command line and validates it the same way (a bad value raises
+:class:`~hubpipe.pipeline.errors.ConfigError` with the line ``hubpipe run`` prints), runs the local runner and
+returns a :class:`Run`: a view of the run folder (stages, models table, blessing, predictions, TensorBoard logs)
+that reads only what the stages wrote, so ``load`` gives the same view of any finished run folder.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hubpipe.pipeline.artifacts import read_json
+from hubpipe.pipeline.config import PipelineConfig, load_config, replace
+from hubpipe.pipeline.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_OUTPUT = "hubpipe-output"
+RUN_FILE = "run.json"
+#: Column name of the models table -> key of the report's model rows.
+MODEL_COLUMNS = {
+    "model": "model",
+    "backbone": "backbone",
+    "accuracy": "accuracy",
+    "top-5": "top5_accuracy",
+    "macro-F1": "macro_f1",
+    "training seconds": "train_seconds",
+    "blessed": "gate",
+}
+
+
+def settings_overrides(
+    data: str | None = None,
+    backbones: Sequence[str] | str | None = None,
+    epochs: int | None = None,
+    sections: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Dotted overrides (as ``--set`` gives them) from the API's arguments; ``sections`` maps a section name
+    to a dict of its settings, e.g. ``{"train": {"batch_size": 16}}``."""
+    overrides: dict[str, Any] = {}
+    for section, values in (sections or {}).items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{section}: expected a dict of settings, e.g. {section}={{'name': value}}")
+        overrides.update({f"{section}.{key}": value for key, value in values.items()})
+    if data is not None:
+        overrides["data.source"] = str(data)
+    if backbones is not None:
+        overrides["train.backbones"] = [backbones] if isinstance(backbones, str) else list(backbones)
+    if epochs is not None:
+        overrides["train.epochs"] = epochs
+    return overrides
+
+
+@contextmanager
+def _visible_progress() -> Iterator[None]:
+    """hubpipe's progress lines on stderr while the API runs, unless logging is already set up."""
+    logger = logging.getLogger("hubpipe")
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # a library may set up the root logger during the run: no line twice
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = previous
+
+
+def run(
+    data: str | Path | Mapping[str, Any] | None = None,
+    backbones: Sequence[str] | str | None = None,
+    epochs: int | None = None,
+    output: str | Path = DEFAULT_OUTPUT,
+    *,
+    config: str | Path | None = None,
+    until: str | None = None,
+    cache: bool = True,
+    **settings: Mapping[str, Any],
+) -> Run:
+    """Runs the pipeline locally, like ``hubpipe run``, and returns its :class:`Run`.
+
+    ``data``, ``backbones`` and ``epochs`` are the flags of the same names; ``config`` a YAML file; any other
+    setting is given by section, e.g. ``train={"batch_size": 16}, evaluate={"min_accuracy": 0.6}`` (``data``
+    takes the source, or a dict of the data section's settings with ``source`` among them). With no
+    arguments: the embedded sample dataset and the offline backbone into ``hubpipe-output/``. A bad setting
+    raises ConfigError; rejected data raises DataRejected (the Run is then ``load(output)``).
+    """
+    from hubpipe.pipeline.runner import run_pipeline
+
+    if isinstance(data, Mapping):  # data={...}: the data section's settings, not the source
+        settings = {**settings, "data": data}
+        data = None
+    overrides = settings_overrides(str(data) if data is not None else None, backbones, epochs, settings)
+    resolved: PipelineConfig = load_config(config, overrides)
+    if not cache:
+        resolved = replace(resolved, runner=replace(resolved.runner, cache=False))
+    with _visible_progress():
+        report = run_pipeline(resolved, Path(output), until=until)
+    return Run(report.output_dir)
+
+
+def load(run_dir: str | Path) -> Run:
+    """The :class:`Run` of a run folder (the ``output`` of ``run`` or ``--output`` of ``hubpipe run``)."""
+    folder = Path(run_dir)
+    if not (folder / RUN_FILE).is_file():
+        raise UsageError(f"{folder} is not a run folder (no {RUN_FILE}); pass the output folder of a run")
+    return Run(folder.resolve())
+
+
+def compare(*runs: Run | str | Path) -> pd.DataFrame:
+    """One models table across runs (or run folders), with the run folder's name in a ``run`` column."""
+    import pandas as pd
+
+    if not runs:
+        raise UsageError("compare needs at least one run")
+    tables = []
+    for item in runs:
+        one = item if isinstance(item, Run) else load(item)
+        tables.append(one.models.assign(run=one.output_dir.name))
+    combined = pd.concat(tables, ignore_index=True)
+    return combined[["run", *MODEL_COLUMNS]]
+
+
+def _encoded(image: Any) -> bytes:
+    """Encoded image bytes from a path, a PIL image or an array (H x W x 3 RGB, uint8 or floats in [0, 1])."""
+    if isinstance(image, (str, Path)):
+        return Path(image).read_bytes()
+    if isinstance(image, bytes):
+        return image
+    import numpy as np
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+        image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished (or failed) run folder, read through what its stages wrote."""
+
+    output_dir: Path
+
+    def _run_file(self) -> dict[str, Any]:
+        return read_json(Path(self.output_dir) / RUN_FILE)
+
+    def _report_folder(self) -> Any:
+        from hubpipe.pipeline.report.html_report import RunFolder
+
+        return RunFolder(Path(self.output_dir))
+
+    @property
+    def status(self) -> str:
+        """``succeeded``, ``failed`` or ``running`` (run.json)."""
+        return str(self._run_file().get("status"))
+
+    @property
+    def stages(self) -> pd.DataFrame:
+        """One row per stage: status (ran, cached, failed, ...), seconds, error."""
+        import pandas as pd
+
+        rows = [
+            {"stage": s["name"], "status": s["status"], "seconds": s["duration_s"], "error": s.get("error", "")}
+            for s in self._run_file().get("stages", [])
+        ]
+        return pd.DataFrame(rows, columns=["stage", "status", "seconds", "error"])
+
+    @property
+    def blessing(self) -> dict[str, Any]:
+        """evaluate's blessing.json: the decision, every check and the reasons (empty before evaluate)."""
+        from hubpipe.pipeline.report.html_report import read_blessing
+
+        return read_blessing(self._report_folder())[0]
+
+    @property
+    def blessed(self) -> str | None:
+        """The name of the blessed model, or None."""
+        return self.blessing.get("blessed") or None
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """One row per model: model, backbone, accuracy, top-5, macro-F1, training seconds, blessed (bool)."""
+        import pandas as pd
+
+        from hubpipe.pipeline.report.html_report import model_rows, read_blessing
+
+        folder = self._report_folder()
+        rows = model_rows(folder, *read_blessing(folder))
+        table = pd.DataFrame([{column: row[key] for column, key in MODEL_COLUMNS.items()} for row in rows])
+        table = table.reindex(columns=list(MODEL_COLUMNS))
+        table["blessed"] = table["blessed"] == "blessed"
+        return table
+
+    @property
+    def tensorboard_logdir(self) -> Path:
+        """The published TensorBoard logs of this run (all models, test metrics, confusion matrices), or the
+        train stage's logs when publish has not run."""
+        published = (self._report_folder().stage("publish") or Path("/nonexistent")) / "publish.json"
+        logs_dir = read_json(published).get("logs_dir") if published.is_file() else None
+        return Path(logs_dir) if logs_dir else Path(self.output_dir) / "train" / "logs"
+
+    def _serving_dir(self, model: str | None) -> Path:
+        from hubpipe.components.train.serving import resolve_serving_dir
+
+        name = model or self.blessed
+        if name is None:
+            logging.getLogger(__name__).warning("no model is blessed in this run: predicting with the best model")
+            return resolve_serving_dir(Path(self.output_dir))
+        folder = Path(self.output_dir) / "train" / "models" / name
+        if not folder.is_dir():
+            known = ", ".join(self.models["model"]) or "none"
+            raise UsageError(f"no model {name!r} in this run (models: {known})")
+        return resolve_serving_dir(folder)
+
+    def predict(self, images: Sequence[Any] | Any, model: str | None = None, top_k: int = 3) -> pd.DataFrame:
+        """The top classes of each image (paths, PIL images or RGB arrays) by the blessed model, or by
+        ``model`` (a model name of this run). One row per image: image, label, probability, top."""
+        import pandas as pd
+
+        from hubpipe.components.train.serving import classify_encoded
+
+        if isinstance(images, (str, Path, bytes)) or not isinstance(images, Sequence):
+            images = [images]
+        encoded = [_encoded(image) for image in images]
+        tops = classify_encoded(self._serving_dir(model), encoded, top_k)
+        rows = [
+            {
+                "image": str(img) if isinstance(img, (str, Path)) else f"#{i}",
+                "label": top[0][0],
+                "probability": top[0][1],
+                "top": top,
+            }
+            for i, (img, top) in enumerate(zip(images, tops, strict=True))
+        ]
+        return pd.DataFrame(rows, columns=["image", "label", "probability", "top"])
+
+    def _repr_html_(self) -> str:
+        from hubpipe.pipeline.report.html_report import render_summary
+
+        return render_summary(Path(self.output_dir))
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.output_dir)!r}, status={self.status!r}, blessed={self.blessed!r})"

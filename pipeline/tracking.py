@@ -1,0 +1,136 @@
+"""Experiment tracking in MLflow, from a finished (or failed) run folder.
+
+With ``track.mlflow_uri`` (or ``$MLFLOW_TRACKING_URI``) set, :func:`track_run` logs one parent MLflow run per
+pipeline run into ``track.experiment``: the resolved configuration (flattened, as parameters), the stages'
+status and seconds, the blessing, the run report (HTML) and the blessed serving model as an MLflow model
+(registered as ``track.registered_model``); and one child run per model: its hyperparameters, its per-epoch
+train/validation metrics, its test metrics and its confusion-matrix and misclassified-images pictures.
+
+Tracking reads only the run folder after the stages have run, so it is called from one place (the local
+runner's :func:`~hubpipe.pipeline.runner.run_pipeline`, and the Kubeflow publish component) and never changes a
+stage's fingerprint. ``DIR/tracking.json`` remembers which stage outputs (by fingerprint) went to which server,
+so a cached stage is not logged twice. Tracking never fails a run: a server that is down or an error while
+logging gives one warning line and ``tracking: {status: failed, error}`` in run.json, which the report shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubpipe.pipeline.artifacts import read_json, write_json_atomic
+from hubpipe.pipeline.config import PipelineConfig, to_dict
+
+LOG = logging.getLogger("hubpipe.tracking")
+
+TRACKING_FILE = "tracking.json"
+#: The stages whose outputs are logged; each is logged once per fingerprint and server.
+TRACKED_STAGES = ("train", "evaluate")
+PROBE_TIMEOUT_S = 5.0
+INSTALL_HINT = "pip install -c constraints.txt -e '.[mlflow]'"
+
+
+class TrackingFailed(Exception):
+    """Tracking could not be done; the message is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where to log: the server URI, the experiment and the registered model name (empty: none)."""
+
+    uri: str
+    experiment: str
+    registered_model: str
+
+
+def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
+    """The configured tracking target, ``$MLFLOW_TRACKING_URI`` when the setting is empty; None: no tracking."""
+    uri = config.track.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return None
+    return TrackingTarget(uri, config.track.experiment, config.track.registered_model)
+
+
+def flatten(data: Mapping[str, Any]) -> dict[str, str]:
+    """Nested settings as MLflow parameters: dotted names, string values (lists joined with commas)."""
+    from hubpipe.pipeline.kubeflow.launcher import flatten as dotted
+
+    return {
+        name: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        for name, value in dotted(data).items()
+    }
+
+
+def stages_to_log(run_file: Mapping[str, Any], state: Mapping[str, Any], target: TrackingTarget) -> list[str]:
+    """The tracked stages that have outputs (ran or cached) not yet logged to this server and experiment."""
+    logged = _logged(state, target)
+    return [
+        record["name"]
+        for record in run_file.get("stages", [])
+        if record.get("name") in TRACKED_STAGES
+        and record.get("status") in ("ran", "cached")
+        and logged.get(record["name"]) != record.get("fingerprint")
+    ]
+
+
+def _logged(state: Mapping[str, Any], target: TrackingTarget) -> dict[str, str]:
+    """Stage -> fingerprint already logged to ``target`` (nothing when the state is for another target)."""
+    same = (state.get("uri"), state.get("experiment")) == (target.uri, target.experiment)
+    return dict(state.get("logged", {})) if same else {}
+
+
+def probe(uri: str) -> None:
+    """Raises TrackingFailed when an http(s) tracking server does not answer its health check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise TrackingFailed(f"the MLflow server at {uri} does not answer ({reason})") from None
+
+
+def track_run(config: PipelineConfig, output_dir: Path, succeeded: bool) -> dict[str, Any] | None:
+    """Logs the run folder to MLflow if tracking is configured; returns run.json's ``tracking`` entry
+    (None without tracking). Never raises for a tracking problem: it logs one warning line instead."""
+    target = tracking_target(config)
+    if target is None:
+        return None
+    entry: dict[str, Any] = {"uri": target.uri, "experiment": target.experiment}
+    state_file = Path(output_dir) / TRACKING_FILE
+    state = read_json(state_file) if state_file.is_file() else {}
+    run_file = read_json(Path(output_dir) / "run.json")
+    pending = stages_to_log(run_file, state, target)
+    if not pending:
+        return {**entry, "status": "up_to_date", "run_id": state.get("run_id", "")}
+    started = time.monotonic()
+    try:
+        probe(target.uri)
+        from hubpipe.pipeline.mlflow_logging import log_run
+
+        params = flatten(to_dict(config))
+        logged = log_run(target, Path(output_dir), run_file, params, pending=pending, succeeded=succeeded)
+    except TrackingFailed as exc:
+        return _failed(entry, str(exc))
+    except ImportError as exc:
+        return _failed(entry, f"mlflow is not installed ({exc.name}): {INSTALL_HINT}")
+    except Exception as exc:  # tracking is not worth losing a training run for
+        return _failed(entry, f"{type(exc).__name__}: {exc}")
+    done = {record["name"]: record["fingerprint"] for record in run_file["stages"] if record["name"] in pending}
+    logged_before = _logged(state, target)
+    write_json_atomic(state_file, {**entry, "run_id": logged["run_id"], "logged": {**logged_before, **done}})
+    LOG.info("tracking: logged to %s (run %s) in %.1f s", target.uri, logged["run_id"], time.monotonic() - started)
+    return {**entry, "status": "logged", **logged}
+
+
+def _failed(entry: dict[str, Any], error: str) -> dict[str, Any]:
+    LOG.warning("MLflow tracking failed: %s; the run goes on without tracking", error)
+    return {**entry, "status": "failed", "error": error}

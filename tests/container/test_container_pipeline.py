@@ -1,0 +1,100 @@
+"""Every stage as a container: the Kubeflow pipeline through kfp.local's DockerRunner, talking to podman's
+Docker-compatible API, each task in the project image as its non-root user, against `hubpipe run` on the same
+tiny data. DockerRunner mounts only the pipeline root, so the data, the backbone and the publish root live in it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from podman import IMAGE_UID, docker_host, new_containers, umask
+from tiny_pipeline import (
+    TINY_EXAMPLES,
+    assert_same_kinds_of_artifacts,
+    folder_output,
+    outputs,
+    run_through_kfp,
+    tiny_config,
+)
+
+pytestmark = [
+    pytest.mark.container,
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning"),
+]
+
+STAGES = ("ingest", "validate", "train", "evaluate", "publish")
+
+
+@pytest.fixture(scope="module")
+def runs(image: str, docker_api: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny pipeline as containers (DockerRunner) and through the local runner; folders and containers."""
+    from kfp import local
+
+    from hubpipe.pipeline.kubeflow.options import KubeflowOptions
+    from hubpipe.pipeline.runner import run_pipeline
+
+    root = tmp_path_factory.mktemp("containers")
+    root.chmod(0o777)  # the pipeline root, mounted into every task, written by the image's user
+    local_run = root / "local"
+    run_pipeline(tiny_config(root, root / "published-local"), local_run)
+    config = tiny_config(root, root / "published-kfp")
+    with new_containers(image) as made, docker_host(docker_api), umask(0):
+        # the image under test as every component's image
+        kfp_run = run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
+        return {"kfp": kfp_run, "local": local_run, "containers": made()}
+
+
+def test_every_stage_ran_in_its_own_container_of_the_image_as_the_non_root_user(runs, image: str) -> None:
+    containers = runs["containers"]
+    assert len(containers) == len(STAGES)
+    assert all(entry["ExitCode"] == 0 for entry in containers), containers
+    for stage in STAGES:
+        written = [path for path in folder_output(runs["kfp"], stage).rglob("*")]
+        assert written, stage
+        owners = {path.stat().st_uid for path in written}
+        assert owners == {IMAGE_UID}, (stage, owners)  # written inside the container, by uid 10001, never root
+
+
+def test_the_containers_produce_the_same_kinds_of_artifacts_as_hubpipe_run(runs) -> None:
+    assert_same_kinds_of_artifacts(runs["kfp"], runs["local"])
+    ingest = outputs(runs["kfp"], "ingest")
+    assert ingest["examples"]["metadata"]["examples_written"] == TINY_EXAMPLES
+    assert outputs(runs["kfp"], "validate")["validation"]["metadata"]["verdict"] == "passed"
+    publish = outputs(runs["kfp"], "publish")
+    assert publish["publication"]["metadata"]["logs"].startswith(str(runs["kfp"].parent / "published-kfp"))
+
+
+def model_scores(results: dict) -> dict[str, dict[str, float]]:
+    """Per model: its accuracy and macro-F1 figures, as train and evaluate record them in their results."""
+    wanted = ("test_accuracy", "accuracy", "macro_f1")
+    return {name: {k: v for k, v in figures.items() if k in wanted} for name, figures in results["models"].items()}
+
+
+def test_the_containers_reach_the_same_accuracy_as_hubpipe_run(runs) -> None:
+    local_stages = {record["name"]: record for record in json.loads((runs["local"] / "run.json").read_text())["stages"]}
+    for stage in ("train", "evaluate"):
+        in_containers = json.loads((folder_output(runs["kfp"], stage) / "manifest.json").read_text())["results"]
+        scores = model_scores(in_containers)
+        assert scores and all(scores.values()), (stage, in_containers)
+        assert scores == model_scores(local_stages[stage]["results"]), stage
+
+
+def test_a_stage_that_fails_inside_its_container_fails_the_run(
+    image: str, docker_api: str, tmp_path: Path, remove_containers_of
+) -> None:
+    from kfp import local
+
+    from hubpipe.pipeline.kubeflow.options import KubeflowOptions
+
+    root = tmp_path / "failing"
+    root.mkdir()
+    root.chmod(0o777)
+    config = tiny_config(root, root / "published")
+    (root / "backbone" / "saved_model.pb").write_bytes(b"not a SavedModel")  # train cannot load it
+    with docker_host(docker_api), umask(0), pytest.raises(RuntimeError, match="train"):
+        run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
+    exit_codes = sorted(entry["ExitCode"] for entry in remove_containers_of())
+    assert exit_codes[0] == 0 and exit_codes[-1] != 0  # ingest and validate passed, train failed in its container

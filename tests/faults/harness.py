@@ -1,0 +1,89 @@
+"""Fault injection: kill ``hubpipe run`` at a crash point or at a moment, and check what a rerun recovers.
+
+Shared by ``tests/faults/`` and ``benchmarks/faults.py``. A run is killed in a child process (the crash point
+SIGKILLs it, or the harness does); the checks look at the run folder, the publish root and the source cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from hubpipe.components.publish import layout
+from hubpipe.pipeline.crashpoints import ENV_VAR
+from hubpipe.pipeline.runner import LEFTOVER_IN_CACHE, MANIFEST
+
+STAGES = ("ingest", "validate", "train", "evaluate", "publish")
+#: The installed command, as a user runs it (``python -c`` would put the working folder on sys.path).
+HUBPIPE = [str(Path(sys.executable).with_name("hubpipe"))]
+
+
+class RunFailed(RuntimeError):
+    """``hubpipe run`` exited with an error status (neither 0 nor killed)."""
+
+
+def hubpipe_run(config_file: Path, output: Path, env: dict[str, str], kill_after: float | None = None) -> int:
+    """Runs ``hubpipe run`` in a child process; returns 0, or -9 when it was killed; raises :class:`RunFailed`."""
+    command = [*HUBPIPE, "run", "--config", str(config_file), "--output", str(output)]
+    child = subprocess.Popen(
+        command, env=env, cwd=output.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, stderr = child.communicate(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+    if child.returncode not in (0, -signal.SIGKILL):
+        raise RunFailed(f"hubpipe run exited with {child.returncode}: {stderr[-2000:] if stderr else ''}")
+    return child.returncode
+
+
+def crash_env(point: str | None, cache_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != ENV_VAR}
+    env["HUBPIPE_CACHE_DIR"] = str(cache_dir)
+    if point:
+        env[ENV_VAR] = point
+    return env
+
+
+def artifact_kinds(run_dir: Path) -> dict[str, list[str]]:
+    """Every stage folder's files, with the digits of names (times, pids, ids) replaced by ``N``."""
+    kinds = {}
+    for stage in STAGES:
+        folder = Path(run_dir) / stage
+        files = {re.sub(r"\d+", "N", str(path.relative_to(folder))) for path in folder.rglob("*") if path.is_file()}
+        kinds[stage] = sorted(files)
+    return kinds
+
+
+def leftovers(run_dir: Path, publish_root: Path, cache_dir: Path) -> list[str]:
+    """What only a killed process leaves: temporary folders and files, lock files of temporaries."""
+    run_dir, publish_root, cache_dir = Path(run_dir), Path(publish_root), Path(cache_dir)
+    found = [*run_dir.glob(".tmp-*"), *run_dir.glob(".old-*")]
+    found += [p for p in (run_dir / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(p.name)]
+    found += [*(publish_root / "models").glob(".tmp-*"), *(publish_root / "models").glob("LATEST.tmp-*")]
+    found += [p for p in cache_dir.rglob("*") if re.search(r"\.tmp-\d+(\.lock)?$", p.name)]
+    return sorted(str(path) for path in found)
+
+
+def latest_problem(run_dir: Path, publish_root: Path) -> str | None:
+    """None when LATEST names a complete version blessed by this run's evaluation; else what is wrong."""
+    blessing = json.loads((Path(run_dir) / "evaluate" / "blessing.json").read_text())
+    latest = layout.read_latest(str(publish_root))
+    if latest is None:
+        return f"LATEST ({layout.read_latest_id(str(publish_root))}) names no complete version"
+    if blessing.get("blessed") and latest.version != blessing["evaluation_id"]:
+        return f"LATEST is {latest.version}, the run blessed {blessing['evaluation_id']}"
+    folder = Path(latest.path)
+    expected = ("blessing.json", "labels.txt", "model.json", "serving", layout.VERSION_FILE)
+    missing = [name for name in expected if not (folder / name).exists()]
+    return f"version {latest.version} lacks {missing}" if missing else None
+
+
+def examples_written(run_dir: Path) -> int:
+    return int(json.loads((Path(run_dir) / "ingest" / MANIFEST).read_text())["results"]["examples_written"])

@@ -1,0 +1,92 @@
+"""The whole pipeline on a tiny generated dataset and a tiny local backbone, through kfp.local (any runner) and
+through the local runner: shared by the subprocess end-to-end test and the container tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from hubpipe.pipeline.config import PipelineConfig, load_config
+from hubpipe.pipeline.stages import registered_stages
+
+TESTS = Path(__file__).resolve().parents[1]
+#: Images in the tiny dataset: 10 classes x (4 train + 2 test).
+TINY_EXAMPLES = 60
+
+
+def tiny_backbone(path: Path) -> Path:
+    """The train tests' tiny SavedModel feature extractor (32 px in, 16 features out)."""
+    spec = importlib.util.spec_from_file_location("kubeflow_train_fixtures", TESTS / "train" / "train_fixtures.py")
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    return fixtures.write_tiny_backbone(path)
+
+
+def tiny_config(root: Path, publish_root: Path) -> PipelineConfig:
+    """Data and backbone made once under ``root``; everything else small and fixed (same results on rerun)."""
+    from hubpipe.data.sample import SampleSpec, generate
+
+    data = root / "data"
+    if not data.exists():
+        generate(data, SampleSpec(train_per_class=4, test_per_class=2))
+    backbone = root / "backbone"
+    if not backbone.exists():
+        tiny_backbone(backbone)
+    overrides = {
+        "data.source": str(data),
+        "data.image_size": 32,
+        "validate.min_images_per_class": 2,
+        "train.backbones": [str(backbone)],
+        "train.epochs": 2,
+        "train.batch_size": 8,
+        "train.baseline_epochs": 1,
+        "train.precision": "float32",
+        "publish.root": str(publish_root),
+    }
+    return load_config(overrides=overrides)
+
+
+def run_through_kfp(runner: Any, pipeline_root: Path, config: PipelineConfig, options: Any = None) -> Path:
+    """Runs the Kubeflow pipeline of ``config`` with kfp.local's ``runner``; returns the run's folder.
+
+    ``options`` are the pipeline's :class:`KubeflowOptions` (the image among them); the defaults if None.
+    """
+    from kfp import local
+
+    from hubpipe.pipeline.kubeflow.options import KubeflowOptions
+    from hubpipe.pipeline.kubeflow.pipeline import create_pipeline
+
+    before = set(pipeline_root.iterdir()) if pipeline_root.exists() else set()
+    local.init(runner=runner, pipeline_root=str(pipeline_root))
+    create_pipeline(config, options or KubeflowOptions(), registered_stages())()
+    published = Path(config.publish.root)
+    (run,) = {path for path in pipeline_root.iterdir() if path not in before and path != published}
+    return run
+
+
+def outputs(kfp_run: Path, stage: str) -> dict[str, dict]:
+    """A task's output artifacts as kfp.local recorded them: name -> {uri, metadata, ...}."""
+    recorded = json.loads((kfp_run / stage / "executor_output.json").read_text())["artifacts"]
+    return {name: entry["artifacts"][0] for name, entry in recorded.items()}
+
+
+def folder_output(kfp_run: Path, stage: str) -> Path:
+    from hubpipe.pipeline.kubeflow.pipeline import load_shell
+
+    spec = next(spec for spec in registered_stages() if spec.name == stage)
+    return kfp_run / stage / load_shell(spec).OUTPUT
+
+
+def assert_same_kinds_of_artifacts(kfp_run: Path, local_run: Path) -> None:
+    """Every stage of the kfp run has the artifacts and results that `hubpipe run` recorded for it."""
+    local_report = json.loads((local_run / "run.json").read_text())
+    assert local_report["status"] == "succeeded"
+    for record in local_report["stages"]:
+        manifest = json.loads((folder_output(kfp_run, record["name"]) / "manifest.json").read_text())
+        assert set(manifest["artifacts"]) == set(record["artifacts"]), record["name"]
+        assert set(manifest["results"]) == set(record["results"]), record["name"]
+        for relative in manifest["artifacts"].values():
+            assert (folder_output(kfp_run, record["name"]) / relative).exists(), (record["name"], relative)
+    assert {record["name"] for record in local_report["stages"]} == {spec.name for spec in registered_stages()}

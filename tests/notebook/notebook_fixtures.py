@@ -1,0 +1,77 @@
+"""The tiny run of the API, tracking and notebook tests: the Kubeflow end-to-end test's tiny dataset and backbone
+(32 px images, 4 train / 2 test images per class, a 16-feature SavedModel), written as a YAML config file; and a
+real MLflow tracking server for the tracking tests and benchmark."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hubpipe.pipeline.config import PipelineConfig, to_yaml
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(root: Path) -> PipelineConfig:
+    """The tiny configuration, publishing into ``root/published``; data and backbone made once under ``root``."""
+    spec = importlib.util.spec_from_file_location("notebook_kfp_e2e", TESTS / "kubeflow" / "test_kubeflow_e2e.py")
+    e2e = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(e2e)
+    return e2e.tiny_config(root, root / "published")
+
+
+def tiny_config_file(root: Path) -> Path:
+    """``tiny_config`` as a YAML file, as ``hubpipe run --config`` and ``hubpipe.run(config=...)`` take it."""
+    path = root / "tiny.yaml"
+    path.write_text(to_yaml(tiny_config(root)), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def mlflow_server(folder: Path, timeout_s: float = 120.0) -> Iterator[str]:
+    """A real ``mlflow server`` on the loopback address (SQLite backend and artifact store in ``folder``),
+    stopped on exit; yields its URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    store, artifacts = f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts")
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", store, "--artifacts-destination", artifacts]
+    log = (folder / "server.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    response.read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log_tail = (folder / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow server did not start: {log_tail}") from None
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()

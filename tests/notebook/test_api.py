@@ -1,0 +1,102 @@
+"""The Python API (`import hubpipe`): run, Run, load, compare, on the tiny dataset and backbone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from notebook_fixtures import tiny_config_file
+from PIL import Image
+
+import hubpipe
+from hubpipe.pipeline.api import settings_overrides
+from hubpipe.pipeline.cli import main
+from hubpipe.pipeline.errors import ConfigError, UsageError
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> hubpipe.Run:
+    root = tmp_path_factory.mktemp("api")
+    return hubpipe.run(config=tiny_config_file(root), output=root / "run")
+
+
+def test_import_is_light_and_lazy() -> None:
+    code = "import sys, hubpipe; print(hubpipe.__version__, 'tensorflow' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [hubpipe.__version__, "False", "False"]
+    assert callable(hubpipe.run) and callable(hubpipe.load) and callable(hubpipe.compare)
+    with pytest.raises(AttributeError):
+        hubpipe.no_such_name  # noqa: B018
+
+
+def test_settings_by_section_become_dotted_overrides() -> None:
+    overrides = settings_overrides("imgs", "mobilenetv2", 3, {"train": {"batch_size": 16}})
+    assert overrides == {
+        "train.batch_size": 16,
+        "data.source": "imgs",
+        "train.backbones": ["mobilenetv2"],
+        "train.epochs": 3,
+    }
+    with pytest.raises(ConfigError, match="expected a dict of settings"):
+        settings_overrides(sections={"train": 3})
+
+
+def test_bad_setting_raises_the_line_the_cli_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError) as raised:
+        hubpipe.run(epochs=0, output=tmp_path / "never")
+    assert main(["run", "--epochs", "0", "--output", str(tmp_path / "never")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {raised.value}"
+    with pytest.raises(ConfigError, match=r"unknown setting train\.no_such"):
+        hubpipe.run(train={"no_such": 1}, output=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_models_table_matches_run_json(tiny_run: hubpipe.Run) -> None:
+    run_file = json.loads((tiny_run.output_dir / "run.json").read_text())
+    train = next(stage for stage in run_file["stages"] if stage["name"] == "train")["results"]["models"]
+    table = tiny_run.models
+    assert list(table.columns) == ["model", "backbone", "accuracy", "top-5", "macro-F1", "training seconds", "blessed"]
+    assert sorted(table["model"]) == sorted(train)
+    for row in table.itertuples(index=False):
+        assert row.accuracy == pytest.approx(train[row.model]["test_accuracy"], abs=1e-4)
+        assert row[5] == train[row.model]["train_seconds"]
+        assert 0.0 <= row[3] <= 1.0 and row[3] >= row.accuracy  # top-5 includes top-1
+    assert table["blessed"].sum() == (1 if tiny_run.blessed else 0)
+    assert tiny_run.status == "succeeded"
+    assert list(tiny_run.stages["stage"]) == ["ingest", "validate", "train", "evaluate", "publish"]
+    assert set(tiny_run.stages["status"]) == {"ran"}
+
+
+def test_predict_takes_paths_pil_images_and_arrays(tiny_run: hubpipe.Run, tmp_path: Path) -> None:
+    data = Path(json.loads((tiny_run.output_dir / "run.json").read_text())["output_dir"]).parent / "data"
+    path = sorted((data / "test").rglob("*.jpg"))[0]
+    pil = Image.open(path)
+    array = np.asarray(pil.convert("RGB"))
+    table = tiny_run.predict([path, pil, array, array / 255.0], model="scratch_cnn", top_k=2)
+    assert list(table["image"]) == [str(path), "#1", "#2", "#3"]
+    assert table["top"][1] == table["top"][2] == table["top"][3]  # the same pixels, however given
+    assert all(len(top) == 2 and top[0][1] >= top[1][1] for top in table["top"])
+    classes = set((tiny_run.output_dir / "ingest" / "labels.txt").read_text().split())
+    assert set(table["label"]) <= classes
+    default = tiny_run.predict(str(path))
+    assert len(default) == 1 and default["label"][0] in classes
+    with pytest.raises(UsageError, match="no model 'nope'"):
+        tiny_run.predict(path, model="nope")
+
+
+def test_load_compare_and_notebook_view(tiny_run: hubpipe.Run, tmp_path: Path) -> None:
+    again = hubpipe.load(tiny_run.output_dir)
+    assert again == tiny_run
+    table = hubpipe.compare(tiny_run, str(tiny_run.output_dir))
+    assert table.columns[0] == "run" and len(table) == 2 * len(tiny_run.models)
+    html = tiny_run._repr_html_()
+    assert html.startswith('<div class="hubpipe-run">') and "<h2>Models</h2>" in html and "<h2>Blessing</h2>" in html
+    assert all(name in html for name in tiny_run.models["model"])
+    assert "body{" not in html  # the notebook page keeps its own style
+    assert tiny_run.tensorboard_logdir.is_dir()
+    with pytest.raises(UsageError, match="not a run folder"):
+        hubpipe.load(tmp_path)

@@ -1,0 +1,60 @@
+"""The example notebook runs headless from the first cell to the last (nbclient, the ipykernel from PyPI), on the
+tiny dataset and backbone; any cell error fails the test, and the TensorBoard cell must not block."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from notebook_fixtures import tiny_config_file
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "feature_extraction.ipynb"
+CELL_TIMEOUT_S = 600
+
+
+def _stop_tensorboards(logdir_root: Path) -> list[int]:
+    """Stops the TensorBoard servers the notebook started (those serving logs under ``logdir_root``)."""
+    from tensorboard import manager
+
+    stopped = []
+    for info in manager.get_all():
+        if str(logdir_root) in (info.logdir or ""):
+            os.kill(info.pid, signal.SIGTERM)
+            stopped.append(info.pid)
+    return stopped
+
+
+def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (parameters,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    config = tiny_config_file(tmp_path)
+    parameters.source += f"\n\n# the test's tiny run\nSETTINGS = {{'config': {str(config)!r}}}\nOUTPUT = 'tiny-run'"
+    parameters.source += "\nDATA = BACKBONES = EPOCHS = None"
+    # as in an activated virtual environment: the notebook's TensorBoard extension runs `tensorboard` from PATH
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    client = NotebookClient(
+        notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    try:
+        client.execute()  # raises CellExecutionError on any cell error
+    finally:
+        stopped = _stop_tensorboards(tmp_path)
+    outputs = {index: cell.get("outputs", []) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
+    html = [o["data"]["text/html"] for cells in outputs.values() for o in cells if "text/html" in o.get("data", {})]
+    assert any('class="hubpipe-run"' in part for part in html)  # the Run's notebook view
+    assert any("<table" in part and "scratch_cnn" in part for part in html)  # the models table and predictions
+    pictures = [o for cells in outputs.values() for o in cells if "image/png" in o.get("data", {})]
+    assert len(pictures) >= 2  # the confusion matrix and the misclassified images
+    (board,) = [cell for cell in notebook.cells if cell.source.startswith("%load_ext tensorboard")]
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in board.outputs)
+    assert "<iframe" in shown and "const port = " in shown, board.outputs  # TensorBoard started, on its own port
+    assert not stopped  # and the kernel's shutdown stopped it
+    assert (tmp_path / "tiny-run" / "run.json").is_file()

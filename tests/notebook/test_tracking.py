@@ -1,0 +1,105 @@
+"""MLflow tracking against a real `mlflow server` (SQLite backend, local artifact store), and with the server down."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from notebook_fixtures import free_port, mlflow_server, tiny_config
+
+from hubpipe.pipeline.config import PipelineConfig, replace
+from hubpipe.pipeline.runner import run_pipeline
+from hubpipe.pipeline.tracking import TrackingTarget, flatten, stages_to_log
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MODEL_NAME = "tiny-classifier"
+
+
+def tracked(config: PipelineConfig, uri: str) -> PipelineConfig:
+    """``config`` logging to ``uri``, with a gate every model passes (so a model is blessed and registered)."""
+    gate = replace(config.evaluate, min_accuracy=0.0, min_margin_over_baseline=-1.0, max_drop_vs_blessed=1.0)
+    return replace(config, evaluate=gate, track=replace(config.track, mlflow_uri=uri, registered_model=MODEL_NAME))
+
+
+def test_flatten_and_what_is_pending() -> None:
+    assert flatten({"train": {"epochs": 5, "backbones": ["a", "b"]}, "x": 1}) == {
+        "train.epochs": "5",
+        "train.backbones": "a,b",
+        "x": "1",
+    }
+    target = TrackingTarget("http://h", "e", "")
+    run_file = {
+        "stages": [
+            {"name": "ingest", "status": "ran", "fingerprint": "i"},
+            {"name": "train", "status": "cached", "fingerprint": "t1"},
+            {"name": "evaluate", "status": "failed", "fingerprint": "e1"},
+        ]
+    }
+    assert stages_to_log(run_file, {}, target) == ["train"]
+    logged = {"uri": "http://h", "experiment": "e", "logged": {"train": "t1"}}
+    assert stages_to_log(run_file, logged, target) == []
+    assert stages_to_log(run_file, {**logged, "uri": "http://other"}, target) == ["train"]
+
+
+def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    config = tiny_config(tmp_path)
+    with mlflow_server(tmp_path / "mlflow") as uri:
+        report = run_pipeline(tracked(config, uri), tmp_path / "run")
+        assert report.tracking["status"] == "logged", report.tracking
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("hubpipe")
+        runs = client.search_runs([experiment.experiment_id])
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId")}
+        (parent,) = parents
+        assert parent.info.run_id == report.tracking["run_id"] and parent.info.status == "FINISHED"
+        assert parent.data.params["train.epochs"] == "2" and parent.data.params["data.image_size"] == "32"
+        models = json.loads((tmp_path / "run" / "run.json").read_text())["stages"][2]["results"]["models"]
+        assert set(children) == set(models)
+        for name, child in children.items():
+            assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            assert child.data.metrics["test_accuracy"] == pytest.approx(models[name]["test_accuracy"], abs=1e-4)
+            epochs = [m.step for m in client.get_metric_history(child.info.run_id, "accuracy")]
+            assert epochs == sorted(epochs) and len(epochs) >= 1
+            pictures = {a.path for a in client.list_artifacts(child.info.run_id, "evaluation")}
+            assert "evaluation/confusion_matrix.png" in pictures
+        transfer = next(c for n, c in children.items() if n != "scratch_cnn")
+        assert len(client.get_metric_history(transfer.info.run_id, "val_accuracy")) == 2  # train.epochs
+        parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+        assert {"report.html", "blessing.json"} <= parent_files
+        assert parent.data.tags["blessed_model"] in children
+        (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
+        assert str(version.version) == str(report.tracking["model_version"])
+        image = sorted((tmp_path / "data" / "test").rglob("*.jpg"))[0].read_bytes()
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}")
+        predicted = model.predict(pd.DataFrame({"image": [image, image]}))
+        classes = (tmp_path / "run" / "ingest" / "labels.txt").read_text().split()
+        assert list(predicted.columns) == ["label", "probability"] and predicted["label"][0] in classes
+        assert 0.0 < predicted["probability"][0] <= 1.0
+
+        again = run_pipeline(tracked(config, uri), tmp_path / "run")  # every stage cached: nothing logged twice
+        assert {s.status for s in again.stages} == {"cached"}
+        assert again.tracking["status"] == "up_to_date"
+        assert len(client.search_runs([experiment.experiment_id])) == len(runs)
+
+
+def test_server_down_keeps_the_run_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from hubpipe.pipeline.report.html_report import render_report
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="hubpipe.tracking"):
+        report = run_pipeline(tracked(tiny_config(tmp_path), uri), tmp_path / "run")
+    assert report.status == "succeeded" and {s.status for s in report.stages} == {"ran"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and uri in warnings[0] and "\n" not in warnings[0]
+    run_file = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_file["tracking"]["status"] == "failed" and uri in run_file["tracking"]["error"]
+    assert "tracking failed" in render_report(tmp_path / "run")
+    assert not (tmp_path / "run" / "tracking.json").exists()  # a later run with the server up logs it all
