@@ -11,11 +11,19 @@ In one process, on the offline EfficientNet-Lite0 (built into the hubpipe cache 
 * ``pipeline_img_s``: the train stage's end-to-end extraction with the engine ``auto`` picks (TFRecords of the
   embedded sample dataset read, decoded, resized and batched by tf.data while the engine runs), the fastest of
   ``--pipeline-rounds`` passes over both splits;
-* ``max_abs_diff``: the largest |TFLite - TF| feature difference over those real images.
+* ``max_abs_diff``: the largest |TFLite - TF| feature difference over those real images;
+* ``tflite1_img_s``: the interpreter with one thread, timed in the same alternation. XNNPACK splits each
+  operator evenly between its threads, so when another process takes one core the other thread waits: on
+  a loaded machine one thread can beat two, while TensorFlow's pools degrade more gently;
+* ``engine_share``: the part of the pipeline's time spent inside the engine; the rest is decoding that the
+  prefetch did not hide (decoding and the engine share the same cores).
 
 The last line is machine-readable::
 
     RESULT tf_img_s=... tflite_img_s=... pipeline_img_s=... max_abs_diff=... tflite_vs_tf=... pipeline_vs_engine=...
+        tflite1_img_s=... engine_share=... load=...
+
+``load`` is the 1-minute load average before and after (other work on a shared machine moves every figure).
 
 Run: ``.venv/bin/python benchmarks/extraction.py [--rounds 6] [--pipeline-rounds 2]``.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -71,6 +80,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--pipeline-rounds", type=int, default=2)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("hubpipe").setLevel(logging.INFO)
     tf = import_tensorflow()
@@ -88,25 +98,41 @@ def main() -> None:
         write_examples(tf, dataset, ingest)
         splits = [load_split(ingest, name) for name in ("train", "test")]
         batch = next(iter(image_dataset(tf, splits[0], spec.input_size).batch(args.batch)))[0].numpy()
-        rates = raw_rates({"tensorflow": reference, "tflite": converted.features}, batch, args.rounds)
+        single = engine.TFLiteFeatures(tf, converted.features.model, 1)
+        engines = {"tensorflow": reference, "tflite": converted.features, "tflite1": single}
+        rates = raw_rates(engines, batch, args.rounds)
         diff = float(np.max(np.abs(reference(batch) - converted.features(batch))))
-        pipeline = max(
+        pipeline, share = max(
             _pipeline_rate(tf, converted.features, splits, spec.input_size, args.batch)
             for _ in range(args.pipeline_rounds)
         )
-    print(f"cores {cores}; pipeline (decode included, tflite): {pipeline:.1f} img/s")
+    print(f"cores {cores}; pipeline (decode included, tflite): {pipeline:.1f} img/s, {share:.0%} of it in the engine")
     print(
         f"RESULT tf_img_s={rates['tensorflow']:.1f} tflite_img_s={rates['tflite']:.1f} pipeline_img_s={pipeline:.1f} "
         f"max_abs_diff={diff:.2e} tflite_vs_tf={rates['tflite'] / rates['tensorflow']:.2f} "
-        f"pipeline_vs_engine={pipeline / rates['tflite']:.2f}"
+        f"pipeline_vs_engine={pipeline / rates['tflite']:.2f} tflite1_img_s={rates['tflite1']:.1f} "
+        f"engine_share={share:.2f} load={load_before:.1f}/{os.getloadavg()[0]:.1f}"
     )
 
 
-def _pipeline_rate(tf: Any, features: Callable[[Any], np.ndarray], splits: list, size: int, batch: int) -> float:
+def _pipeline_rate(
+    tf: Any, features: Callable[[Any], np.ndarray], splits: list, size: int, batch: int
+) -> tuple[float, float]:
+    """Images per second of the stage's extraction over ``splits``, and the share of its time inside ``features``."""
+    inside = 0.0
+
+    def timed(images: Any) -> np.ndarray:
+        nonlocal inside
+        started = time.perf_counter()
+        vectors = features(images)
+        inside += time.perf_counter() - started
+        return vectors
+
     started, count = time.perf_counter(), 0
     for split in splits:
-        count += len(extract(tf, features, split, size, batch).labels)
-    return count / (time.perf_counter() - started)
+        count += len(extract(tf, timed, split, size, batch).labels)
+    seconds = time.perf_counter() - started
+    return count / seconds, inside / seconds
 
 
 if __name__ == "__main__":

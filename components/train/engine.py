@@ -123,6 +123,7 @@ class TFLiteFeatures:
     """A converted feature model in ``tf.lite.Interpreter`` (XNNPACK, ``threads`` threads); not thread-safe."""
 
     def __init__(self, tf: Any, model: bytes, threads: int):
+        self.model = model  # the flatbuffer, e.g. for another interpreter
         self._interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
