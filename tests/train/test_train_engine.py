@@ -72,6 +72,23 @@ def test_tflite_computes_the_tensorflow_features_and_is_cached(
     np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
 
 
+def test_the_interpreter_is_planned_once_per_batch_shape(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+    tf, features, _ = _feature_model(tiny_backbone)
+    model = engine.convert(tf, features, 32)
+    extractor = engine.TFLiteFeatures(tf, model, threads=1)
+    interpreter = extractor._interpreter
+    plans: list[tuple[int, ...]] = []
+    allocate = interpreter.allocate_tensors
+    monkeypatch.setattr(interpreter, "allocate_tensors", lambda: (plans.append(extractor._shape), allocate())[1])
+    images = np.random.default_rng(2).random((4, 32, 32, 3), dtype=np.float32)
+    for batch in (images, images, images, images[:3], images):  # full batches, the last smaller one, full again
+        np.testing.assert_allclose(extractor(batch), features(batch, training=False), atol=1e-4)
+    assert len(plans) == 3  # 4, 3, 4: not once per call
+
+
 def test_tensorflow_setting_and_gpu_do_not_convert(tiny_backbone: Path) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
     assert engine.select_engine(tf, "tensorflow", "CPU", features, identity, threads=2).name == engine.TENSORFLOW
