@@ -5,6 +5,13 @@ convert the feature model (input rescaling included) once with ``tf.lite.TFLiteC
 ``tf.lite.Interpreter``, whose default XNNPACK delegate runs float models faster on x86 and ARM CPUs, with one
 thread per usable core (:mod:`.threads`). On a GPU ``auto`` stays on TensorFlow.
 
+A conversion costs time (about 9 s for EfficientNet-Lite0 on a 2-core machine) that fewer images than
+:data:`AUTO_MIN_IMAGES` do not repay: measured side by side on such a machine (``benchmarks/extraction.py``),
+the interpreter saved at most about 2.5 ms per image over TensorFlow when the machine was otherwise idle,
+and none under load from other processes (XNNPACK splits each operator evenly between its threads, so one
+descheduled thread stalls the others). So ``auto`` converts only for at least that many images to extract,
+and uses a cached conversion whatever the count; ``tflite`` always converts.
+
 A converted model is used only when it computes the same features: on a fixed probe batch the largest
 absolute difference to TensorFlow must stay within :data:`PARITY_TOLERANCE` times the features' scale (their
 largest absolute value, at least 1). A failed conversion or parity check falls back to TensorFlow with one log
@@ -39,6 +46,8 @@ PARITY_TOLERANCE = 1e-4
 PROBE_IMAGES = 8
 PROBE_SEED = 20261204
 TFLITE_DIR = "tflite"
+#: ``auto`` converts (when no conversion is cached) only for at least this many images to extract.
+AUTO_MIN_IMAGES = 5000
 #: Bump when the conversion or the parity check changes.
 CONVERSION_VERSION = 1
 
@@ -193,8 +202,13 @@ def select_engine(
     backbone: BackboneIdentity,
     *,
     threads: int,
+    images: int = AUTO_MIN_IMAGES,
 ) -> Engine:
-    """The engine for a backbone: TFLite when asked (or ``auto`` on CPU) and it converts with parity, else TF."""
+    """The engine for a backbone: TFLite when asked (or ``auto`` on CPU) and it converts with parity, else TF.
+
+    ``images`` is how many images will be extracted: with fewer than :data:`AUTO_MIN_IMAGES`, ``auto``
+    uses a cached conversion but does not convert.
+    """
     reference = tensorflow_features(tf, feature_model, backbone.input_size)
     if not wants_tflite(setting, device):
         reason = "train.engine=tensorflow" if setting == TENSORFLOW else f"{device}: TensorFlow"
@@ -205,6 +219,9 @@ def select_engine(
     if cached is not None:
         model, diff = cached
         return Engine(TFLITE, TFLiteFeatures(tf, model, threads), "converted (cached), parity checked", diff)
+    if setting == AUTO and images < AUTO_MIN_IMAGES:
+        LOG.info("%s: %d images do not repay a TFLite conversion; extracting with TensorFlow", backbone.name, images)
+        return Engine(TENSORFLOW, reference, f"auto: fewer than {AUTO_MIN_IMAGES} images, no cached conversion")
     try:
         model, diff, allowed = _convert_and_check(tf, feature_model, backbone, reference, threads)
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...

@@ -137,7 +137,15 @@ def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
     LOG.info("backbone %s loaded (input %d px, embedding key %s)", spec.name, spec.input_size, key[:12])
     identity = BackboneIdentity(spec.name, fingerprint, spec.input_size, spec.input_range)
     engine = functools.cache(
-        lambda: select_engine(tf, session.config.engine, session.plan.device, features, identity, threads=session.cores)
+        lambda: select_engine(
+            tf,
+            session.config.engine,
+            session.plan.device,
+            features,
+            identity,
+            threads=session.cores,
+            images=session.data.num_test + (0 if session.config.augment else session.data.num_train),
+        )
     )
     return Backbone(spec, fingerprint, key, features, engine)
 

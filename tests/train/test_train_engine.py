@@ -89,6 +89,23 @@ def test_the_interpreter_is_planned_once_per_batch_shape(
     assert len(plans) == 3  # 4, 3, 4: not once per call
 
 
+def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+    tf, features, identity = _feature_model(tiny_backbone)
+    convert = engine.convert
+    calls: list[int] = []
+    monkeypatch.setattr(engine, "convert", lambda *args: (calls.append(1), convert(*args))[1])
+    few = engine.AUTO_MIN_IMAGES - 1
+    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
+    assert chosen.name == engine.TENSORFLOW and "fewer than" in chosen.reason and not calls
+    assert engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1, images=few).name == engine.TFLITE
+    assert len(calls) == 1  # tflite converts whatever the count
+    cached = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
+    assert cached.name == engine.TFLITE and "cached" in cached.reason and len(calls) == 1
+
+
 def test_tensorflow_setting_and_gpu_do_not_convert(tiny_backbone: Path) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
     assert engine.select_engine(tf, "tensorflow", "CPU", features, identity, threads=2).name == engine.TENSORFLOW
