@@ -4,8 +4,9 @@ Both run the whole pipeline (``hubpipe run``, a fresh output folder each time, s
 embedded sample dataset with the default configuration, in separate processes, alternating ``--repeats``
 times so that load from other processes on a shared machine hits both alike:
 
-* **default**: ``train.engine=auto`` (TFLite on CPU) and ``train.decode_cache=true``; the TFLite conversion
-  cache is emptied before each of these runs, so the conversion and its parity check are timed too;
+* **default**: ``train.engine=auto`` and ``train.decode_cache=true``; the TFLite conversion cache is emptied
+  before each of these runs, so a conversion is timed whenever ``auto`` chooses one (on the sample dataset's
+  1000 images it does not: too few to repay it, see :mod:`hubpipe.components.train.engine`);
 * **previous**: ``--set train.engine=tensorflow --set train.decode_cache=false``.
 
 Machine-wide caches stay warm for both (the sample dataset, the built offline backbone), as after a first
