@@ -41,15 +41,14 @@ def _models(tf: Any, size: int) -> dict[str, Callable[[Any], Any]]:
 
 def _time_batch(model: Callable[[Any], Any], images: Any) -> float:
     start = time.perf_counter()
-    model(images).numpy()  # .numpy() waits for the result
+    np.asarray(model(images))  # waits for the result
     return time.perf_counter() - start
 
 
-def run(batch: int, size: int, warmup: int, rounds: int) -> dict[str, float]:
-    """Images per second of each model: the batch size over the median time per batch."""
-    tf = import_tensorflow()
-    images = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32))
-    models = _models(tf, size)
+def alternating_rates(
+    models: dict[str, Callable[[Any], Any]], images: Any, rounds: int, warmup: int = 1
+) -> dict[str, float]:
+    """Images per second of each model on the same batch, timed alternately: the batch size over the median time."""
     for model in models.values():
         for _ in range(warmup):
             _time_batch(model, images)
@@ -57,11 +56,19 @@ def run(batch: int, size: int, warmup: int, rounds: int) -> dict[str, float]:
     for _ in range(rounds):
         for name, model in models.items():
             seconds[name].append(_time_batch(model, images))
+    batch = len(images)
     for name, times in seconds.items():
         print(
             f"{name}: {batch / statistics.median(times):.1f} img/s (per batch: {', '.join(f'{t:.2f}s' for t in times)})"
         )
     return {name: batch / statistics.median(times) for name, times in seconds.items()}
+
+
+def run(batch: int, size: int, warmup: int, rounds: int) -> dict[str, float]:
+    """Images per second of each model: the batch size over the median time per batch."""
+    tf = import_tensorflow()
+    images = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32))
+    return alternating_rates(_models(tf, size), images, rounds, warmup)
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from backbones import alternating_rates
 from train_vs_fit import write_examples
 
 from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
@@ -51,27 +51,6 @@ from hubpipe.components.train.threads import configure_tensorflow_threads, usabl
 from hubpipe.components.train.transfer import EXTRACTION_BATCH
 from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
 from hubpipe.pipeline.runtime import cache_root, import_tensorflow
-
-
-def _seconds(fn: Callable[[Any], np.ndarray], images: np.ndarray) -> float:
-    started = time.perf_counter()
-    fn(images)
-    return time.perf_counter() - started
-
-
-def raw_rates(engines: dict[str, Callable[[Any], np.ndarray]], images: np.ndarray, rounds: int) -> dict[str, float]:
-    """Images per second of each engine on the same batch: batch size over the median time, alternating."""
-    for fn in engines.values():
-        fn(images)  # warm-up: tracing, interpreter planning
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(rounds):
-        for name, fn in engines.items():
-            times[name].append(_seconds(fn, images))
-    for name, values in times.items():
-        print(
-            f"{name}: {len(images) / statistics.median(values):.1f} img/s ({', '.join(f'{t:.2f}' for t in values)} s)"
-        )
-    return {name: len(images) / statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -100,7 +79,7 @@ def main() -> None:
         batch = next(iter(image_dataset(tf, splits[0], spec.input_size).batch(args.batch)))[0].numpy()
         single = engine.TFLiteFeatures(tf, converted.features.model, 1)
         engines = {"tensorflow": reference, "tflite": converted.features, "tflite1": single}
-        rates = raw_rates(engines, batch, args.rounds)
+        rates = alternating_rates(engines, batch, args.rounds)
         diff = float(np.max(np.abs(reference(batch) - converted.features(batch))))
         pipeline, share = max(
             _pipeline_rate(tf, converted.features, splits, spec.input_size, args.batch)
