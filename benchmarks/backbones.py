@@ -46,16 +46,20 @@ def _time_batch(model: Callable[[Any], Any], images: Any) -> float:
 
 
 def alternating_rates(
-    models: dict[str, Callable[[Any], Any]], images: Any, rounds: int, warmup: int = 1
+    models: dict[str, Callable[[Any], Any]], images: Any, rounds: int, warmup: int = 1, consecutive: int = 1
 ) -> dict[str, float]:
-    """Images per second of each model on the same batch, timed alternately: the batch size over the median time."""
+    """Images per second of each model on the same batch, timed alternately: the batch size over the median time.
+
+    Each round times ``consecutive`` calls of one model in a row (the time per call counts), as a stage calls
+    one engine batch after batch.
+    """
     for model in models.values():
         for _ in range(warmup):
             _time_batch(model, images)
     seconds: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
-            seconds[name].append(_time_batch(model, images))
+            seconds[name].append(sum(_time_batch(model, images) for _ in range(consecutive)) / consecutive)
     batch = len(images)
     for name, times in seconds.items():
         print(

@@ -6,8 +6,10 @@ In one process, on the offline EfficientNet-Lite0 (built into the hubpipe cache 
   ``train.engine=tensorflow`` uses;
 * ``tflite_img_s``: the same model converted to TFLite (:mod:`hubpipe.components.train.engine`, cached
   conversion) in ``tf.lite.Interpreter`` with one thread per usable core;
-* both timed batch by batch on the same images (``--batch`` 128, the stage's extraction batch), alternating so
-  that load from other processes hits both alike; each rate is the batch size over the median time;
+* both timed on the same images (``--batch`` 128, the stage's extraction batch), ``--consecutive`` batches of
+  one engine in a row (as the stage calls one engine batch after batch), alternating between engines for
+  ``--rounds`` rounds so that load from other processes hits all alike; each rate is the batch size over the
+  median time per batch;
 * ``pipeline_img_s``: the train stage's end-to-end extraction with the engine ``auto`` picks (TFRecords of the
   embedded sample dataset read, decoded, resized and batched by tf.data while the engine runs), the fastest of
   ``--pipeline-rounds`` passes over both splits;
@@ -25,7 +27,7 @@ The last line is machine-readable::
 
 ``load`` is the 1-minute load average before and after (other work on a shared machine moves every figure).
 
-Run: ``.venv/bin/python benchmarks/extraction.py [--rounds 6] [--pipeline-rounds 2]``.
+Run: ``.venv/bin/python benchmarks/extraction.py [--rounds 4] [--consecutive 3] [--pipeline-rounds 2]``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ from hubpipe.pipeline.runtime import cache_root, import_tensorflow
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=EXTRACTION_BATCH)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--consecutive", type=int, default=3, help="batches per engine in a row in each round")
     parser.add_argument("--pipeline-rounds", type=int, default=2)
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
@@ -79,7 +82,7 @@ def main() -> None:
         batch = next(iter(image_dataset(tf, splits[0], spec.input_size).batch(args.batch)))[0].numpy()
         single = engine.TFLiteFeatures(tf, converted.features.model, 1)
         engines = {"tensorflow": reference, "tflite": converted.features, "tflite1": single}
-        rates = alternating_rates(engines, batch, args.rounds)
+        rates = alternating_rates(engines, batch, args.rounds, consecutive=args.consecutive)
         diff = float(np.max(np.abs(reference(batch) - converted.features(batch))))
         pipeline, share = max(
             _pipeline_rate(tf, converted.features, splits, spec.input_size, args.batch)
