@@ -2,7 +2,8 @@
 
 Both run the whole pipeline (``hubpipe run``, a fresh output folder each time, so no stage is cached) on the
 embedded sample dataset with the default configuration, in separate processes, alternating ``--repeats``
-times so that load from other processes on a shared machine hits both alike:
+times (which side runs first alternates too) so that load from other processes on a shared machine hits
+both alike:
 
 * **default**: ``train.engine=auto`` and ``train.decode_cache=true``; the TFLite conversion cache is emptied
   before each of these runs, so a conversion is timed whenever ``auto`` chooses one (on the sample dataset's
@@ -84,11 +85,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hubpipe-cold-run-") as tmp:
         work = Path(tmp)
         for round_ in range(args.repeats):
-            shutil.rmtree(conversion_dir(), ignore_errors=True)
-            runs["default"].append(hubpipe_run(work, f"default{round_}", ()))
-            runs["previous"].append(hubpipe_run(work, f"previous{round_}", PREVIOUS))
-            for side, results in runs.items():
-                seconds, accuracies, train = results[-1]
+            sides = ("default", "previous") if round_ % 2 == 0 else ("previous", "default")
+            for side in sides:  # the first run of a round goes first in turn
+                if side == "default":
+                    shutil.rmtree(conversion_dir(), ignore_errors=True)
+                runs[side].append(hubpipe_run(work, f"{side}{round_}", () if side == "default" else PREVIOUS))
+            for side in sides:
+                seconds, accuracies, train = runs[side][-1]
                 print(
                     f"round {round_ + 1} {side}: {seconds:.1f} s (load {os.getloadavg()[0]:.1f}), "
                     f"accuracies {accuracies}, {_summary(train)}",
