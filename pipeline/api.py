@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hubpipe.components.publish import layout as publish_layout
+from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.artifacts import read_json
 from hubpipe.pipeline.config import PipelineConfig, load_config, replace
 from hubpipe.pipeline.errors import ConfigError, UsageError
+from hubpipe.pipeline.runner import RUN_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_OUTPUT = "hubpipe-output"
-RUN_FILE = "run.json"
 #: Column name of the models table -> key of the report's model rows.
 MODEL_COLUMNS = {
     "model": "model",
@@ -213,9 +215,10 @@ class Run:
     def tensorboard_logdir(self) -> Path:
         """The published TensorBoard logs of this run (all models, test metrics, confusion matrices), or the
         train stage's logs when publish has not run."""
-        published = (self._report_folder().stage("publish") or Path("/nonexistent")) / "publish.json"
-        logs_dir = read_json(published).get("logs_dir") if published.is_file() else None
-        return Path(logs_dir) if logs_dir else Path(self.output_dir) / "train" / "logs"
+        publish = self._report_folder().stage(publish_layout.STAGE)
+        published = publish / publish_layout.PUBLISH_FILE if publish else None
+        logs_dir = read_json(published).get("logs_dir") if published and published.is_file() else None
+        return Path(logs_dir) if logs_dir else Path(self.output_dir) / train_layout.STAGE / train_layout.LOGS_DIR
 
     def _serving_dir(self, model: str | None) -> Path:
         from hubpipe.components.train.serving import resolve_serving_dir
@@ -224,7 +227,7 @@ class Run:
         if name is None:
             logging.getLogger(__name__).warning("no model is blessed in this run: predicting with the best model")
             return resolve_serving_dir(Path(self.output_dir))
-        folder = Path(self.output_dir) / "train" / "models" / name
+        folder = Path(self.output_dir) / train_layout.STAGE / train_layout.MODELS_DIR / name
         if not folder.is_dir():
             known = ", ".join(self.models["model"]) or "none"
             raise UsageError(f"no model {name!r} in this run (models: {known})")

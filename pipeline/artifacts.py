@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,27 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def staging_dir(target: Path) -> Path:
+    """The sibling folder in which ``target`` is built before :func:`replace_dir` (``.tmp-<name>-<pid>``)."""
+    return target.with_name(f".tmp-{target.name}-{os.getpid()}")
+
+
+def replace_dir(staging: Path, target: Path, between: Callable[[], None] | None = None) -> None:
+    """Makes the complete folder ``staging`` the folder ``target``, with renames only.
+
+    An existing ``target`` is renamed aside (``.old-<name>-<pid>``) first and removed last, so a reader sees the
+    old folder or the new one, never a mixture; only between the two renames is there no ``target`` at all,
+    and ``between`` (a crash point) is called there.
+    """
+    retired = target.with_name(f".old-{target.name}-{os.getpid()}")
+    if target.exists():
+        os.replace(target, retired)
+        if between is not None:
+            between()
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -22,8 +22,6 @@ from hubpipe.pipeline.errors import ConfigError
 
 #: Data source used when none is given: the embedded, generated sample dataset.
 SAMPLE_SOURCE = "sample"
-#: The stages in execution order.
-STAGES = ("ingest", "validate", "train", "evaluate", "publish")
 
 DUPLICATE_POLICIES = ("keep", "drop", "fail")
 VALIDATION_POLICIES = ("fail", "warn")

@@ -29,8 +29,6 @@ class UsageError(HubpipeError):
 class DataError(HubpipeError):
     """Input data that cannot be used at all (no classes, an unsafe archive, an unreachable source)."""
 
-    exit_code = 1
-
 
 class DataRejected(HubpipeError):
     """Data rejected by the validation policy; the message lists the anomalies."""
@@ -41,7 +39,9 @@ class DataRejected(HubpipeError):
 class StageError(HubpipeError):
     """A stage failed for a reason that is explained in its message."""
 
-    exit_code = 1
+
+class SubmitError(HubpipeError):
+    """The Kubeflow Pipelines API could not be reached or refused the request."""
 
 
 class PublishConflict(HubpipeError):

@@ -18,9 +18,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from hubpipe.components.evaluate.core import BLESSING_FILE, IMAGES_DIR, METRICS_DIR
-from hubpipe.components.train.export import MODEL_FILE, SERVING_DIR
-from hubpipe.components.train.session import MODELS_DIR
+from hubpipe.components.evaluate.layout import BLESSING_FILE, IMAGES_DIR, METRICS_DIR
+from hubpipe.components.train.layout import MODEL_FILE, MODELS_DIR, SERVING_DIR
 from hubpipe.pipeline.artifacts import read_json
 
 BATCH = 500  # metrics per log_batch request (the server accepts 1000)
@@ -112,10 +111,10 @@ def _log_serving_model(run_id: str, serving_dir: Path, registered_model: str) ->
 
 
 def _log_report(client: MlflowClient, run_id: str, output_dir: Path) -> None:
-    from hubpipe.pipeline.report.html_report import write_report
+    from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
 
     with tempfile.TemporaryDirectory(prefix="hubpipe-tracking-") as folder:
-        client.log_artifact(run_id, str(write_report(output_dir, Path(folder) / "report.html")))
+        client.log_artifact(run_id, str(write_report(output_dir, Path(folder) / REPORT_FILE)))
 
 
 def _log_parent(client: MlflowClient, run_id: str, run_file: Mapping[str, Any], params: Mapping[str, str]) -> None:

@@ -46,8 +46,22 @@ class StageResult:
     rejected: str | None = None
 
 
+@dataclass(frozen=True)
+class DataOutcome:
+    """What a data stage's core (ingest, validate) returns: its key results, and ``rejected`` when its policy
+    stops the run. Like the outcomes of train, evaluate and publish it offers ``results()``; the executor adds
+    the artifacts from the stage's layout.
+    """
+
+    key_results: Results
+    rejected: str | None = None
+
+    def results(self) -> Results:
+        return dict(self.key_results)
+
+
 Executor = Callable[[StageContext], StageResult]
-ExternalInputs = Callable[[PipelineConfig, Path], Mapping[str, Any]]
+ExternalInputs = Callable[[PipelineConfig, Mapping[str, Path], "Path | None"], Mapping[str, Any]]
 Preflight = Callable[[PipelineConfig], None]
 
 
@@ -56,9 +70,10 @@ class StageSpec:
     """A stage as data: its name, what it depends on and what determines its output.
 
     ``executor`` and ``external_inputs`` are ``"module:function"`` references, imported only when the
-    stage actually runs, so that building the DAG imports nothing heavy. ``external_inputs(config,
-    output_root)`` returns what the stage reads besides its upstream artifacts (the data source, the last
-    blessed model), for the fingerprint. ``code`` names the packages whose source is the stage's code version.
+    stage actually runs, so that building the DAG imports nothing heavy. ``external_inputs(config, inputs,
+    previous_dir)`` (with ``inputs`` and ``previous_dir`` as in :class:`StageContext`) returns what the stage
+    reads besides its upstream artifacts (the data source, the last blessed model), for the
+    fingerprint. ``code`` names the packages whose source is the stage's code version.
     ``preflight(config)`` checks, cheaply and before any stage of the run starts, what would make the stage fail
     on the configuration alone (an unknown backbone, an unsupported URI scheme); it raises a one-line error.
     """

@@ -7,53 +7,54 @@ from __future__ import annotations
 
 from hubpipe.pipeline.stage import StageSpec
 
-COMMON_CODE = ("hubpipe.components.common",)
+PACKAGE = "hubpipe.components"
+COMMON_CODE = (f"{PACKAGE}.common",)
+#: Evaluate and publish both read the publish root: its check, from the shared library.
+PUBLISH_ROOT_CHECK = f"{PACKAGE}.common.publish_root:preflight"
 
-INGEST_STAGE = StageSpec(
-    name="ingest",
-    executor="hubpipe.components.ingest.executor:run",
-    sections=("data",),
-    code=("hubpipe.components.ingest", *COMMON_CODE),
-    external_inputs="hubpipe.components.ingest.sources:source_fingerprint",
-    preflight="hubpipe.components.ingest.sources:preflight",
+
+def stage_of_package(
+    name: str, upstream: tuple[str, ...] = (), sections: tuple[str, ...] = (), code: tuple[str, ...] = (), **refs: str
+) -> StageSpec:
+    """The stage of ``components/<name>/``: its executor is ``executor:run`` there, its code that package, the
+    shared ``common`` one and ``code``; ``refs`` (``external_inputs``, ``preflight``) are relative to the
+    package unless they name a module in full."""
+    package = f"{PACKAGE}.{name}"
+    return StageSpec(
+        name=name,
+        executor=f"{package}.executor:run",
+        upstream=upstream,
+        sections=sections,
+        code=(package, *code, *COMMON_CODE),
+        **{key: ref if ref.startswith(f"{PACKAGE}.") else f"{package}.{ref}" for key, ref in refs.items()},
+    )
+
+
+INGEST_STAGE = stage_of_package(
+    "ingest", sections=("data",), external_inputs="sources:source_fingerprint", preflight="sources:preflight"
 )
-
-VALIDATE_STAGE = StageSpec(
-    name="validate",
-    executor="hubpipe.components.validate.executor:run",
-    upstream=("ingest",),
-    sections=("validate", "data"),
-    code=("hubpipe.components.validate", *COMMON_CODE),
-)
-
-TRAIN_STAGE = StageSpec(
-    name="train",
-    executor="hubpipe.components.train.executor:run",
+VALIDATE_STAGE = stage_of_package("validate", upstream=("ingest",), sections=("validate", "data"))
+TRAIN_STAGE = stage_of_package(
+    "train",
     upstream=("ingest", "validate"),
     sections=("train", "data"),
-    code=("hubpipe.components.train", "hubpipe.components.backbones", *COMMON_CODE),
-    external_inputs="hubpipe.components.train.executor:external_inputs",
-    preflight="hubpipe.components.train.executor:preflight",
+    code=(f"{PACKAGE}.backbones",),
+    external_inputs="executor:external_inputs",
+    preflight="executor:preflight",
 )
-
-EVALUATE_STAGE = StageSpec(
-    name="evaluate",
-    executor="hubpipe.components.evaluate.executor:run",
+EVALUATE_STAGE = stage_of_package(
+    "evaluate",
     upstream=("ingest", "train"),
     sections=("evaluate", "publish"),
-    code=("hubpipe.components.evaluate", "hubpipe.components.publish", *COMMON_CODE),
-    external_inputs="hubpipe.components.evaluate.executor:external_inputs",
-    preflight="hubpipe.components.publish.executor:preflight",
+    external_inputs="executor:external_inputs",
+    preflight=PUBLISH_ROOT_CHECK,
 )
-
-PUBLISH_STAGE = StageSpec(
-    name="publish",
-    executor="hubpipe.components.publish.executor:run",
+PUBLISH_STAGE = stage_of_package(
+    "publish",
     upstream=("evaluate", "train"),
     sections=("publish",),
-    code=("hubpipe.components.publish", *COMMON_CODE),
-    external_inputs="hubpipe.components.publish.executor:external_inputs",
-    preflight="hubpipe.components.publish.executor:preflight",
+    external_inputs="executor:external_inputs",
+    preflight=PUBLISH_ROOT_CHECK,
 )
 
 STAGE_SPECS: tuple[StageSpec, ...] = (INGEST_STAGE, VALIDATE_STAGE, TRAIN_STAGE, EVALUATE_STAGE, PUBLISH_STAGE)
@@ -65,4 +66,5 @@ def registered_stages() -> list[StageSpec]:
 
 
 def stage_names() -> list[str]:
+    """The one list of stage names, in execution order (``--until``, the run report, the import-graph test)."""
     return [stage.name for stage in STAGE_SPECS]

@@ -25,14 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.evaluate import layout as evaluate_layout
+from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.config import PipelineConfig, to_dict
+from hubpipe.pipeline.runner import RUN_FILE
 
 LOG = logging.getLogger("hubpipe.tracking")
 
 TRACKING_FILE = "tracking.json"
 #: The stages whose outputs are logged; each is logged once per fingerprint and server.
-TRACKED_STAGES = ("train", "evaluate")
+TRACKED_STAGES = (train_layout.STAGE, evaluate_layout.STAGE)
 PROBE_TIMEOUT_S = 5.0
 INSTALL_HINT = "pip install -c constraints.txt -e '.[mlflow]'"
 
@@ -60,7 +63,7 @@ def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
 
 def flatten(data: Mapping[str, Any]) -> dict[str, str]:
     """Nested settings as MLflow parameters: dotted names, string values (lists joined with commas)."""
-    from hubpipe.pipeline.kubeflow.launcher import flatten as dotted
+    from hubpipe.pipeline.kubeflow.ui_outputs import flatten as dotted
 
     return {
         name: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
@@ -107,7 +110,7 @@ def track_run(config: PipelineConfig, output_dir: Path, succeeded: bool) -> dict
     entry: dict[str, Any] = {"uri": target.uri, "experiment": target.experiment}
     state_file = Path(output_dir) / TRACKING_FILE
     state = read_json(state_file) if state_file.is_file() else {}
-    run_file = read_json(Path(output_dir) / "run.json")
+    run_file = read_json(Path(output_dir) / RUN_FILE)
     pending = stages_to_log(run_file, state, target)
     if not pending:
         return {**entry, "status": "up_to_date", "run_id": state.get("run_id", "")}

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from hubpipe.components.backbones.manifest import MANIFEST_NAME, manifest_text
+from hubpipe.components.backbones.hub_format import feature_vector_root
+from hubpipe.components.backbones.manifest import write_manifest
 from hubpipe.pipeline.errors import DataError
 
 LOG = logging.getLogger(__name__)
@@ -196,10 +197,6 @@ def _export_root(tf: Any, model: Any, classifier: Any) -> tuple[Any, dict[str, A
     """The object to save (reusable SavedModel attributes and ``__call__``) and its signatures."""
     image_spec = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
-    @tf.function
-    def call(images: Any, training: bool = False) -> Any:
-        return model(images, training=training)
-
     @tf.function(input_signature=[image_spec])
     def feature_vector(images: Any) -> dict[str, Any]:
         return {"feature_vector": model(images, training=False)}
@@ -208,21 +205,15 @@ def _export_root(tf: Any, model: Any, classifier: Any) -> tuple[Any, dict[str, A
     def imagenet_logits(images: Any) -> dict[str, Any]:
         return {"logits": classifier(model(images, training=False))}
 
-    for training in (False, True):
-        call.get_concrete_function(image_spec, training=training)
-    root = tf.train.Checkpoint()
-    root.variables = list(model.variables)
-    root.trainable_variables = list(model.trainable_variables)
-    root.regularization_losses = []
+    root = feature_vector_root(tf, model, image_spec)
     root.imagenet_classifier_variables = list(classifier.variables)
-    root.__call__ = call
     return root, {"serving_default": feature_vector, "imagenet_logits": imagenet_logits}
 
 
 def export_saved_model(state: dict[str, np.ndarray], dest: Path, manifest: dict[str, Any]) -> Path:
     """Writes the SavedModel for ``state`` into the (empty or missing) directory ``dest``.
 
-    ``manifest`` is written into it as :data:`MANIFEST_NAME`, with the model's shapes added.
+    ``manifest`` is written into it (see :func:`.manifest.write_manifest`), with the model's shapes added.
     """
     from hubpipe.pipeline.runtime import import_tensorflow
 
@@ -238,5 +229,5 @@ def export_saved_model(state: dict[str, np.ndarray], dest: Path, manifest: dict[
         "signatures": {"serving_default": "feature_vector", "imagenet_logits": "logits"},
         "preprocessing": PREPROCESSING,
     }
-    (dest / MANIFEST_NAME).write_text(manifest_text(full_manifest), encoding="utf-8")
+    write_manifest(dest, full_manifest)
     return dest

@@ -17,6 +17,11 @@ def manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Writes ``manifest`` into the SavedModel directory ``directory`` as :data:`MANIFEST_NAME`."""
+    (directory / MANIFEST_NAME).write_text(manifest_text(manifest), encoding="utf-8")
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest of a local SavedModel directory, or ``{}`` if it has none (or an unreadable one)."""
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.backbones import offline
-from hubpipe.components.backbones.manifest import MANIFEST_NAME, manifest_text, read_manifest
+from hubpipe.components.backbones.manifest import MANIFEST_NAME, manifest_text, read_manifest, write_manifest
 from hubpipe.components.backbones.registry import BackboneSpec, backbone_fingerprint, is_remote, resolve_backbone
 from hubpipe.pipeline.errors import StageError, UsageError
 
@@ -71,7 +71,7 @@ def _write_staged(tf: Any, source: str, dest: str, manifest: dict[str, Any]) -> 
     staging = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         _copy_tree(tf, source, str(staging), skip=(MANIFEST_NAME,))
-        (staging / MANIFEST_NAME).write_text(manifest_text(manifest), encoding="utf-8")
+        write_manifest(staging, manifest)
         if target.exists():
             shutil.rmtree(target)
         os.rename(staging, target)

@@ -1,1 +1,1 @@
-"""Pieces shared by the stages: the example format and artifact helpers."""
+"""What several stages share: the example format, the publish root and its storage, HTML report parts."""

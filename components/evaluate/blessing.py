@@ -30,6 +30,8 @@ TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class Score:
+    """A model's test score: what the blessing's checks compare."""
+
     accuracy: float
     macro_f1: float
 

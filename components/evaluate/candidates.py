@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from hubpipe.components.train.export import LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
-from hubpipe.components.train.session import MODELS_DIR, TRANSFER
+from hubpipe.components.train.layout import LABELS_FILE, MODEL_FILE, MODELS_DIR, PREDICTIONS_FILE, TRANSFER
 from hubpipe.pipeline.artifacts import hash_files
 from hubpipe.pipeline.errors import StageError
 
@@ -76,17 +75,19 @@ def candidate_keys(train_dir: Path) -> list[str]:
     return [model_key(folder) for folder in model_folders(train_dir) if read_model_info(folder).get("kind") == TRANSFER]
 
 
-def read_predictions(path: Path, num_classes: int) -> Predictions:
+def read_predictions(source: Path | BinaryIO, num_classes: int, name: str = "") -> Predictions:
+    """The ``test_predictions.npz`` that train writes, from a path or an open file (``name`` for messages)."""
+    name = name or str(source)
     try:
-        with np.load(path) as data:
+        with np.load(source, allow_pickle=False) as data:
             predictions = Predictions(
                 data["ids"].astype(str), data["labels"].astype(np.int64), data["probabilities"].astype(np.float64)
             )
     except (OSError, ValueError, KeyError) as exc:
-        raise StageError(f"cannot read test predictions {path}: {exc}") from None
+        raise StageError(f"cannot read test predictions {name}: {exc}") from None
     if predictions.probabilities.shape != (len(predictions.ids), num_classes):
         raise StageError(
-            f"{path}: probabilities of shape {predictions.probabilities.shape}, expected [n, {num_classes}]"
+            f"{name}: probabilities of shape {predictions.probabilities.shape}, expected [n, {num_classes}]"
         )
     return predictions
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from hubpipe.components.common.feature_vectors import vectors_in_order
 from hubpipe.components.evaluate import visuals
 from hubpipe.components.evaluate.blessing import Decision
 from hubpipe.components.evaluate.candidates import TrainedModel
@@ -24,7 +25,7 @@ from hubpipe.components.evaluate.tensorboard_logs import (
     write_evaluation_run,
     write_session,
 )
-from hubpipe.components.train.session import FEATURE_EXTRACTION
+from hubpipe.components.train.layout import FEATURE_EXTRACTION
 
 LOG = logging.getLogger(__name__)
 
@@ -55,19 +56,13 @@ def _projected_rows(count: int) -> list[int]:
 
 def _test_vectors(model: TrainedModel, split: TestSplit) -> np.ndarray | None:
     """The model's cached test feature vectors in the split's order, or None when not cached."""
-    from hubpipe.components.train.embeddings import load_embeddings
-
     key = model.info.get("embedding_key")
     if model.info.get("mode") != FEATURE_EXTRACTION or not key:
         return None
-    embeddings = load_embeddings(split.cache_dir, str(key), "test")
-    if embeddings is None:
+    vectors = vectors_in_order(split.cache_dir, str(key), "test", split.ids)
+    if vectors is None:
         LOG.warning("%s: no cached test vectors (key %s); the projector is left out", model.name, str(key)[:12])
-        return None
-    rows = {example_id: row for row, example_id in enumerate(embeddings.ids)}
-    if any(example_id not in rows for example_id in split.ids):
-        return None
-    return embeddings.features[[rows[example_id] for example_id in split.ids]]
+    return vectors
 
 
 def _projection(model: TrainedModel, vectors: np.ndarray, split: TestSplit, images: Mapping[str, bytes]) -> Projection:

@@ -1,17 +1,9 @@
-"""The evaluate core: score every model of a run on the test split, compare, bless, and write it all down.
+"""The evaluate core: an :class:`EvaluateRequest` in, every model of a run scored on the test split, compared
+and blessed, the folder of :mod:`.layout` written, and an :class:`Evaluation` out.
 
-Artifacts (under the output folder)::
-
-    blessing.json               every check of every candidate (name, value, threshold, passed), the blessed
-                                model or none, the reasons, the baseline and the last blessed model compared
-    BLESSED | NOT_BLESSED       an empty marker file
-    metrics/<model>.json        accuracy, top-5 accuracy, per-class precision/recall/F1, macro-F1, log loss,
-                                confusion matrix
-    images/<model>/*.png        confusion matrix, misclassified test images
-    tensorboard/                the same for TensorBoard (see :mod:`.tensorboard_logs`)
-
-The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); only
-the last blessed model, if any, is run here (see :mod:`.reference`).
+The candidates' and the baseline's predictions come from the train stage (``test_predictions.npz``); the last
+blessed model, if any, is scored from its head on cached feature vectors or from its published predictions
+(see :mod:`.reference`).
 """
 
 from __future__ import annotations
@@ -23,26 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features
-from hubpipe.components.evaluate import visuals
+from hubpipe.components.common.publish_root import find_reference, read_latest_id
+from hubpipe.components.evaluate import layout, visuals
 from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
 from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_models
 from hubpipe.components.evaluate.content import write_tensorboard
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
-from hubpipe.components.publish.layout import find_reference, read_latest_id
-from hubpipe.components.train.session import LOGS_DIR, SCRATCH, TRANSFER
+from hubpipe.components.train.layout import LOGS_DIR, SCRATCH, TRANSFER
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import EvaluateConfig
 from hubpipe.pipeline.errors import StageError
 
 LOG = logging.getLogger(__name__)
-
-BLESSING_FILE = "blessing.json"
-BLESSED_MARKER = "BLESSED"
-NOT_BLESSED_MARKER = "NOT_BLESSED"
-METRICS_DIR = "metrics"
-IMAGES_DIR = "images"
-TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass(frozen=True)
@@ -145,12 +130,12 @@ def _write_artifacts(
             "model_key": model.key,
             **evaluation.metrics[model.name].to_dict(),
         }
-        write_json_atomic(out / METRICS_DIR / f"{model.name}.json", record)
-    write_json_atomic(out / BLESSING_FILE, blessing_record(request, evaluation, models))
-    marker = BLESSED_MARKER if evaluation.blessed else NOT_BLESSED_MARKER
+        write_json_atomic(out / layout.METRICS_DIR / f"{model.name}.json", record)
+    write_json_atomic(out / layout.BLESSING_FILE, blessing_record(request, evaluation, models))
+    marker = layout.BLESSED_MARKER if evaluation.blessed else layout.NOT_BLESSED_MARKER
     (out / marker).write_bytes(b"")
     pictures = write_tensorboard(
-        out / TENSORBOARD_DIR,
+        out / layout.TENSORBOARD_DIR,
         models,
         metrics=evaluation.metrics,
         decision=evaluation.decision,
@@ -159,7 +144,7 @@ def _write_artifacts(
         run_id=evaluation.evaluation_id,
     )
     for (model_name, picture_name), picture in pictures.items():
-        folder = out / IMAGES_DIR / model_name
+        folder = out / layout.IMAGES_DIR / model_name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{picture_name}.png").write_bytes(visuals.png_bytes(picture))
 

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.publish_root import find_reference, resolve_root
 from hubpipe.components.evaluate.candidates import candidate_keys
-from hubpipe.components.evaluate.core import (
-    BLESSED_MARKER,
-    BLESSING_FILE,
-    IMAGES_DIR,
-    METRICS_DIR,
-    NOT_BLESSED_MARKER,
-    TENSORBOARD_DIR,
-    EvaluateRequest,
-    evaluate,
-)
-from hubpipe.components.publish.layout import find_reference, resolve_root
+from hubpipe.components.evaluate.core import EvaluateRequest, evaluate
+from hubpipe.components.evaluate.layout import artifacts
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.stage import StageContext, StageResult
 
@@ -31,26 +24,17 @@ def run(ctx: StageContext) -> StageResult:
         thresholds=ctx.config.evaluate,
     )
     evaluation = evaluate(request)
-    return StageResult(
-        results=evaluation.results(),
-        artifacts={
-            "blessing": BLESSING_FILE,
-            "marker": BLESSED_MARKER if evaluation.blessed else NOT_BLESSED_MARKER,
-            "metrics": METRICS_DIR,
-            "images": IMAGES_DIR,
-            "tensorboard": TENSORBOARD_DIR,
-        },
-    )
+    return StageResult(results=evaluation.results(), artifacts=artifacts(evaluation.blessed))
 
 
-def external_inputs(config: PipelineConfig, output_root: Path) -> dict[str, Any]:
+def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous_dir: Path | None) -> dict[str, Any]:
     """The publish root and the blessed version the candidates will be compared with.
 
     A model blessed elsewhere since the last evaluation reruns it; the model this run's own earlier evaluation
-    blessed does not (see :func:`hubpipe.components.publish.layout.find_reference`). The candidates are read
-    from the local runner's train folder, which is complete by the time this is asked.
+    blessed does not (see :func:`hubpipe.components.common.publish_root.find_reference`). The candidates are read
+    from the train stage's folder, which is complete by the time this is asked.
     """
     root = resolve_root(config.publish.root)
-    train_dir = Path(output_root) / "train"
+    train_dir = Path(inputs["train"])
     reference = find_reference(root, candidate_keys(train_dir) if train_dir.is_dir() else [])
     return {"publish_root": root, "compared_with": reference.version if reference else None}

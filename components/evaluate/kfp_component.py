@@ -73,13 +73,8 @@ def component_function() -> Callable[..., None]:
             mlpipeline_ui_metadata: Opens TensorBoard on the evaluation logs from the KFP UI.
         """
         from hubpipe.components.evaluate.kfp_component import log_confusion_matrix
-        from hubpipe.pipeline.kubeflow.launcher import (
-            html_report,
-            launch,
-            log_metrics,
-            tensorboard_viewer,
-            write_summary,
-        )
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, tensorboard_viewer, write_summary
 
         launch(
             "evaluate",

@@ -7,8 +7,12 @@ Its accuracy on its own test split says little about this one, so the blessed mo
   candidate's cached test feature vectors: no backbone pass at all. The head is built by this code and only
   its weights are read from the publish root (never ``tf.keras.models.load_model``, which would rebuild
   whatever layers, Python code included, whoever can write there put in the folder);
-* otherwise its serving signature runs on the test images (encoded bytes in, probabilities out): a TensorFlow
-  graph (``tf.saved_model.load``), which runs TensorFlow ops only, no Python code from the folder.
+* otherwise its stored test predictions are used (``test_predictions.npz``, published with the model: rows
+  keyed by example id, the sha256 of the image bytes), when they cover every example of this test split. No
+  model file from the publish root is loaded or run: a SavedModel is a graph whose ops can read and write
+  files, and whoever can write to the publish root would choose them. Stored predictions that do not cover
+  this split (the test data changed) are not compared, and the check against the blessed model is skipped
+  with that reason; a forged file can only mislead the gate, as a forged ``LATEST`` could.
 
 Its classes may be listed in another order (columns are reordered); a model that knows other classes is not
 compared, and the check against it is skipped with that reason.
@@ -16,6 +20,7 @@ compared, and the check against it is skipped with that reason.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -24,19 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from hubpipe.components.evaluate.candidates import TrainedModel
-from hubpipe.components.evaluate.examples import test_batches
+from hubpipe.components.common import storage
+from hubpipe.components.common.feature_vectors import vectors_in_order
+from hubpipe.components.common.head import HEAD_LAYER, build_head
+from hubpipe.components.common.publish_root import PublishedVersion
+from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
-from hubpipe.components.publish import storage
-from hubpipe.components.publish.layout import PublishedVersion
-from hubpipe.components.train.export import HEAD_DIR, LABELS_FILE, MODEL_FILE, PROBABILITIES, SERVING_DIR
-from hubpipe.components.train.session import FEATURE_EXTRACTION
+from hubpipe.components.train.layout import FEATURE_EXTRACTION, HEAD_DIR, LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
 from hubpipe.pipeline.errors import StageError
-from hubpipe.pipeline.progress import progress
 
 LOG = logging.getLogger(__name__)
-
-SERVING_KEY = "serving_default"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class TestSplit:
 class ReferenceScore:
     version: str | None
     metrics: ClassificationMetrics | None
-    method: str  # "cached features", "serving signature", or "" when not scored
+    method: str  # "cached features", "stored predictions", or "" when not scored
     skip_reason: str = ""
 
 
@@ -87,15 +89,9 @@ def _twin_candidate(info: dict[str, Any], candidates: list[TrainedModel]) -> Tra
 def _head_probabilities(
     tf: Any, reference: PublishedVersion, twin: TrainedModel, split: TestSplit
 ) -> np.ndarray | None:
-    from hubpipe.components.train.embeddings import load_embeddings
-
-    embeddings = load_embeddings(split.cache_dir, twin.info["embedding_key"], "test")
-    if embeddings is None:
+    features = vectors_in_order(split.cache_dir, twin.info["embedding_key"], "test", split.ids)
+    if features is None:
         return None
-    rows = {example_id: row for row, example_id in enumerate(embeddings.ids)}
-    if any(example_id not in rows for example_id in split.ids):
-        return None
-    features = embeddings.features[[rows[example_id] for example_id in split.ids]]
     head = _head_from_weights(tf, storage.join(reference.path, HEAD_DIR))
     return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
 
@@ -107,8 +103,6 @@ def _head_from_weights(tf: Any, head_dir: str) -> Any:
     Python code); the checkpoint reader reads tensors only. Anything but one Dense layer's kernel and bias
     is refused.
     """
-    from hubpipe.components.train.models import build_head
-
     reader = tf.train.load_checkpoint(f"{head_dir.rstrip('/')}/variables/variables")
     shapes = {k: v for k, v in reader.get_variable_to_shape_map().items() if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
     kernel_key, bias_key = (f"layer_with_weights-0/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in ("kernel", "bias"))
@@ -116,21 +110,29 @@ def _head_from_weights(tf: Any, head_dir: str) -> Any:
         raise ValueError(f"the head in {head_dir} is not one Dense layer (variables: {sorted(shapes)[:4]})")
     feature_dim, num_classes = shapes[kernel_key]
     head = build_head(tf, feature_dim, num_classes)
-    head.get_layer("probabilities").set_weights([reader.get_tensor(kernel_key), reader.get_tensor(bias_key)])
+    head.get_layer(HEAD_LAYER).set_weights([reader.get_tensor(kernel_key), reader.get_tensor(bias_key)])
     return head
 
 
-def _serving_probabilities(tf: Any, reference: PublishedVersion, split: TestSplit) -> np.ndarray:
-    serve = tf.saved_model.load(storage.join(reference.path, SERVING_DIR)).signatures[SERVING_KEY]
-    (input_name,) = serve.structured_input_signature[1].keys()
-    by_id: dict[str, np.ndarray] = {}
-    for batch in progress(test_batches(split.ingest_dir), desc=f"blessed {reference.version}", unit="batch"):
-        outputs = serve(**{input_name: tf.constant(batch.images)})
-        by_id.update(zip(batch.ids, np.asarray(outputs[PROBABILITIES], dtype=np.float64), strict=True))
-    missing = [example_id for example_id in split.ids if example_id not in by_id]
-    if missing:
-        raise StageError(f"test example {missing[0]!r} of the predictions is not among the ingested test examples")
-    return np.stack([by_id[example_id] for example_id in split.ids])
+def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_classes: int) -> np.ndarray | str:
+    """The published test predictions in this split's row order, or why they cannot be used."""
+    path = storage.join(reference.path, PREDICTIONS_FILE)
+    data = storage.read_bytes(path)
+    if data is None:
+        return f"the blessed model {reference.version} has no stored test predictions ({PREDICTIONS_FILE})"
+    try:
+        stored = read_predictions(io.BytesIO(data), num_classes, name=path)
+    except StageError as exc:
+        raise ValueError(str(exc)) from None
+    ids, probabilities = stored.ids, stored.probabilities
+    rows = {example_id: row for row, example_id in enumerate(ids)}
+    covered = sum(example_id in rows for example_id in split.ids)
+    if covered < len(split.ids):
+        return (
+            f"the blessed model {reference.version}'s stored test predictions cover {covered} of the "
+            f"{len(split.ids)} test examples of this run (the test data changed)"
+        )
+    return probabilities[[rows[example_id] for example_id in split.ids]]
 
 
 def score_reference(
@@ -152,9 +154,11 @@ def score_reference(
         probabilities = _head_probabilities(tf, reference, twin, split) if twin is not None else None
         method = "cached features"
         if probabilities is None:
-            probabilities, method = _serving_probabilities(tf, reference, split), "serving signature"
+            probabilities, method = _stored_probabilities(reference, split, len(order)), "stored predictions"
     except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
         raise StageError(f"cannot score the last blessed model {reference.version} ({reference.path}): {exc}") from exc
+    if isinstance(probabilities, str):
+        return ReferenceScore(reference.version, None, "", probabilities)
     LOG.info("blessed model %s scored on this test split (%s)", reference.version, method)
     metrics = classification_metrics(split.labels, probabilities[:, order], split.class_names)
     return ReferenceScore(reference.version, metrics, method)

@@ -1,12 +1,5 @@
-"""The ingest core: a resolved source in, an ingest artifact folder out.
-
-Artifact folder::
-
-    examples/<split>-NNNNN-of-MMMMM.tfrecord   tf.train.Example shards (see hubpipe.components.common.features)
-    labels.txt                                 class names; line number = integer label
-    quarantine.json                            every file not ingested: [{"path", "reason", "detail"}]
-    duplicates.json                            groups of identical content and what the policy did
-    summary.json                               counts per split, class and reason; the source; the layout
+"""The ingest core: an :class:`IngestRequest` in (a resolved source), the artifact folder of
+:mod:`.layout` and a :class:`~hubpipe.pipeline.stage.DataOutcome` out.
 
 Every file seen is accounted for: ``files_seen = examples_written + quarantined + held_out_by_percent``.
 """
@@ -19,12 +12,13 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features as f
 from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.layout import DUPLICATES_FILE, QUARANTINE_FILE, SUMMARY_FILE
 from hubpipe.components.ingest.listing import TEST, TRAIN, Listing, list_dataset
 from hubpipe.components.ingest.quarantine import Quarantined, count_by_reason, summary_line
 from hubpipe.components.ingest.records import Limits, Policies, shard_name
@@ -32,12 +26,10 @@ from hubpipe.components.ingest.sources import ResolvedSource
 from hubpipe.pipeline.artifacts import write_json_atomic
 from hubpipe.pipeline.config import DataConfig
 from hubpipe.pipeline.errors import DataError, StageError
+from hubpipe.pipeline.stage import DataOutcome
 
 LOG = logging.getLogger("hubpipe.ingest")
 
-QUARANTINE_FILE = "quarantine.json"
-DUPLICATES_FILE = "duplicates.json"
-SUMMARY_FILE = "summary.json"
 POLICY_SETTINGS = {
     q.DUPLICATE_IN_CLASS: "data.duplicates_in_class",
     q.CONFLICTING_LABELS: "data.duplicates_across_classes",
@@ -46,15 +38,18 @@ POLICY_SETTINGS = {
 SHOWN_IN_LOG = 10
 
 
-@dataclass
-class IngestReport:
-    results: dict[str, Any]
-    artifacts: dict[str, str] = field(default_factory=dict)
-    rejected: str | None = None
+@dataclass(frozen=True)
+class IngestRequest:
+    source: ResolvedSource
+    output_dir: Path
+    data: DataConfig
+    beam_args: Sequence[str] = ()
 
 
-def ingest(source: ResolvedSource, output_dir: Path, data: DataConfig, beam_args: Sequence[str] = ()) -> IngestReport:
-    """Lists, checks and writes the examples of ``source`` into ``output_dir``; see the module docstring."""
+def ingest(request: IngestRequest) -> DataOutcome:
+    """Lists, checks and writes the examples of the request's source into its output folder; the outcome is
+    rejected when identical images break a ``fail`` policy."""
+    source, output_dir, data = request.source, request.output_dir, request.data
     listing = list_dataset(source.location, data.layout)
     _check_listing(listing, source)
     LOG.info(
@@ -64,7 +59,7 @@ def ingest(source: ResolvedSource, output_dir: Path, data: DataConfig, beam_args
         listing.layout,
         source.description,
     )
-    outputs = _run_beam(listing, output_dir, data, beam_args)
+    outputs = _run_beam(listing, output_dir, data, request.beam_args)
     labels = outputs["labels"][0] if outputs["labels"] else []
     quarantined = sorted(
         [*source.skipped, *listing.quarantined, *(Quarantined.from_dict(d) for d in outputs["quarantine"])],
@@ -82,17 +77,7 @@ def ingest(source: ResolvedSource, output_dir: Path, data: DataConfig, beam_args
     write_json_atomic(output_dir / DUPLICATES_FILE, sorted(outputs["duplicates"], key=lambda d: d["paths"]))
     write_json_atomic(output_dir / SUMMARY_FILE, summary)
     _log_summary(results, quarantined)
-    return IngestReport(
-        results=results,
-        artifacts={
-            "examples": f.EXAMPLES_DIR,
-            "labels": f.LABELS_FILE,
-            "quarantine": QUARANTINE_FILE,
-            "duplicates": DUPLICATES_FILE,
-            "summary": SUMMARY_FILE,
-        },
-        rejected=_rejection(outputs["violations"]),
-    )
+    return DataOutcome(results, rejected=_rejection(outputs["violations"]))
 
 
 def _check_listing(listing: Listing, source: ResolvedSource) -> None:

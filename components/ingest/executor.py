@@ -3,7 +3,8 @@ shared cache) and runs the ingest core into ``ctx.output_dir``."""
 
 from __future__ import annotations
 
-from hubpipe.components.ingest.core import ingest
+from hubpipe.components.ingest.core import IngestRequest, ingest
+from hubpipe.components.ingest.layout import ARTIFACTS
 from hubpipe.components.ingest.sources import resolve_source
 from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.runtime import cache_root
@@ -12,6 +13,6 @@ from hubpipe.pipeline.stage import StageContext, StageResult
 
 def run(ctx: StageContext) -> StageResult:
     source = resolve_source(ctx.config.data, cache_root())
-    report = ingest(source, ctx.output_dir, ctx.config.data, ctx.beam_args)
+    outcome = ingest(IngestRequest(source, ctx.output_dir, ctx.config.data, tuple(ctx.beam_args)))
     crash_point("ingest.after_records")
-    return StageResult(results=report.results, artifacts=report.artifacts, rejected=report.rejected)
+    return StageResult(results=outcome.results(), artifacts=ARTIFACTS, rejected=outcome.rejected)

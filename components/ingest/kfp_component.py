@@ -35,7 +35,8 @@ def component_function() -> Callable[..., None]:
             summary: Status and key results.
             metrics: Counts of files seen, examples written, quarantined and duplicates.
         """
-        from hubpipe.pipeline.kubeflow.launcher import html_report, launch, log_metrics, write_summary
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, write_summary
 
         launch(
             "ingest",

@@ -22,6 +22,8 @@ KEEP, DROP, FAIL = "keep", "drop", "fail"
 
 @dataclass(frozen=True)
 class Limits:
+    """Per-file limits: larger files are quarantined (see DataConfig)."""
+
     max_file_bytes: int
     max_pixels: int
 

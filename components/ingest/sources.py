@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ def _first_line(exc: Exception) -> str:
 # Fingerprint: identifies the source data cheaply, without reading image contents.
 
 
-def source_fingerprint(config: PipelineConfig, output_root: Path) -> dict[str, Any]:
+def source_fingerprint(config: PipelineConfig, inputs: Mapping[str, Path], previous_dir: Path | None) -> dict[str, Any]:
     """What identifies the ingest stage's input data (for the runner's cache); raises for a missing source."""
     ref = parse_source(config.data)
     if ref.kind == "sample":

@@ -2,9 +2,9 @@
 
 Inputs are the train stage's folder (``models/<name>/``, ``logs/<name>/``) and the evaluate stage's folder
 (``blessing.json``, ``metrics/``, ``tensorboard/``). The run's id is the evaluation id, so publishing the same
-evaluation twice writes the same folders. See :mod:`.layout` for the publish root, :mod:`.kubeflow` for the
-Tensorboard resource. Artifacts in the output folder: ``publish.json`` and, when a cluster can read the
-logs, ``tensorboard.yaml``.
+evaluation twice writes the same folders. See :mod:`hubpipe.components.common.publish_root` for the publish
+root, :mod:`.tensorboard_resource` for the Tensorboard resource. Artifacts in the output folder:
+``publish.json`` and, when a cluster can read the logs, ``tensorboard.yaml``.
 """
 
 from __future__ import annotations
@@ -17,21 +17,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.publish import layout, storage
-from hubpipe.components.publish.kubeflow import RESOURCE_FILE, tensorboard_resource, viewing_hints
-from hubpipe.components.train.session import LOGS_DIR as TRAIN_LOGS
-from hubpipe.components.train.session import MODELS_DIR as TRAIN_MODELS
+from hubpipe.components.common import publish_root, storage
+from hubpipe.components.evaluate.layout import BLESSING_FILE, METRICS_DIR, TENSORBOARD_DIR
+from hubpipe.components.publish.layout import PUBLISH_FILE, RESOURCE_FILE
+from hubpipe.components.publish.tensorboard_resource import tensorboard_resource, viewing_hints
+from hubpipe.components.train.layout import LOGS_DIR as TRAIN_LOGS
+from hubpipe.components.train.layout import MODELS_DIR as TRAIN_MODELS
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import PublishConfig
 from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import PublishConflict, StageError
 
 LOG = logging.getLogger(__name__)
-
-PUBLISH_FILE = "publish.json"
-BLESSING_FILE = "blessing.json"
-METRICS_DIR = "metrics"
-TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass(frozen=True)
@@ -125,9 +122,9 @@ def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs:
     source = Path(request.train_dir) / TRAIN_MODELS / model
     if not source.is_dir():
         raise StageError(f"the blessed model {model} is missing from the train stage's folder {source.parent}")
-    final = layout.version_dir(request.root, version)
+    final = publish_root.version_dir(request.root, version)
     storage.remove_tree(final)  # an incomplete folder of an interrupted publish (complete ones are not replaced)
-    tmp = layout.version_dir(request.root, f"{layout.TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+    tmp = publish_root.version_dir(request.root, f"{publish_root.TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
         storage.copy_tree(source, tmp, on_file=lambda _name: crash_point("publish.in_version_copy"))
         storage.copy_tree(Path(request.evaluate_dir) / METRICS_DIR, storage.join(tmp, METRICS_DIR))
@@ -138,7 +135,7 @@ def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs:
         raise
     crash_point("publish.after_version_dir")
     record = json.dumps(_version_record(blessing, run_logs), indent=2) + "\n"
-    storage.write_text_atomic(storage.join(final, layout.VERSION_FILE), record)
+    storage.write_text_atomic(storage.join(final, publish_root.VERSION_FILE), record)
     return version
 
 
@@ -158,24 +155,24 @@ def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: 
     blessed = blessing.get("blessed_model")
     if not blessed:
         return None, "not blessed: no model published, LATEST unchanged"
-    with layout.locked(request.root):
-        latest = layout.read_latest(request.root)
+    with publish_root.locked(request.root):
+        latest = publish_root.read_latest(request.root)
         if latest is not None and latest.model_key == blessed["model_key"]:
             return None, f"{blessed['name']} is already the latest version ({latest.version})"
-        current, expected = layout.read_latest_id(request.root), latest_seen(blessing)
+        current, expected = publish_root.read_latest_id(request.root), latest_seen(blessing)
         if current != expected:
             raise PublishConflict(
                 f"lost a race: LATEST of {request.root} moved from {expected or 'nothing'} to {current or 'nothing'}"
                 f" after this run's evaluation; {blessed['name']} is not blessed, rerun to evaluate against {current}"
             )
         version = blessing["evaluation_id"]
-        if layout.read_version(request.root, version) is None:
+        if publish_root.read_version(request.root, version) is None:
             publish_version(request, blessing, run_logs)
             note = f"{blessed['name']} published as version {version}"
         else:
             note = f"{blessed['name']} was published as version {version} before; LATEST moved to it now"
         crash_point("publish.before_latest")
-        storage.write_text_atomic(layout.latest_path(request.root), version + "\n")
+        storage.write_text_atomic(publish_root.latest_path(request.root), version + "\n")
     return version, note
 
 
@@ -183,12 +180,12 @@ def publish(request: PublishRequest) -> Publication:
     """Publishes the logs, then the blessed model; writes publish.json and the Tensorboard resource."""
     blessing = read_blessing(request.evaluate_dir)
     run_id = blessing["evaluation_id"]
-    run_logs = layout.logs_dir(request.root, run_id)
+    run_logs = publish_root.logs_dir(request.root, run_id)
     files = publish_logs(request.train_dir, request.evaluate_dir, run_logs)
     LOG.info("publish: %d log files to %s", files, run_logs)
     version, note = _publish_model(request, blessing, run_logs)
     LOG.info("publish: %s", note)
-    all_logs = layout.logs_dir(request.root)
+    all_logs = publish_root.logs_dir(request.root)
     resource = tensorboard_resource(request.config, all_logs)
     resource_file = None
     if resource.logspath:
@@ -201,7 +198,7 @@ def publish(request: PublishRequest) -> Publication:
         logs_dir=run_logs,
         all_logs_dir=all_logs,
         version=version,
-        latest=layout.read_latest_id(request.root),
+        latest=publish_root.read_latest_id(request.root),
         model=blessing.get("blessed"),
         note=note,
         tensorboard_resource=resource_file,
@@ -215,8 +212,10 @@ def publish(request: PublishRequest) -> Publication:
     return publication
 
 
-def missing_publication(root: str, previous_record: Path) -> list[str]:
+def missing_publication(root: str, previous_record: Path | None) -> list[str]:
     """What a previous publish (its publish.json) put into ``root`` that is no longer there."""
+    if previous_record is None:
+        return []
     try:
         previous = read_json(previous_record)
     except (OSError, ValueError):
@@ -226,6 +225,6 @@ def missing_publication(root: str, previous_record: Path) -> list[str]:
     missing = []
     if previous.get("logs_dir") and not storage.exists(previous["logs_dir"]):
         missing.append("logs")
-    if previous.get("version") and layout.read_version(root, previous["version"]) is None:
+    if previous.get("version") and publish_root.read_version(root, previous["version"]) is None:
         missing.append(f"version {previous['version']}")
     return missing

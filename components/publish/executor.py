@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.common.uris import require_scheme
-from hubpipe.components.publish.core import PUBLISH_FILE, PublishRequest, missing_publication, publish
-from hubpipe.components.publish.kubeflow import RESOURCE_FILE
-from hubpipe.components.publish.layout import resolve_root
+from hubpipe.components.common.publish_root import resolve_root
+from hubpipe.components.publish.core import PublishRequest, missing_publication, publish
+from hubpipe.components.publish.layout import PUBLISH_FILE, artifacts
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.stage import StageContext, StageResult
-
-
-def preflight(config: PipelineConfig) -> None:
-    """Before a run starts: a remote publish root must be on a file system hubpipe can write to."""
-    require_scheme(config.publish.root.strip(), "publish.root")
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -27,16 +22,14 @@ def run(ctx: StageContext) -> StageResult:
         config=ctx.config.publish,
     )
     publication = publish(request)
-    artifacts = {"publish": PUBLISH_FILE}
-    if publication.tensorboard_resource:
-        artifacts["tensorboard_resource"] = RESOURCE_FILE
-    return StageResult(results=publication.results(), artifacts=artifacts)
+    return StageResult(results=publication.results(), artifacts=artifacts(bool(publication.tensorboard_resource)))
 
 
-def external_inputs(config: PipelineConfig, output_root: Path) -> dict[str, Any]:
+def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous_dir: Path | None) -> dict[str, Any]:
     """The publish root, and what the previous publish of this run folder left there that is gone now.
 
     Deleting a publish root (or the run's logs or model version in it) makes the next run publish again.
     """
     root = resolve_root(config.publish.root)
-    return {"publish_root": root, "missing": missing_publication(root, Path(output_root) / "publish" / PUBLISH_FILE)}
+    previous_record = previous_dir / PUBLISH_FILE if previous_dir is not None else None
+    return {"publish_root": root, "missing": missing_publication(root, previous_record)}

@@ -2,13 +2,17 @@
 
 Outputs: ``publication`` (the stage folder: publish.json and, when the logs are on a volume or bucket, the
 Kubeflow Tensorboard resource), an HTML report and a Markdown summary. The published logs and models go to
-the publish root (``publish_root``: a path on the mounted volume or a gs:// path).
+the publish root (``publish_root``: a path on the mounted volume or a gs:// path). With ``mlflow_uri`` (or
+``$MLFLOW_TRACKING_URI`` in the pod) the run is logged to MLflow too (see :mod:`hubpipe.pipeline.kubeflow.tracking`).
 """
 
 from collections.abc import Callable
 
 #: The output that holds the stage folder; downstream components take it as an input of this name.
 OUTPUT = "publication"
+#: Pipeline parameters this component takes besides those of its stage's settings: tracking is not a stage
+#: setting (it never reruns a stage).
+EXTRA_PARAMETERS = ("mlflow_uri",)
 
 
 def component_function() -> Callable[..., None]:
@@ -19,6 +23,7 @@ def component_function() -> Callable[..., None]:
         *,
         config: dict,
         publish_root: str,
+        mlflow_uri: str,
         evaluation: Input[Artifact],
         model: Input[Model],
         publication: Output[Artifact],
@@ -30,13 +35,16 @@ def component_function() -> Callable[..., None]:
         Args:
             config: The whole hubpipe configuration; the other parameters override it.
             publish_root: Where logs and blessed models are published: a path on the mounted volume or gs://.
+            mlflow_uri: MLflow tracking server the run is logged to (empty: $MLFLOW_TRACKING_URI, else none).
             evaluation: The evaluate stage's folder (the blessing decision and evaluation logs).
             model: The train stage's models and logs.
             publication: publish.json (what was published where) and tensorboard.yaml (Kubeflow Tensorboard).
             report: What was published, as a page.
             summary: Status and key results.
         """
-        from hubpipe.pipeline.kubeflow.launcher import html_report, launch, write_summary
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.tracking import track_in_mlflow
+        from hubpipe.pipeline.kubeflow.ui_outputs import html_report, write_summary
 
         launch(
             "publish",
@@ -47,6 +55,7 @@ def component_function() -> Callable[..., None]:
             fill=[
                 (report, html_report("Publication", "publish", "tensorboard_resource")),
                 (summary, write_summary),
+                (publication, track_in_mlflow(config, {"publish_root": publish_root, "mlflow_uri": mlflow_uri})),
             ],
         )
 

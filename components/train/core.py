@@ -27,6 +27,7 @@ from hubpipe.components.train.devices import (
     visible_gpus,
 )
 from hubpipe.components.train.inputs import class_counts, load_split, read_labels_and_ids
+from hubpipe.components.train.layout import SUMMARY_FILE
 from hubpipe.components.train.naming import unique_model_names
 from hubpipe.components.train.scratch import train_scratch
 from hubpipe.components.train.session import DatasetInfo, ModelResult, Session, TrainRequest
@@ -38,8 +39,6 @@ from hubpipe.pipeline.errors import DataError
 from hubpipe.pipeline.runtime import import_tensorflow
 
 LOG = logging.getLogger(__name__)
-
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)

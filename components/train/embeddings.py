@@ -1,25 +1,15 @@
-"""The embedding cache: each example's feature vector, computed once per backbone and preprocessing.
-
-Layout under a cache folder (``ctx.cache_dir`` of the train stage)::
-
-    embeddings/<key>/<split>/features.npy   float32 [n, d], in the split's file order
-    embeddings/<key>/<split>/examples.npz   ids (str) and labels (int64), aligned with the rows
-    embeddings/<key>/<split>/meta.json      what the vectors are (backbone, input size, count, dimension)
+"""Feature extraction into the embedding cache: each example's feature vector, computed once per backbone and
+preprocessing, and kept in the cache of :mod:`hubpipe.components.common.feature_vectors`.
 
 ``key`` hashes the backbone fingerprint, the preprocessing (input size, resize method, input range) and the
 content of both splits' TFRecord files, so any change to one of them computes new vectors, and a rerun that
-changes only training settings (epochs, learning rate) reuses them. A split folder is written under a
-temporary name and renamed into place, so a killed extraction leaves nothing a rerun would trust.
-
-The evaluate stage reuses the test vectors through :func:`load_embeddings` with the ``embedding_key`` that
-``model.json`` records.
+changes only training settings (epochs, learning rate) reuses them. The evaluate stage reuses the test vectors
+with the ``embedding_key`` that ``model.json`` records.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,27 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.common.feature_vectors import Embeddings, load_embeddings, save_embeddings, split_dir
 from hubpipe.components.train.inputs import RESIZE_METHOD, SplitData, image_dataset
-from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
+from hubpipe.pipeline.artifacts import stable_hash
 from hubpipe.pipeline.progress import progress
 
 LOG = logging.getLogger(__name__)
 
-EMBEDDINGS_DIR = "embeddings"
-FEATURES_FILE = "features.npy"
-EXAMPLES_FILE = "examples.npz"
-META_FILE = "meta.json"
 #: Bump when the cached files would change for the same key.
 CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Embeddings:
-    """One split's feature vectors with the ids and labels of their examples (rows aligned)."""
-
-    features: np.ndarray  # float32 [n, d]
-    labels: np.ndarray  # int64 [n]
-    ids: np.ndarray  # str [n]
 
 
 @dataclass(frozen=True)
@@ -75,40 +53,6 @@ def embedding_key(
             "splits": dict(split_fingerprints),
         }
     )[:32]
-
-
-def split_dir(cache_dir: Path, key: str, split: str) -> Path:
-    return Path(cache_dir) / EMBEDDINGS_DIR / key / split
-
-
-def load_embeddings(cache_dir: Path, key: str, split: str) -> Embeddings | None:
-    """The cached vectors of ``split`` under ``key``, or None when they are not (completely) there."""
-    folder = split_dir(cache_dir, key, split)
-    try:
-        vectors = np.load(folder / FEATURES_FILE)
-        with np.load(folder / EXAMPLES_FILE) as examples:
-            labels, ids = examples["labels"], examples["ids"]
-    except (OSError, ValueError, KeyError):
-        return None
-    if len(vectors) != len(labels) or len(ids) != len(labels):
-        return None
-    return Embeddings(vectors.astype(np.float32, copy=False), labels.astype(np.int64), ids.astype(str))
-
-
-def _save(folder: Path, embeddings: Embeddings, meta: dict[str, Any]) -> None:
-    """Writes a split's files into a temporary sibling folder, then renames it to ``folder``."""
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / FEATURES_FILE, embeddings.features)
-    np.savez(tmp / EXAMPLES_FILE, labels=embeddings.labels, ids=embeddings.ids)
-    write_json_atomic(tmp / META_FILE, meta)
-    if folder.exists():  # an unreadable leftover (load_embeddings returned None for it)
-        shutil.rmtree(folder, ignore_errors=True)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process wrote the same vectors first
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def extract(
@@ -153,5 +97,7 @@ def ensure_embeddings(
     LOG.info("features (%s): %d vectors of %d in %.1f s (%.1f img/s)", split.name, count, dim, seconds, count / seconds)
     folder = split_dir(cache_dir, key, split.name)
     described = meta() if callable(meta) else meta
-    _save(folder, embeddings, {**described, "split": split.name, "count": count, "dimension": dim, "key": key})
+    save_embeddings(
+        folder, embeddings, {**described, "split": split.name, "count": count, "dimension": dim, "key": key}
+    )
     return Extraction(embeddings, False, seconds)

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.train.core import SUMMARY_FILE, train_models
-from hubpipe.components.train.session import LOGS_DIR, MODELS_DIR, TrainRequest
+from hubpipe.components.train.core import train_models
+from hubpipe.components.train.layout import ARTIFACTS
+from hubpipe.components.train.session import TrainRequest
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.stage import StageContext, StageResult
 
@@ -28,7 +29,7 @@ def preflight(config: PipelineConfig) -> None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    from hubpipe.pipeline.runner import code_version
+    from hubpipe.pipeline.execution import code_version
 
     request = TrainRequest(
         ingest_dir=Path(ctx.inputs["ingest"]),
@@ -42,11 +43,11 @@ def run(ctx: StageContext) -> StageResult:
     outcome = train_models(request)
     return StageResult(
         results=outcome.results(),
-        artifacts={"models": MODELS_DIR, "logs": LOGS_DIR, "summary": SUMMARY_FILE},
+        artifacts=ARTIFACTS,
     )
 
 
-def external_inputs(config: PipelineConfig, output_root: Path) -> Mapping[str, Any]:
+def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous_dir: Path | None) -> Mapping[str, Any]:
     """The backbones' fingerprints: a changed local SavedModel (or offline build) retrains."""
     from hubpipe.components.backbones import backbone_fingerprint, resolve_backbone
 

@@ -21,19 +21,11 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.train.inputs import decode_and_resize
+from hubpipe.components.train.layout import PROBABILITIES, TFLITE_FILE, TFLITE_QUANTIZED_FILE
 from hubpipe.components.train.pixel_limit import check_pixels
 from hubpipe.pipeline.artifacts import write_text_atomic
 
-SERVING_DIR = "serving"
-HEAD_DIR = "head"
-LABELS_FILE = "labels.txt"
-MODEL_FILE = "model.json"
-PREDICTIONS_FILE = "test_predictions.npz"
-TFLITE_FILE = "model.tflite"
-TFLITE_QUANTIZED_FILE = "model_dynamic_range.tflite"
-
 SERVING_INPUT = "images"
-PROBABILITIES = "probabilities"
 LABELS = "labels"
 LABEL_IDS = "label_ids"
 CLASSES = "classes"

@@ -52,13 +52,8 @@ def component_function() -> Callable[..., None]:
             metrics: Test accuracy and training time per model.
             mlpipeline_ui_metadata: Opens TensorBoard on the training logs from the KFP UI.
         """
-        from hubpipe.pipeline.kubeflow.launcher import (
-            html_report,
-            launch,
-            log_metrics,
-            tensorboard_viewer,
-            write_summary,
-        )
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, tensorboard_viewer, write_summary
 
         launch(
             "train",

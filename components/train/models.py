@@ -1,5 +1,6 @@
-"""Model builders, free of side effects: classifier heads, the from-scratch CNN, augmentation, and the
-backbone wrappers for training through a frozen or partly unfrozen feature extractor.
+"""Model builders, free of side effects: the from-scratch CNN, augmentation, the image classifier around a head
+(:mod:`hubpipe.components.common.head`), and the backbone wrappers for training through a frozen or partly
+unfrozen feature extractor.
 
 Every image model takes float32 ``[b, size, size, 3]`` in [0, 1] (see :mod:`.inputs`) and returns softmax
 probabilities in float32, also under the ``mixed_float16`` policy (the last layer is float32). TensorFlow
@@ -18,15 +19,6 @@ from hubpipe.pipeline.errors import StageError
 BATCH_NORM_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
 SCRATCH_FILTERS = 10
 SCRATCH_KERNEL = 3
-
-
-def build_head(tf: Any, feature_dim: int, num_classes: int) -> Any:
-    """The classifier head: features -> probabilities (one Dense softmax layer, as in the classic recipe)."""
-    features = tf.keras.Input(shape=(feature_dim,), dtype="float32", name="features")
-    probabilities = tf.keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(
-        features
-    )
-    return tf.keras.Model(features, probabilities, name="head")
 
 
 def build_scratch_cnn(tf: Any, image_size: int, num_classes: int) -> Any:

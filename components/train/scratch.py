@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from hubpipe.components.train import models
+from hubpipe.components.train.layout import FROM_SCRATCH, SCRATCH
 from hubpipe.components.train.naming import SCRATCH_MODEL
-from hubpipe.components.train.session import FROM_SCRATCH, SCRATCH, ModelRecord, ModelResult, Session
+from hubpipe.components.train.session import ModelRecord, ModelResult, Session
 
 
 def train_scratch(session: Session) -> ModelResult:

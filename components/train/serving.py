@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.train.core import SUMMARY_FILE
-from hubpipe.components.train.export import CLASSES, MAX_PIXELS, PROBABILITIES, SERVING_DIR, SERVING_INPUT
+from hubpipe.components.train.export import CLASSES, MAX_PIXELS, SERVING_INPUT
+from hubpipe.components.train.layout import MODELS_DIR, PROBABILITIES, SERVING_DIR, STAGE, SUMMARY_FILE
 from hubpipe.components.train.pixel_limit import declared_pixels, too_many_pixels_message
-from hubpipe.components.train.session import MODELS_DIR
 from hubpipe.pipeline.artifacts import read_json
 from hubpipe.pipeline.config import DataConfig
 from hubpipe.pipeline.errors import DataError, UsageError
@@ -25,7 +24,6 @@ LOG = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 SAVED_MODEL_FILE = "saved_model.pb"
-TRAIN_STAGE_DIR = "train"
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def resolve_serving_dir(model: Path) -> Path:
     if not model.exists():
         raise UsageError(f"no model at {model}")
     candidates = [model, model / SERVING_DIR]
-    for train_dir in (model, model / TRAIN_STAGE_DIR):
+    for train_dir in (model, model / STAGE):
         if (train_dir / SUMMARY_FILE).is_file():
             candidates.append(_best_model_dir(train_dir) / SERVING_DIR)
             break

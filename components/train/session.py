@@ -17,22 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from hubpipe.components.train import export
+from hubpipe.components.train import export, layout
 from hubpipe.components.train.devices import DevicePlan
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, SplitData, image_dataset
+from hubpipe.components.train.layout import (
+    FEATURE_EXTRACTION,
+    LOGS_DIR,
+    MODELS_DIR,
+)
 from hubpipe.components.train.summaries import write_model_logs
 from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.config import DataConfig, TrainConfig
 
 LOG = logging.getLogger(__name__)
 
-MODELS_DIR = "models"
-LOGS_DIR = "logs"
-#: model.json ``kind``: a head on a pretrained backbone, or the from-scratch baseline.
-TRANSFER, SCRATCH = "transfer", "scratch"
-#: model.json ``mode``: how the model was trained.
-FEATURE_EXTRACTION, FINE_TUNED, FROM_SCRATCH = "feature_extraction", "fine_tuned", "from_scratch"
 CHECKPOINTS_DIR = "checkpoints"
 #: Decoded-image snapshots of splits too large for ``train.decode_cache_mb``, under the stage's cache folder.
 DECODED_DIR = "decoded"
@@ -227,22 +226,22 @@ class Session:
         """Writes the model folder and TensorBoard run of a trained model; returns its summary row."""
         tf, folder = self.tf, self.models_dir / record.name
         folder.mkdir(parents=True, exist_ok=True)
-        export.write_labels(folder / export.LABELS_FILE, self.data.class_names)
+        export.write_labels(folder / layout.LABELS_FILE, self.data.class_names)
         export.save_serving_model(
             tf,
             classifier,
             class_names=self.data.class_names,
             input_size=record.input_size,
-            path=folder / export.SERVING_DIR,
-            labels_file=folder / export.LABELS_FILE,
+            path=folder / layout.SERVING_DIR,
+            labels_file=folder / layout.LABELS_FILE,
             max_pixels=self.request.max_pixels,
         )
         if head is not None:
-            export.save_head(head, folder / export.HEAD_DIR)
-        export.save_predictions(folder / export.PREDICTIONS_FILE, ids, labels, probabilities)
+            export.save_head(head, folder / layout.HEAD_DIR)
+        export.save_predictions(folder / layout.PREDICTIONS_FILE, ids, labels, probabilities)
         files = export.export_tflite(tf, classifier, folder) if self.config.export_tflite else {}
         accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels)) if len(labels) else 0.0
-        write_json_atomic(folder / export.MODEL_FILE, self._model_json(record, accuracy, files))
+        write_json_atomic(folder / layout.MODEL_FILE, self._model_json(record, accuracy, files))
         write_model_logs(tf, self.logs_dir / record.name, record.fit.history, self._logged_hparams(record))
         LOG.info("%s: test accuracy %.4f (%d test images)", record.name, accuracy, len(labels))
         return ModelResult(
@@ -280,10 +279,10 @@ class Session:
             "device": self.plan.device,
             "precision": self.plan.precision,
             "files": {
-                "serving": export.SERVING_DIR,
-                "head": export.HEAD_DIR if record.mode == "feature_extraction" else None,
-                "labels": export.LABELS_FILE,
-                "test_predictions": export.PREDICTIONS_FILE,
+                "serving": layout.SERVING_DIR,
+                "head": layout.HEAD_DIR if record.mode == FEATURE_EXTRACTION else None,
+                "labels": layout.LABELS_FILE,
+                "test_predictions": layout.PREDICTIONS_FILE,
                 **files,
             },
             **record.extra,

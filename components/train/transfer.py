@@ -19,20 +19,15 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, load_feature_extractor, resolve_backbone
+from hubpipe.components.common.head import build_head
 from hubpipe.components.train import models
 from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
 from hubpipe.components.train.engine import BackboneIdentity, Engine, select_engine
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE
+from hubpipe.components.train.layout import FEATURE_EXTRACTION, FINE_TUNED, TRANSFER
 from hubpipe.components.train.naming import FINE_TUNED_SUFFIX
-from hubpipe.components.train.session import (
-    FEATURE_EXTRACTION,
-    FINE_TUNED,
-    TRANSFER,
-    ModelRecord,
-    ModelResult,
-    Session,
-)
+from hubpipe.components.train.session import ModelRecord, ModelResult, Session
 from hubpipe.pipeline.errors import DataError
 
 LOG = logging.getLogger(__name__)
@@ -158,7 +153,7 @@ def _train_head(
     num_classes = len(session.data.class_names)
     session.seed_everything()
     with session.strategy.scope():
-        head = models.build_head(tf, test.features.shape[1], num_classes)
+        head = build_head(tf, test.features.shape[1], num_classes)
         trained = head
         if config.augment:
             augmentation = models.build_augmentation(tf, config.seed)

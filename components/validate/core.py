@@ -1,14 +1,5 @@
-"""The validate core: an ingest artifact folder in, statistics, schema, anomalies and a report out.
-
-Artifact folder::
-
-    statistics/<split>.pb        TFDV DatasetFeatureStatisticsList per split (binary proto)
-    schema.pbtxt                 the schema used (curated, the previous run's, or inferred now)
-    anomalies.json               [{"severity", "kind", "feature", "description", "split"}]
-    anomalies_<split>.pbtxt      TFDV's own Anomalies proto per split
-    report.html                  verdict, anomalies, class balance, quarantine summary, statistics
-    baseline.json                the data source, and the training statistics the next run compares with
-    baseline/train.pb            (after a rejection) the previous accepted training statistics, carried forward
+"""The validate core: a :class:`ValidateRequest` in (an ingest folder), statistics, schema, anomalies and a
+report out (the folder of :mod:`.layout`), and a :class:`~hubpipe.pipeline.stage.DataOutcome`.
 
 The previous run's schema and training statistics (``previous_dir``) are the baseline for class checks and
 drift only when they describe the same data source; a new source starts a new baseline. Rejected data never
@@ -20,36 +11,45 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features as f
+from hubpipe.components.ingest import layout as ingest_layout
 from hubpipe.components.validate import checks
 from hubpipe.components.validate import schema as schemas
 from hubpipe.components.validate.checks import ERROR, WARNING, Anomaly
+from hubpipe.components.validate.layout import (
+    ANOMALIES_FILE,
+    BASELINE_FILE,
+    BASELINE_STATS,
+    REPORT_FILE,
+    SCHEMA_FILE,
+    STATS_DIR,
+)
 from hubpipe.components.validate.report import ReportData, render_report
-from hubpipe.components.validate.statistics import STATS_DIR, compute_statistics, load_statistics
+from hubpipe.components.validate.statistics import compute_statistics, load_statistics
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.config import DataConfig, ValidateConfig
 from hubpipe.pipeline.errors import DataError
 from hubpipe.pipeline.runtime import import_tfdv
+from hubpipe.pipeline.stage import DataOutcome
 
 LOG = logging.getLogger("hubpipe.validate")
 
-ANOMALIES_FILE = "anomalies.json"
-REPORT_FILE = "report.html"
-BASELINE_FILE = "baseline.json"
-BASELINE_STATS = "baseline/train.pb"
 SHOWN_IN_RESULTS = 20
 TRAIN, TEST = f.SPLITS
 
 
-@dataclass
-class ValidationReport:
-    results: dict[str, Any]
-    artifacts: dict[str, str] = field(default_factory=dict)
-    rejected: str | None = None
+@dataclass(frozen=True)
+class ValidateRequest:
+    ingest_dir: Path
+    output_dir: Path
+    settings: ValidateConfig
+    data: DataConfig
+    previous_dir: Path | None = None  # this stage's folder from the previous run: the baseline
+    beam_args: Sequence[str] = ()
 
 
 @dataclass
@@ -72,7 +72,7 @@ def load_baseline(previous_dir: Path | None, source: str) -> Baseline:
     record = _read_json_or(previous_dir / BASELINE_FILE, {}) if previous_dir is not None else {}
     if previous_dir is None or record.get("source") != source:
         return Baseline()
-    schema_file = previous_dir / schemas.SCHEMA_FILE
+    schema_file = previous_dir / SCHEMA_FILE
     stats_file = previous_dir / record.get("train_statistics", f"{STATS_DIR}/{TRAIN}.pb")
     return Baseline(
         schema=schemas.load_schema(schema_file, "previous schema") if schema_file.is_file() else None,
@@ -109,22 +109,16 @@ class Assessment:
         return [a for a in self.anomalies if a.severity == WARNING]
 
 
-def validate(
-    ingest_dir: Path,
-    output_dir: Path,
-    settings: ValidateConfig,
-    data: DataConfig,
-    *,
-    previous_dir: Path | None = None,
-    beam_args: Sequence[str] = (),
-) -> ValidationReport:
-    """Computes statistics, checks them against the schema and the baseline, and writes the artifacts."""
+def validate(request: ValidateRequest) -> DataOutcome:
+    """Computes statistics, checks them against the schema and the baseline, and writes the artifacts; the
+    outcome is rejected when policy ``fail`` meets error anomalies."""
+    ingest_dir, output_dir, settings, data = request.ingest_dir, request.output_dir, request.settings, request.data
     labels = f.read_labels(ingest_dir)
-    source = _read_json_or(ingest_dir / "summary.json", {}).get("source", {}).get("description", "")
-    baseline = load_baseline(previous_dir, source)
+    source = _read_json_or(ingest_dir / ingest_layout.SUMMARY_FILE, {}).get("source", {}).get("description", "")
+    baseline = load_baseline(request.previous_dir, source)
     schema, origin = _starting_schema(settings, data, baseline)
     stats_schema = schema if schema is not None else schemas.base_schema(data.max_file_bytes)
-    stats_files = compute_statistics(ingest_dir, output_dir, f.SPLITS, stats_schema, beam_args)
+    stats_files = compute_statistics(ingest_dir, output_dir, f.SPLITS, stats_schema, request.beam_args)
     if TRAIN not in stats_files:
         raise DataError(f"the ingest output {ingest_dir} has no training examples to validate")
     statistics = {split: load_statistics(path) for split, path in stats_files.items()}
@@ -134,7 +128,7 @@ def validate(
     outcome = _assess(schema, statistics, baseline, settings, output_dir)
     if outcome.errors and settings.policy == "warn":
         schemas.set_string_domain(schema, f.LABEL_TEXT, sorted(outcome.counts[TRAIN]))
-    schemas.write_schema(schema, output_dir / schemas.SCHEMA_FILE)
+    schemas.write_schema(schema, output_dir / SCHEMA_FILE)
     write_json_atomic(output_dir / ANOMALIES_FILE, [a.to_dict() for a in outcome.anomalies])
     _write_baseline(output_dir, source, outcome.verdict == "failed", baseline)
     report = ReportData(
@@ -144,22 +138,14 @@ def validate(
         schema_origin=origin,
         anomalies=outcome.anomalies,
         class_counts=_class_table(outcome.counts),
-        quarantine=_read_json_or(ingest_dir / "quarantine.json", []),
+        quarantine=_read_json_or(ingest_dir / ingest_layout.QUARANTINE_FILE, []),
         drift=outcome.drift,
         statistics=statistics,
     )
     write_text_atomic(output_dir / REPORT_FILE, render_report(report))
     _log(outcome)
-    return ValidationReport(
-        results=_results(outcome, origin, len(labels)),
-        artifacts={
-            "statistics": STATS_DIR,
-            "schema": schemas.SCHEMA_FILE,
-            "anomalies": ANOMALIES_FILE,
-            "report": REPORT_FILE,
-        },
-        rejected=_rejection(outcome.errors, settings.policy) if outcome.verdict == "failed" else None,
-    )
+    rejected = _rejection(outcome.errors, settings.policy) if outcome.verdict == "failed" else None
+    return DataOutcome(_results(outcome, origin, len(labels)), rejected=rejected)
 
 
 def _results(outcome: Assessment, origin: str, classes: int) -> dict[str, Any]:

@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
-from hubpipe.components.validate.core import validate
+from hubpipe.components.validate.core import ValidateRequest, validate
+from hubpipe.components.validate.layout import ARTIFACTS
 from hubpipe.pipeline.stage import StageContext, StageResult
 
 
 def run(ctx: StageContext) -> StageResult:
-    report = validate(
-        ctx.inputs["ingest"],
-        ctx.output_dir,
-        ctx.config.validate,
-        ctx.config.data,
+    request = ValidateRequest(
+        ingest_dir=ctx.inputs["ingest"],
+        output_dir=ctx.output_dir,
+        settings=ctx.config.validate,
+        data=ctx.config.data,
         previous_dir=ctx.previous_dir,
-        beam_args=ctx.beam_args,
+        beam_args=tuple(ctx.beam_args),
     )
-    return StageResult(results=report.results, artifacts=report.artifacts, rejected=report.rejected)
+    outcome = validate(request)
+    return StageResult(results=outcome.results(), artifacts=ARTIFACTS, rejected=outcome.rejected)

@@ -43,7 +43,8 @@ def component_function() -> Callable[..., None]:
             summary: Status and key results.
             metrics: Anomaly and warning counts.
         """
-        from hubpipe.pipeline.kubeflow.launcher import copy_file, launch, log_metrics, write_summary
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import copy_file, log_metrics, write_summary
 
         launch(
             "validate",

@@ -2,9 +2,10 @@
 per-feature statistics table.
 
 The page is plain HTML and CSS in the file itself and works offline; its Content-Security-Policy forbids any
-script and any remote resource. TFDV's interactive view (Facets Overview, ``tfdv.get_statistics_html``) is not
-embedded: it loads unpinned scripts from the web (an HTML import from a moving branch, which cannot carry an
-integrity hash). The statistics files beside the report open in it from a notebook instead.
+script and any remote resource (see :func:`hubpipe.components.common.html_parts.page`). TFDV's interactive
+view (Facets Overview, ``tfdv.get_statistics_html``) is not embedded: it loads unpinned scripts from the web
+(an HTML import from a moving branch, which cannot carry an integrity hash). The statistics files beside the
+report open in it from a notebook instead.
 """
 
 from __future__ import annotations
@@ -13,28 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubpipe.components.common.html_parts import escape, quarantine_tables, table
+from hubpipe.components.common.html_parts import escape, page, quarantine_tables, table
 from hubpipe.components.validate.checks import ERROR, Anomaly
 
 QUARANTINE_ROWS = 200
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;font-size:.92em}
-th{background:#f3f3f3}
-.num{text-align:right;font-variant-numeric:tabular-nums}
-.bar{background:#4a7fd4;height:.8em;display:inline-block}
-.error{color:#b00020;font-weight:600}.warning{color:#a06000;font-weight:600}
-.verdict{font-size:1.3em;padding:.4em .8em;display:inline-block;border-radius:4px}
-.failed{background:#fde7ea}.passed{background:#e6f4ea}.warned{background:#fff4e0}
-"""
-
-
-#: No scripts, nothing fetched from anywhere: inline styles and embedded (data:) images only.
-OFFLINE_POLICY = (
-    '<meta http-equiv="Content-Security-Policy" '
-    "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
-)
 INTERACTIVE_VIEW_NOTE = (
     "<p>Interactive view (TFDV's Facets Overview, needs internet): in a notebook, "
     "<code>tfdv.visualize_statistics(tfdv.load_stats_binary('statistics/train.pb'))</code>.</p>"
@@ -67,10 +50,7 @@ def render_report(data: ReportData) -> str:
         *(_feature_table(split, stats) for split, stats in data.statistics.items()),
         INTERACTIVE_VIEW_NOTE,
     ]
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8">{OFFLINE_POLICY}<title>hubpipe data validation</title>'
-        f"<style>{STYLE}</style></head><body><h1>Data validation</h1>{''.join(sections)}</body></html>\n"
-    )
+    return page("hubpipe data validation", f"<h1>Data validation</h1>{''.join(sections)}")
 
 
 def _header(data: ReportData) -> str:

@@ -19,7 +19,6 @@ from hubpipe.pipeline.runtime import import_tfdv
 
 #: What tf.io.decode_image reads, as written in image/format.
 SUPPORTED_FORMATS = ("bmp", "gif", "jpeg", "png")
-SCHEMA_FILE = "schema.pbtxt"
 
 
 def _schema_pb2() -> Any:

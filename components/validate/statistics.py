@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features as f
+from hubpipe.components.validate.layout import STATS_DIR
 from hubpipe.pipeline.runtime import import_tfdv
 
-STATS_DIR = "statistics"
 #: Class histograms keep this many classes (TFDV's default is 20 top values).
 MAX_CLASSES = 10_000
 #: The image-domain generator reports when at least this share of a feature's values are images.

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from hubpipe.pipeline.config import STAGES
 from hubpipe.pipeline.errors import UsageError
-
-REPORT_FILE = "report.html"
+from hubpipe.pipeline.execution import MANIFEST
+from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
+from hubpipe.pipeline.runner import RUN_FILE
+from hubpipe.pipeline.stages import stage_names
 
 
 @click.command()
@@ -27,11 +28,9 @@ def report(run_dir: Path, output: Path | None) -> None:
     One file with everything inside (no scripts, nothing loaded from the web). Stages that did not run
     are reported as such.
     """
-    from hubpipe.pipeline.report.html_report import write_report
-
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a folder")
-    if not (run_dir / "run.json").is_file() and not any((run_dir / s / "manifest.json").is_file() for s in STAGES):
+    if not (run_dir / RUN_FILE).is_file() and not any((run_dir / s / MANIFEST).is_file() for s in stage_names()):
         raise UsageError(f"{run_dir} is not a run folder (no run.json); pass the --output folder of `hubpipe run`")
     written = write_report(run_dir, output or run_dir / REPORT_FILE)
     click.echo(f"wrote {written}")

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from hubpipe.pipeline.commands.options import DEFAULT_OUTPUT, config_options
-from hubpipe.pipeline.config import STAGES, PipelineConfig, replace
+from hubpipe.pipeline.config import PipelineConfig, replace
+from hubpipe.pipeline.stages import stage_names
 
 
 def _format_results(results: dict) -> str:
@@ -27,7 +28,7 @@ def _format_results(results: dict) -> str:
     help="Run folder: artifacts, run.json, resolved_config.yaml. Rerunning into the "
     "same folder skips unchanged stages.",
 )
-@click.option("--until", type=click.Choice(STAGES), help="Stop after this stage, e.g. --until validate.")
+@click.option("--until", type=click.Choice(stage_names()), help="Stop after this stage, e.g. --until validate.")
 @click.option("--no-cache", is_flag=True, help="Rerun every stage even if its inputs are unchanged.")
 def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: bool) -> None:
     """Run the pipeline locally: ingest, validate, train, evaluate, publish.

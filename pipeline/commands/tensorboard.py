@@ -11,7 +11,7 @@ from hubpipe.pipeline.errors import UsageError
 
 def default_logdir() -> str:
     """The logs folder of the default publish root (where ``hubpipe run`` publishes without publish.root)."""
-    from hubpipe.components.publish.layout import logs_dir, resolve_root
+    from hubpipe.components.common.publish_root import logs_dir, resolve_root
 
     return logs_dir(resolve_root(""))
 
@@ -45,7 +45,7 @@ def tensorboard(logdir: str | None, port: int, host: str) -> None:
     Runs until interrupted (Ctrl+C). With publish.root set in your configuration, pass
     --logdir ROOT/tensorboard.
     """
-    from hubpipe.components.publish import storage
+    from hubpipe.components.common import storage
 
     logdir = logdir or default_logdir()
     if not storage.is_remote(logdir) and not storage.exists(logdir):

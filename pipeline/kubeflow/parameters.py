@@ -50,6 +50,9 @@ PARAMETERS: tuple[PipelineParameter, ...] = (
         "max_drop_vs_blessed", "evaluate.max_drop_vs_blessed", "Accuracy drop allowed vs the last blessed model"
     ),
     PipelineParameter("publish_root", "publish.root", "Where logs and blessed models are published (e.g. a PVC path)"),
+    PipelineParameter(
+        "mlflow_uri", "track.mlflow_uri", "MLflow tracking server (empty: $MLFLOW_TRACKING_URI, else none)"
+    ),
 )
 
 BY_NAME: dict[str, PipelineParameter] = {parameter.name: parameter for parameter in PARAMETERS}

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.execution import topological_order
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions, validate_options
 from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, PARAMETERS, default_values, parameter_type
-from hubpipe.pipeline.runner import topological_order
 from hubpipe.pipeline.stage import StageSpec
 
 COMPONENT_MODULE = "kfp_component"

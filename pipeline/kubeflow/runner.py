@@ -22,15 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.publish_root import TENSORBOARD_DIR
 from hubpipe.pipeline.artifacts import write_text_atomic
 from hubpipe.pipeline.config import PipelineConfig, apply_overrides
-from hubpipe.pipeline.errors import HubpipeError, UsageError
+from hubpipe.pipeline.errors import SubmitError, UsageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
 
 LOG = logging.getLogger("hubpipe.kubeflow")
-
-#: The folder of the publish root that holds the TensorBoard logs (see hubpipe.components.publish.layout).
-TENSORBOARD_DIR = "tensorboard"
 
 #: A bearer token for the KFP API, e.g. from `gcloud auth print-access-token` or a Dex session.
 TOKEN_ENV = "HUBPIPE_KFP_TOKEN"
@@ -39,12 +37,10 @@ SA_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 SA_TOKEN_DEFAULT_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 
 
-class SubmitError(HubpipeError):
-    """The KFP API could not be reached or refused the request."""
-
-
 @dataclass(frozen=True)
 class SubmittedRun:
+    """A run the KFP API accepted: its id and where the KFP UI shows it."""
+
     run_id: str
     url: str
 

@@ -1,6 +1,7 @@
 """A self-contained HTML report of a run folder: one file, inline CSS and images, no scripts, nothing fetched.
 
-It reads the stage folders the local runner leaves (``DIR/<stage>/`` with ``manifest.json``) and ``run.json``:
+It reads the stage folders the local runner leaves (``DIR/<stage>/`` with ``manifest.json``) and ``run.json``,
+finding files by the names each stage's ``layout`` module publishes:
 data statistics and anomalies (ingest, validate), the quarantine summary, the model comparison, the confusion
 matrices and the blessing decision (evaluate), and what was published. A stage without a complete folder is
 reported as not run. Nothing heavy is imported: statistics are read with tensorflow-metadata's protos only.
@@ -15,25 +16,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.common.html_parts import escape, quarantine_tables, table
+from hubpipe.components.common.html_parts import STYLE, escape, page, quarantine_tables, table
+from hubpipe.components.evaluate import layout as evaluate_layout
+from hubpipe.components.ingest import layout as ingest_layout
+from hubpipe.components.publish import layout as publish_layout
+from hubpipe.components.train import layout as train_layout
+from hubpipe.components.validate import layout as validate_layout
 from hubpipe.pipeline.artifacts import write_text_atomic
 from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.execution import MANIFEST
 from hubpipe.pipeline.locking import run_in_progress
+from hubpipe.pipeline.runner import RUN_FILE
 
-MANIFEST = "manifest.json"
+#: The report's file name in a run folder unless told otherwise (``hubpipe report``, MLflow tracking).
+REPORT_FILE = "report.html"
 QUARANTINE_ROWS = 100
-STYLE = """
-body{font-family:system-ui,-apple-system,sans-serif;margin:2em auto;color:#222;max-width:1150px;padding:0 1em}
-h1{margin-bottom:.2em}h2{border-bottom:2px solid #e3e3e3;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.5em 0 1.2em}
-th,td{border:1px solid #d5d5d5;padding:.25em .6em;text-align:left;vertical-align:top;font-size:.92em}
-th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#777}.bar{background:#4a7fd4;height:.75em;display:inline-block;vertical-align:middle}
-.pill{display:inline-block;padding:.15em .6em;border-radius:1em;font-weight:600;font-size:.9em}
-.ok{background:#e6f4ea;color:#0b6b2b}.bad{background:#fde7ea;color:#a0001c}.warn{background:#fff4e0;color:#8a5200}
-.neutral{background:#eef0f3;color:#444}img{max-width:100%;border:1px solid #e3e3e3}
-details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
-"""
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -79,7 +76,7 @@ class RunFolder:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.run = _run_record(self.root / "run.json")
+        self.run = _run_record(self.root / RUN_FILE)
 
     def stage(self, name: str) -> Path | None:
         """The stage's folder when it is complete (has its manifest), else None."""
@@ -162,21 +159,21 @@ def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def _quarantine(ingest: Path) -> str:
-    entries = _read_json(ingest / "quarantine.json", []) or []
+    entries = _read_json(ingest / ingest_layout.QUARANTINE_FILE, []) or []
     if not entries:
         return "<p>No file was quarantined.</p>"
     summary, files, not_shown = quarantine_tables(entries, QUARANTINE_ROWS)
-    more = f"<p class='muted'>... and {not_shown} more in quarantine.json.</p>" if not_shown else ""
+    more = f"<p class='muted'>... and {not_shown} more in {ingest_layout.QUARANTINE_FILE}.</p>" if not_shown else ""
     return (
         f"<p>{len(entries)} file(s) quarantined.</p>{summary}<details><summary>Files</summary>{files}{more}</details>"
     )
 
 
 def _data_section(run: RunFolder) -> str:
-    ingest = run.stage("ingest")
+    ingest = run.stage(ingest_layout.STAGE)
     if ingest is None:
-        return "<h2>Data</h2>" + _not_run("ingest", run)
-    summary = _read_json(ingest / "summary.json", {}) or {}
+        return "<h2>Data</h2>" + _not_run(ingest_layout.STAGE, run)
+    summary = _read_json(ingest / ingest_layout.SUMMARY_FILE, {}) or {}
     source = summary.get("source", {})
     facts = [
         ["source", escape(source.get("description") or source.get("location") or "?")],
@@ -235,7 +232,7 @@ def _statistics(validate: Path) -> str:
     except ImportError:  # pragma: no cover - installed with TFDV
         return ""
     rows = []
-    for path in sorted((validate / "statistics").glob("*.pb")):
+    for path in sorted((validate / validate_layout.STATS_DIR).glob("*.pb")):
         statistics = statistics_pb2.DatasetFeatureStatisticsList()
         try:
             statistics.ParseFromString(path.read_bytes())
@@ -250,13 +247,13 @@ def _statistics(validate: Path) -> str:
 
 
 def _validation_section(run: RunFolder) -> str:
-    validate = run.stage("validate")
+    validate = run.stage(validate_layout.STAGE)
     if validate is None:
-        return "<h2>Validation</h2>" + _not_run("validate", run)
-    results = run.record("validate").get("results", {})
+        return "<h2>Validation</h2>" + _not_run(validate_layout.STAGE, run)
+    results = run.record(validate_layout.STAGE).get("results", {})
     verdict = results.get("verdict", "?")
     kind = {"passed": "ok", "warned": "warn", "failed": "bad"}.get(verdict, "neutral")
-    anomalies = _read_json(validate / "anomalies.json", []) or []
+    anomalies = _read_json(validate / validate_layout.ANOMALIES_FILE, []) or []
     drift = results.get("class_drift_linf")
     head = f"<p>Verdict: {_pill(verdict, kind)}"
     head += f" &nbsp; class drift (L-infinity) vs the previous run: {_num(drift)}</p>" if drift is not None else "</p>"
@@ -280,15 +277,15 @@ def _validation_section(run: RunFolder) -> str:
 def model_rows(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> list[dict[str, Any]]:
     """One row per trained model: its kind, backbone, test metrics (from evaluate when it ran), training
     seconds and gate (``blessed``, ``passed``, ``failed`` or ``baseline``); the report's and the API's table."""
-    train = run.stage("train")
+    train = run.stage(train_layout.STAGE)
     if train is None:
         return []
     passed = {c["name"]: c.get("passed") for c in blessing.get("candidates", [])}
     rows = []
-    for info_path in sorted((train / "models").glob("*/model.json")):
+    for info_path in sorted((train / train_layout.MODELS_DIR).glob(f"*/{train_layout.MODEL_FILE}")):
         info = _read_json(info_path, {}) or {}
         name = info.get("name", info_path.parent.name)
-        metrics = (_read_json(evaluate / "metrics" / f"{name}.json", {}) if evaluate else {}) or {}
+        metrics = (_read_json(evaluate / evaluate_layout.METRICS_DIR / f"{name}.json", {}) if evaluate else {}) or {}
         backbone = info.get("backbone") if isinstance(info.get("backbone"), dict) else {}
         rows.append(
             {
@@ -308,8 +305,8 @@ def model_rows(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | Non
 
 
 def _models_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
-    if run.stage("train") is None:
-        return "<h2>Models</h2>" + _not_run("train", run)
+    if run.stage(train_layout.STAGE) is None:
+        return "<h2>Models</h2>" + _not_run(train_layout.STAGE, run)
     pills = {"blessed": "ok", "baseline": "neutral", "passed": "neutral", "failed": "bad"}
     rows = [
         [
@@ -358,7 +355,7 @@ def _checks_table(blessing: Mapping[str, Any]) -> str:
 
 
 def _pictures(evaluate: Path, blessing: Mapping[str, Any]) -> str:
-    folders = sorted(p for p in (evaluate / "images").glob("*") if p.is_dir())
+    folders = sorted(p for p in (evaluate / evaluate_layout.IMAGES_DIR).glob("*") if p.is_dir())
     first = blessing.get("blessed") or max(
         blessing.get("candidates", []), key=lambda c: c.get("accuracy", 0), default={}
     ).get("name")
@@ -372,7 +369,7 @@ def _pictures(evaluate: Path, blessing: Mapping[str, Any]) -> str:
 
 def _blessing_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | None) -> str:
     if evaluate is None:
-        return "<h2>Blessing</h2>" + _not_run("evaluate", run)
+        return "<h2>Blessing</h2>" + _not_run(evaluate_layout.STAGE, run)
     blessed = blessing.get("blessed")
     verdict = _pill(f"blessed: {blessed}", "ok") if blessed else _pill("not blessed", "bad")
     reasons = "".join(f"<li>{escape(r)}</li>" for r in blessing.get("reasons", []))
@@ -394,10 +391,10 @@ def _blessing_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Pat
 
 
 def _publish_section(run: RunFolder) -> str:
-    publish = run.stage("publish")
+    publish = run.stage(publish_layout.STAGE)
     if publish is None:
-        return "<h2>Publication</h2>" + _not_run("publish", run)
-    record = _read_json(publish / "publish.json", {}) or {}
+        return "<h2>Publication</h2>" + _not_run(publish_layout.STAGE, run)
+    record = _read_json(publish / publish_layout.PUBLISH_FILE, {}) or {}
     facts = [
         ["model", escape(record.get("note", "-"))],
         ["published version", escape(record.get("version") or "none")],
@@ -415,8 +412,9 @@ SECTIONS: tuple[Callable[[RunFolder], str], ...] = (_overview, _data_section, _v
 
 def read_blessing(run: RunFolder) -> tuple[dict[str, Any], Path | None]:
     """The evaluate stage's blessing.json (empty when evaluate has not run) and its folder."""
-    evaluate = run.stage("evaluate")
-    return ((_read_json(evaluate / "blessing.json", {}) or {}) if evaluate else {}), evaluate
+    evaluate = run.stage(evaluate_layout.STAGE)
+    blessing = (_read_json(evaluate / evaluate_layout.BLESSING_FILE, {}) or {}) if evaluate else {}
+    return blessing, evaluate
 
 
 def render_summary(run_dir: Path) -> str:
@@ -438,11 +436,8 @@ def render_report(run_dir: Path) -> str:
         _models_section(run, blessing, evaluate) + _blessing_section(run, blessing, evaluate) + _publish_section(run)
     )
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>hubpipe run report: {escape(run.root.name)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}</body></html>\n"
-    )
+    title = f"hubpipe run report: {run.root.name}"
+    return page(title, f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}")
 
 
 def write_report(run_dir: Path, output: Path) -> Path:

@@ -8,24 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+import tiny_pipeline as tiny
 from podman import IMAGE_UID, docker_host, new_containers, umask
-from tiny_pipeline import (
-    TINY_EXAMPLES,
-    assert_same_kinds_of_artifacts,
-    folder_output,
-    outputs,
-    run_through_kfp,
-    tiny_config,
-)
 
-pytestmark = [
-    pytest.mark.container,
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning"),
-]
+from hubpipe.pipeline.stages import stage_names
 
-STAGES = ("ingest", "validate", "train", "evaluate", "publish")
+pytestmark = [pytest.mark.container, *tiny.WHOLE_PIPELINE_MARKS]
+
+STAGES = stage_names()
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +29,11 @@ def runs(image: str, docker_api: str, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("containers")
     root.chmod(0o777)  # the pipeline root, mounted into every task, written by the image's user
     local_run = root / "local"
-    run_pipeline(tiny_config(root, root / "published-local"), local_run)
-    config = tiny_config(root, root / "published-kfp")
+    run_pipeline(tiny.tiny_config(root, root / "published-local"), local_run)
+    config = tiny.tiny_config(root, root / "published-kfp")
     with new_containers(image) as made, docker_host(docker_api), umask(0):
         # the image under test as every component's image
-        kfp_run = run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
+        kfp_run = tiny.run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
         return {"kfp": kfp_run, "local": local_run, "containers": made()}
 
 
@@ -52,18 +42,18 @@ def test_every_stage_ran_in_its_own_container_of_the_image_as_the_non_root_user(
     assert len(containers) == len(STAGES)
     assert all(entry["ExitCode"] == 0 for entry in containers), containers
     for stage in STAGES:
-        written = [path for path in folder_output(runs["kfp"], stage).rglob("*")]
+        written = [path for path in tiny.folder_output(runs["kfp"], stage).rglob("*")]
         assert written, stage
         owners = {path.stat().st_uid for path in written}
         assert owners == {IMAGE_UID}, (stage, owners)  # written inside the container, by uid 10001, never root
 
 
 def test_the_containers_produce_the_same_kinds_of_artifacts_as_hubpipe_run(runs) -> None:
-    assert_same_kinds_of_artifacts(runs["kfp"], runs["local"])
-    ingest = outputs(runs["kfp"], "ingest")
-    assert ingest["examples"]["metadata"]["examples_written"] == TINY_EXAMPLES
-    assert outputs(runs["kfp"], "validate")["validation"]["metadata"]["verdict"] == "passed"
-    publish = outputs(runs["kfp"], "publish")
+    tiny.assert_same_kinds_of_artifacts(runs["kfp"], runs["local"])
+    ingest = tiny.outputs(runs["kfp"], "ingest")
+    assert ingest["examples"]["metadata"]["examples_written"] == tiny.TINY_EXAMPLES
+    assert tiny.outputs(runs["kfp"], "validate")["validation"]["metadata"]["verdict"] == "passed"
+    publish = tiny.outputs(runs["kfp"], "publish")
     assert publish["publication"]["metadata"]["logs"].startswith(str(runs["kfp"].parent / "published-kfp"))
 
 
@@ -76,7 +66,7 @@ def model_scores(results: dict) -> dict[str, dict[str, float]]:
 def test_the_containers_reach_the_same_accuracy_as_hubpipe_run(runs) -> None:
     local_stages = {record["name"]: record for record in json.loads((runs["local"] / "run.json").read_text())["stages"]}
     for stage in ("train", "evaluate"):
-        in_containers = json.loads((folder_output(runs["kfp"], stage) / "manifest.json").read_text())["results"]
+        in_containers = json.loads((tiny.folder_output(runs["kfp"], stage) / "manifest.json").read_text())["results"]
         scores = model_scores(in_containers)
         assert scores and all(scores.values()), (stage, in_containers)
         assert scores == model_scores(local_stages[stage]["results"]), stage
@@ -92,9 +82,9 @@ def test_a_stage_that_fails_inside_its_container_fails_the_run(
     root = tmp_path / "failing"
     root.mkdir()
     root.chmod(0o777)
-    config = tiny_config(root, root / "published")
+    config = tiny.tiny_config(root, root / "published")
     (root / "backbone" / "saved_model.pb").write_bytes(b"not a SavedModel")  # train cannot load it
     with docker_host(docker_api), umask(0), pytest.raises(RuntimeError, match="train"):
-        run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
+        tiny.run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
     exit_codes = sorted(entry["ExitCode"] for entry in remove_containers_of())
     assert exit_codes[0] == 0 and exit_codes[-1] != 0  # ingest and validate passed, train failed in its container

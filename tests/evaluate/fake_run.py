@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hubpipe.components.common import feature_vectors as embedding_cache
 from hubpipe.components.common import features
-from hubpipe.components.train import embeddings as embedding_cache
 from hubpipe.components.train.summaries import write_experiment, write_model_logs
 from hubpipe.pipeline.runtime import import_tensorflow
 

@@ -6,13 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fake_run import CLASSES, FakeWorld
 
+from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor
 from hubpipe.components.evaluate.content import RUN_HPARAM
 from hubpipe.components.evaluate.tensorboard_logs import read_session_hparams
-from hubpipe.components.publish import layout
 from hubpipe.pipeline.config import load_config
 from hubpipe.pipeline.errors import DataError, StageError
 from hubpipe.pipeline.runtime import import_tensorflow
@@ -45,6 +46,15 @@ def publish_by_hand(root: Path, version: str, model_dir: Path, labels: list[str]
     record = {"version": version, "model": model_dir.name, "model_key": key, "reference": None}
     (folder / "version.json").write_text(json.dumps(record))
     (root / "models" / "LATEST").write_text(version + "\n")
+
+
+def refuse(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, what: str) -> None:
+    """Makes ``owner.name`` fail the test when it is called: ``what`` must not happen."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError(what)
+
+    monkeypatch.setattr(owner, name, fail)
 
 
 def test_weak_candidate_fails_and_the_good_one_is_blessed(world: FakeWorld, tmp_path: Path) -> None:
@@ -129,7 +139,7 @@ def test_thresholds_come_from_the_config(world: FakeWorld, tmp_path: Path) -> No
     assert "no candidate passed every check" in blessing_of(out)["reasons"][0]
 
 
-@pytest.mark.parametrize("cached", [True, False], ids=["head-on-cached-vectors", "serving-signature"])
+@pytest.mark.parametrize("cached", [True, False], ids=["head-on-cached-vectors", "stored-predictions"])
 def test_last_blessed_model_is_scored_on_this_test_split(world: FakeWorld, tmp_path: Path, cached: bool) -> None:
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
@@ -139,7 +149,7 @@ def test_last_blessed_model_is_scored_on_this_test_split(world: FakeWorld, tmp_p
 
     reference = blessing_of(out)["reference"]
     assert reference["version"] == "v1"
-    assert reference["method"] == ("cached features" if cached else "serving signature")
+    assert reference["method"] == ("cached features" if cached else "stored predictions")
     assert reference["metrics"]["accuracy"] == pytest.approx(5 / 6)
     drop = next(c for c in blessing_of(out)["checks"] if c["name"] == "max_drop_vs_blessed")
     assert drop["passed"] is False and drop["value"] == pytest.approx(5 / 6 - 11 / 18)
@@ -173,10 +183,13 @@ def test_external_inputs_name_the_blessed_version_to_compare_with(world: FakeWor
     config = load_config(overrides={"publish.root": str(root)})
     run_dir = tmp_path / "run"
     shutil.copytree(world.train_better, run_dir / "train")
-    assert executor.external_inputs(config, run_dir) == {"publish_root": str(root), "compared_with": None}
+    assert executor.external_inputs(config, {"train": run_dir / "train"}, None) == {
+        "publish_root": str(root),
+        "compared_with": None,
+    }
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
-    assert executor.external_inputs(config, run_dir)["compared_with"] == "v1"
-    assert layout.read_latest_id(str(root)) == "v1"
+    assert executor.external_inputs(config, {"train": run_dir / "train"}, None)["compared_with"] == "v1"
+    assert publish_root.read_latest_id(str(root)) == "v1"
 
 
 def test_train_output_without_candidates_is_an_error(world: FakeWorld, tmp_path: Path) -> None:
@@ -197,10 +210,48 @@ def test_missing_ingest_labels_are_a_data_error(world: FakeWorld, tmp_path: Path
         executor.run(StageContext(**{**vars(ctx), "inputs": {"ingest": ingest, "train": world.train_good_and_weak}}))
 
 
-def test_an_unloadable_blessed_model_stops_the_evaluation(world: FakeWorld, tmp_path: Path) -> None:
+def test_no_model_file_of_the_publish_root_is_run(
+    world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse(monkeypatch, import_tensorflow().saved_model, "load", "a SavedModel from the publish root is loaded")
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
     shutil.rmtree(root / "models" / "v1" / "serving")
+    executor.run(context(world, world.train_fair, tmp_path / "evaluate", root, cache=tmp_path / "empty-cache"))
+    reference = blessing_of(tmp_path / "evaluate")["reference"]
+    assert reference["method"] == "stored predictions" and reference["metrics"]["accuracy"] == pytest.approx(5 / 6)
+
+
+def _keep_predictions(folder: Path, rows: slice) -> None:
+    path = folder / "test_predictions.npz"
+    with np.load(path) as stored:
+        kept = {name: stored[name][rows] for name in stored.files}
+    np.savez(path, **kept)
+
+
+@pytest.mark.parametrize("damage", ["missing", "partial"])
+def test_stored_predictions_that_do_not_cover_the_split_skip_the_check(
+    world: FakeWorld, tmp_path: Path, damage: str
+) -> None:
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    if damage == "missing":
+        (root / "models" / "v1" / "test_predictions.npz").unlink()
+    else:
+        _keep_predictions(root / "models" / "v1", slice(0, 12))
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_fair, out, root, cache=tmp_path / "empty-cache"))
+    reference = blessing_of(out)["reference"]
+    expected = "has no stored test predictions" if damage == "missing" else "cover 12 of the 18 test examples"
+    assert reference["metrics"] is None and expected in reference["skip_reason"]
+    drop = next(c for c in blessing_of(out)["checks"] if c["name"] == "max_drop_vs_blessed")
+    assert drop["skipped"] is True and expected in drop["detail"]
+
+
+def test_unreadable_stored_predictions_stop_the_evaluation(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    (root / "models" / "v1" / "test_predictions.npz").write_bytes(b"not an npz")
     ctx = context(world, world.train_fair, tmp_path / "evaluate", root, cache=tmp_path / "empty-cache")
     with pytest.raises(StageError, match="cannot score the last blessed model v1"):
         executor.run(ctx)
@@ -210,11 +261,7 @@ def test_the_blessed_head_is_built_by_code_and_only_its_weights_are_read(
     world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tf = import_tensorflow()
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("load_model deserialises layers from the publish root")
-
-    monkeypatch.setattr(tf.keras.models, "load_model", refuse)
+    refuse(monkeypatch, tf.keras.models, "load_model", "load_model deserialises layers from the publish root")
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
     executor.run(context(world, world.train_fair, tmp_path / "evaluate", root, cache=world.cache))

@@ -14,11 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hubpipe.components.publish import layout
+from hubpipe.components.common import publish_root as layout
 from hubpipe.pipeline.crashpoints import ENV_VAR
-from hubpipe.pipeline.runner import LEFTOVER_IN_CACHE, MANIFEST
+from hubpipe.pipeline.execution import LEFTOVER_IN_CACHE, MANIFEST
+from hubpipe.pipeline.stages import stage_names
 
-STAGES = ("ingest", "validate", "train", "evaluate", "publish")
+STAGES = stage_names()
 #: The installed command, as a user runs it (``python -c`` would put the working folder on sys.path).
 HUBPIPE = [str(Path(sys.executable).with_name("hubpipe"))]
 

@@ -35,9 +35,9 @@ RESTART_FROM = {
 }
 
 
-def _kubeflow_e2e():
-    path = TESTS / "kubeflow" / "test_kubeflow_e2e.py"
-    spec = importlib.util.spec_from_file_location("faults_kubeflow_e2e", path)
+def _tiny_pipeline():
+    path = TESTS / "kubeflow" / "tiny_pipeline.py"
+    spec = importlib.util.spec_from_file_location("faults_tiny_pipeline", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -46,7 +46,7 @@ def _kubeflow_e2e():
 def fault_config(root: Path, publish_root: Path) -> PipelineConfig:
     """The Kubeflow end-to-end test's tiny configuration, read from a zip (so extraction is exercised), with
     thresholds any model passes (so every run publishes) and no from-scratch baseline (time)."""
-    config = _kubeflow_e2e().tiny_config(root, publish_root)
+    config = _tiny_pipeline().tiny_config(root, publish_root)
     archive = root / "data.zip"
     if not archive.exists():
         with zipfile.ZipFile(archive, "w") as bundle:

@@ -39,7 +39,7 @@ def fail(ctx: StageContext) -> StageResult:
     raise RuntimeError("boom")
 
 
-def external(config, output_root: Path) -> dict:
+def external(config, inputs, previous_dir) -> dict:
     return {"marker": os.environ.get("FAKE_EXTERNAL", "")}
 
 

@@ -334,19 +334,19 @@ def test_gfile_paths_are_listed_and_read_through_tf_io_gfile(tmp_path: Path) -> 
     results = {f.path: inspect_file(f, Limits(10_000, 10_000)) for f in listing.files}
     assert results["cat/a.jpg"].sha256 == hashlib.sha256(corpus.jpeg(1)).hexdigest()
     assert results["dog/c.jpg"].reason == q.EMPTY_FILE
-    assert source_fingerprint(config, tmp_path)["kind"] == "remote"
+    assert source_fingerprint(config, {}, None)["kind"] == "remote"
 
 
 def test_fingerprints_are_cheap_and_change_with_the_data(tmp_path: Path) -> None:
     corpus.simple_dataset(tmp_path / "d", {"cat": (1, 1), "dog": (1, 1)})
     config = load_config(overrides={"data.source": str(tmp_path / "d")})
-    first = source_fingerprint(config, tmp_path)
-    assert source_fingerprint(config, tmp_path) == first
+    first = source_fingerprint(config, {}, None)
+    assert source_fingerprint(config, {}, None) == first
     corpus.write(tmp_path / "d" / "train" / "cat" / "new.jpg", corpus.jpeg(7))
-    assert source_fingerprint(config, tmp_path) != first
-    sample = source_fingerprint(load_config(), tmp_path)
+    assert source_fingerprint(config, {}, None) != first
+    sample = source_fingerprint(load_config(), {}, None)
     assert sample["kind"] == "sample" and sample["seed"] == 0
-    preset = source_fingerprint(load_config(overrides={"data.source": "food101_10pct"}), tmp_path)
+    preset = source_fingerprint(load_config(overrides={"data.source": "food101_10pct"}), {}, None)
     assert preset["url"].endswith("10_food_classes_10_percent.zip")
     with pytest.raises(UsageError, match="does not exist"):
-        source_fingerprint(load_config(overrides={"data.source": "/does/not/exist"}), tmp_path)
+        source_fingerprint(load_config(overrides={"data.source": "/does/not/exist"}), {}, None)

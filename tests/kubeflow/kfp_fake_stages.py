@@ -75,7 +75,8 @@ def ingest_function():
         """
         import kfp_fake_stages
 
-        from hubpipe.pipeline.kubeflow.launcher import copy_file, launch, log_metrics, write_summary
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import copy_file, log_metrics, write_summary
 
         launch(
             kfp_fake_stages.SPECS["ingest"],
@@ -102,7 +103,8 @@ def validate_function():
         """Fake validate."""
         import kfp_fake_stages
 
-        from hubpipe.pipeline.kubeflow.launcher import html_report, launch
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import html_report
 
         launch(
             kfp_fake_stages.SPECS["validate"],
@@ -134,7 +136,8 @@ def train_function():
         """Fake train."""
         import kfp_fake_stages
 
-        from hubpipe.pipeline.kubeflow.launcher import launch, log_metrics, tensorboard_viewer
+        from hubpipe.pipeline.kubeflow.launcher import launch
+        from hubpipe.pipeline.kubeflow.ui_outputs import log_metrics, tensorboard_viewer
 
         launch(
             kfp_fake_stages.SPECS["train"],

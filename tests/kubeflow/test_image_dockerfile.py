@@ -45,7 +45,7 @@ def test_tensorflow_bases_for_gpu_and_cpu() -> None:
 def test_dependencies_install_from_the_pins_before_the_sources_are_copied(instructions) -> None:
     runs_and_copies = [(kind, args) for kind, args in instructions if kind in ("RUN", "COPY")]
     first_source = next(i for i, (kind, args) in enumerate(runs_and_copies) if args.startswith("pipeline "))
-    dependencies = next(i for i, (kind, args) in enumerate(runs_and_copies) if "-c constraints.txt ." in args)
+    dependencies = next(i for i, (kind, args) in enumerate(runs_and_copies) if '-c constraints.txt ".[mlflow]"' in args)
     first_copy = next(args for kind, args in runs_and_copies if kind == "COPY")
     assert first_copy == "setup.py constraints.txt ./"
     assert dependencies < first_source

@@ -79,7 +79,8 @@ def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:
         component = dsl.component(base_image="x", install_kfp_package=False)(shell.component_function())
         inputs = set(component.component_spec.inputs)
         upstream = {load_shell(s).OUTPUT for s in registered_stages() if s.name in spec.upstream}
-        expected = {CONFIG_PARAMETER} | {p.name for p in parameters_for(spec.sections)} | upstream
+        extra = set(getattr(shell, "EXTRA_PARAMETERS", ()))
+        expected = {CONFIG_PARAMETER} | {p.name for p in parameters_for(spec.sections)} | upstream | extra
         assert inputs == expected, spec.name
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tiny_pipeline import (
     TINY_EXAMPLES,
+    WHOLE_PIPELINE_MARKS,
     assert_same_kinds_of_artifacts,
     folder_output,
     outputs,
@@ -16,11 +17,7 @@ from tiny_pipeline import (
     tiny_config,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning"),
-]
+pytestmark = WHOLE_PIPELINE_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from kfp_fake_stages import SPECS
 
 from hubpipe.pipeline.config import load_config, to_dict
 from hubpipe.pipeline.errors import DataRejected, StageError
-from hubpipe.pipeline.kubeflow import launcher
-from hubpipe.pipeline.kubeflow.launcher import Launched, launch, run_stage
+from hubpipe.pipeline.kubeflow import launcher, ui_outputs
+from hubpipe.pipeline.kubeflow.launcher import launch, run_stage
+from hubpipe.pipeline.kubeflow.ui_outputs import Launched
 from hubpipe.pipeline.stage import StageResult
 
 
@@ -94,10 +95,10 @@ def test_launch_fills_the_typed_outputs(tmp_path: Path, ingested: Path) -> None:
         output=model,
         inputs={"ingest": artifact("Dataset", ingested), "validate": artifact("Artifact", validated)},
         fill=[
-            (metrics, launcher.log_metrics),
+            (metrics, ui_outputs.log_metrics),
             (matrix, log_confusion_matrix),
-            (viewer, launcher.tensorboard_viewer("tensorboard")),
-            (summary, launcher.write_summary),
+            (viewer, ui_outputs.tensorboard_viewer("tensorboard")),
+            (summary, ui_outputs.write_summary),
         ],
     )
     assert (Path(model.path) / "model.txt").read_text() == "a,b"
@@ -154,7 +155,7 @@ def test_the_markdown_summary_shows_class_names_as_literal_text(tmp_path: Path) 
     summary = artifact("Markdown", tmp_path / "summary.md")
     stage = fake_launched(tmp_path, {}, results)
     stage.manifest["rejected"] = "unexpected class <b>owls</b>"
-    launcher.write_summary(stage, summary)
+    ui_outputs.write_summary(stage, summary)
     text = Path(summary.path).read_text()
     assert "**rejected**: unexpected class &lt;b&gt;owls&lt;/b&gt;" in text
     assert "<img" not in text and "&lt;img src=x onerror=alert\\(1\\)&gt;" in text
@@ -172,7 +173,7 @@ def test_html_report_renders_json_tables_images_and_text(tmp_path: Path) -> None
     (tmp_path / "notes.txt").write_text("plain & simple")
     stage = fake_launched(tmp_path, {"quarantine": "quarantine.json", "images": "images", "notes": "notes.txt"})
     page = artifact("HTML", tmp_path / "report.html")
-    launcher.html_report("Ingest", "quarantine", "images", "notes", "absent")(stage, page)
+    ui_outputs.html_report("Ingest", "quarantine", "images", "notes", "absent")(stage, page)
     html = Path(page.path).read_text()
     assert "<th>path</th><th>reason</th>" in html and "a&lt;b&gt;.jpg" in html
     assert "data:image/png;base64," in html and "m/confusion.png" in html
@@ -183,22 +184,22 @@ def test_html_report_renders_json_tables_images_and_text(tmp_path: Path) -> None
 def test_copy_file_leaves_a_note_for_a_missing_artifact(tmp_path: Path) -> None:
     stage = fake_launched(tmp_path, {"report": "report.html"})
     target = artifact("HTML", tmp_path / "copy.html")
-    launcher.copy_file("report")(stage, target)
+    ui_outputs.copy_file("report")(stage, target)
     assert "produced no report" in Path(target.path).read_text()
     (tmp_path / "report.html").write_text("<p>the report</p>")
-    launcher.copy_file("report")(stage, target)
+    ui_outputs.copy_file("report")(stage, target)
     assert Path(target.path).read_text() == "<p>the report</p>"
 
 
 def test_results_are_flattened_for_metrics_and_metadata(tmp_path: Path) -> None:
     results = {"models": {"b0": {"accuracy": 0.9}}, "note": "ok", "list": [1, 2], "none": None, "flag": False}
-    assert launcher.scalar_results(results) == {"models.b0.accuracy": 0.9, "note": "ok", "flag": False}
+    assert ui_outputs.scalar_results(results) == {"models.b0.accuracy": 0.9, "note": "ok", "flag": False}
     metrics = artifact("Metrics", tmp_path / "metrics")
-    launcher.log_metrics(fake_launched(tmp_path, {}, results), metrics)
+    ui_outputs.log_metrics(fake_launched(tmp_path, {}, results), metrics)
     assert metrics.metadata == {"models.b0.accuracy": 0.9, "flag": 0.0}
 
 
 def test_a_stage_without_logs_gets_an_empty_viewer(tmp_path: Path) -> None:
     viewer = artifact("Artifact", tmp_path / "ui")
-    launcher.tensorboard_viewer("logs")(fake_launched(tmp_path, {}), viewer)
+    ui_outputs.tensorboard_viewer("logs")(fake_launched(tmp_path, {}), viewer)
     assert json.loads(Path(viewer.path).read_text()) == {"version": 1, "outputs": []}

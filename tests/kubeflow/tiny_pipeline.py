@@ -8,12 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hubpipe.pipeline.config import PipelineConfig, load_config
 from hubpipe.pipeline.stages import registered_stages
 
 TESTS = Path(__file__).resolve().parents[1]
 #: Images in the tiny dataset: 10 classes x (4 train + 2 test).
 TINY_EXAMPLES = 60
+#: The marks of a test module that runs the whole pipeline through kfp.local.
+WHOLE_PIPELINE_MARKS = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning"),
+]
 
 
 def tiny_backbone(path: Path) -> Path:

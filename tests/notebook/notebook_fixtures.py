@@ -21,12 +21,17 @@ from hubpipe.pipeline.config import PipelineConfig, to_yaml
 TESTS = Path(__file__).resolve().parents[1]
 
 
+def tiny_pipeline():
+    """tests/kubeflow/tiny_pipeline.py: the tiny dataset, backbone and configuration, and running it on kfp.local."""
+    spec = importlib.util.spec_from_file_location("notebook_tiny_pipeline", TESTS / "kubeflow" / "tiny_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config(root: Path) -> PipelineConfig:
     """The tiny configuration, publishing into ``root/published``; data and backbone made once under ``root``."""
-    spec = importlib.util.spec_from_file_location("notebook_kfp_e2e", TESTS / "kubeflow" / "test_kubeflow_e2e.py")
-    e2e = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(e2e)
-    return e2e.tiny_config(root, root / "published")
+    return tiny_pipeline().tiny_config(root, root / "published")
 
 
 def tiny_config_file(root: Path) -> Path:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from notebook_fixtures import free_port, mlflow_server, tiny_config
+from notebook_fixtures import free_port, mlflow_server, tiny_config, tiny_pipeline
 
 from hubpipe.pipeline.config import PipelineConfig, replace
 from hubpipe.pipeline.runner import run_pipeline
@@ -103,3 +103,33 @@ def test_server_down_keeps_the_run_and_says_so(tmp_path: Path, caplog: pytest.Lo
     assert run_file["tracking"]["status"] == "failed" and uri in run_file["tracking"]["error"]
     assert "tracking failed" in render_report(tmp_path / "run")
     assert not (tmp_path / "run" / "tracking.json").exists()  # a later run with the server up logs it all
+
+
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task that uses custom:RuntimeWarning")
+def test_kubeflow_run_logs_to_a_real_server_from_its_publish_task(tmp_path: Path) -> None:
+    from kfp import local
+    from mlflow.tracking import MlflowClient
+
+    kfp = tiny_pipeline()
+    config = tracked(tiny_config(tmp_path), "")  # the server is given as the pipeline parameter's default
+    with mlflow_server(tmp_path / "mlflow") as uri:
+        config = replace(config, track=replace(config.track, mlflow_uri=uri))
+        run = kfp.run_through_kfp(local.SubprocessRunner(use_venv=False), tmp_path / "kfp", config)
+        publication = kfp.outputs(run, "publish")["publication"]["metadata"]
+        assert publication["tracking"] == "logged"
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("hubpipe").experiment_id])
+        (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert parent.info.run_id == publication["mlflow_run_id"] and parent.info.status == "FINISHED"
+        assert parent.data.params["track.mlflow_uri"] == uri and parent.data.params["train.epochs"] == "2"
+        assert {"stage_seconds.train", "stage_seconds.evaluate", "stage_seconds.publish"} <= set(parent.data.metrics)
+        evaluation = kfp.folder_output(run, "evaluate")
+        assert parent.info.run_name == json.loads((evaluation / "blessing.json").read_text())["evaluation_id"]
+        scores = {path.stem: json.loads(path.read_text()) for path in (evaluation / "metrics").glob("*.json")}
+        children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        assert set(children) == set(scores) and parent.data.tags["blessed_model"] in children
+        for name, child in children.items():
+            assert child.data.metrics["test_accuracy"] == pytest.approx(scores[name]["accuracy"], abs=1e-4)
+        assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"report.html", "blessing.json"}
+        (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
+        assert version.run_id == parent.info.run_id

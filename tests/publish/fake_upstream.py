@@ -27,11 +27,11 @@ def train(ctx: StageContext) -> StageResult:
     return StageResult(results={"copied": os.environ["FAKE_TRAIN"]})
 
 
-def ingest_source(config, output_root: Path) -> dict:
+def ingest_source(config, inputs, previous_dir) -> dict:
     return {"source": os.environ.get("FAKE_INGEST", "")}
 
 
-def train_source(config, output_root: Path) -> dict:
+def train_source(config, inputs, previous_dir) -> dict:
     return {"train": os.environ.get("FAKE_TRAIN", "")}
 
 

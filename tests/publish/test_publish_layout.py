@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hubpipe.components.publish import layout, storage
-from hubpipe.components.publish.kubeflow import logs_path_for_cluster, tensorboard_resource, viewing_hints
+from hubpipe.components.common import publish_root, storage
+from hubpipe.components.publish.tensorboard_resource import logs_path_for_cluster, tensorboard_resource, viewing_hints
 from hubpipe.pipeline.config import PublishConfig, load_config
 from hubpipe.pipeline.errors import ConfigError
 
@@ -24,30 +24,30 @@ def add_version(root: Path, version: str, key: str, reference: str | None, lates
 
 def test_default_root_is_in_the_hubpipe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "cache"))
-    assert layout.resolve_root("") == str(tmp_path / "cache" / "published")
-    assert layout.resolve_root("  ") == str(tmp_path / "cache" / "published")
+    assert publish_root.resolve_root("") == str(tmp_path / "cache" / "published")
+    assert publish_root.resolve_root("  ") == str(tmp_path / "cache" / "published")
 
 
 def test_configured_roots_are_absolute_or_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert layout.resolve_root("pub") == str(tmp_path / "pub")
-    assert layout.resolve_root("gs://bucket/hubpipe/") == "gs://bucket/hubpipe"
-    assert layout.logs_dir("gs://bucket/hubpipe", "r1") == "gs://bucket/hubpipe/tensorboard/r1"
-    assert layout.latest_path("gs://b") == "gs://b/models/LATEST"
+    assert publish_root.resolve_root("pub") == str(tmp_path / "pub")
+    assert publish_root.resolve_root("gs://bucket/hubpipe/") == "gs://bucket/hubpipe"
+    assert publish_root.logs_dir("gs://bucket/hubpipe", "r1") == "gs://bucket/hubpipe/tensorboard/r1"
+    assert publish_root.latest_path("gs://b") == "gs://b/models/LATEST"
     assert storage.is_remote("gs://b") and not storage.is_remote(str(tmp_path))
 
 
 def test_latest_is_none_until_a_complete_version_is_there(tmp_path: Path) -> None:
     root = str(tmp_path)
-    assert layout.read_latest(root) is None
+    assert publish_root.read_latest(root) is None
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "LATEST").write_text("v1\n")
-    assert layout.read_latest_id(root) == "v1"
-    assert layout.read_latest(root) is None  # the folder has no version.json: incomplete
+    assert publish_root.read_latest_id(root) == "v1"
+    assert publish_root.read_latest(root) is None  # the folder has no version.json: incomplete
     add_version(tmp_path, "v1", "k1", None)
-    assert layout.read_latest(root).model_key == "k1"
+    assert publish_root.read_latest(root).model_key == "k1"
     (tmp_path / "models" / "v1" / "version.json").write_text("{not json")
-    assert layout.read_latest(root) is None
+    assert publish_root.read_latest(root) is None
 
 
 def test_reference_skips_the_candidates_own_earlier_blessings(tmp_path: Path) -> None:
@@ -55,16 +55,16 @@ def test_reference_skips_the_candidates_own_earlier_blessings(tmp_path: Path) ->
     add_version(tmp_path, "v1", "k1", None)
     add_version(tmp_path, "v2", "k2", "v1")
     add_version(tmp_path, "v3", "k3", "v2")
-    assert layout.find_reference(root, ["other"]).version == "v3"
-    assert layout.find_reference(root, ["k3"]).version == "v2"
-    assert layout.find_reference(root, ["k3", "k2"]).version == "v1"
-    assert layout.find_reference(root, ["k1", "k2", "k3"]) is None
+    assert publish_root.find_reference(root, ["other"]).version == "v3"
+    assert publish_root.find_reference(root, ["k3"]).version == "v2"
+    assert publish_root.find_reference(root, ["k3", "k2"]).version == "v1"
+    assert publish_root.find_reference(root, ["k1", "k2", "k3"]) is None
 
 
 def test_reference_walk_stops_on_a_cycle(tmp_path: Path) -> None:
     add_version(tmp_path, "v1", "k1", "v2", latest=False)
     add_version(tmp_path, "v2", "k1", "v1")
-    assert layout.find_reference(str(tmp_path), ["k1"]) is None
+    assert publish_root.find_reference(str(tmp_path), ["k1"]) is None
 
 
 def test_write_text_atomic_replaces_whole_files_and_leaves_no_temporary(tmp_path: Path) -> None:

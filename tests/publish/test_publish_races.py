@@ -10,7 +10,7 @@ import pytest
 from fake_run import FakeWorld
 from test_publish_stage import Run
 
-from hubpipe.components.publish import layout
+from hubpipe.components.common import publish_root as layout
 from hubpipe.pipeline.errors import PublishConflict
 
 
@@ -77,7 +77,7 @@ def test_a_publisher_waits_for_the_lock_of_another_process(tmp_path: Path) -> No
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from hubpipe.components.publish import layout\n"
+            "from hubpipe.components.common import publish_root as layout\n"
             f"with layout.locked({str(root)!r}):\n"
             "    print('locked', flush=True)\n"
             "    time.sleep(60)\n",
@@ -91,7 +91,7 @@ def test_a_publisher_waits_for_the_lock_of_another_process(tmp_path: Path) -> No
             [
                 sys.executable,
                 "-c",
-                "from hubpipe.components.publish import layout\n"
+                "from hubpipe.components.common import publish_root as layout\n"
                 f"with layout.locked({str(root)!r}):\n"
                 "    print('got it')\n",
             ],

@@ -8,7 +8,7 @@ import fake_upstream
 import pytest
 from fake_run import FakeWorld
 
-from hubpipe.components.publish import layout
+from hubpipe.components.common import publish_root
 from hubpipe.pipeline.config import load_config
 from hubpipe.pipeline.runner import run_pipeline
 
@@ -33,7 +33,7 @@ def test_rerun_is_cached_after_publishing_and_new_training_compares_with_it(
     first = run_pipeline(config, tmp_path / "a", fake_upstream.stages())
     assert set(statuses(first).values()) == {"ran"}
     v1 = first.stage("publish").results["published_version"]
-    assert v1 and layout.read_latest_id(str(root)) == v1
+    assert v1 and publish_root.read_latest_id(str(root)) == v1
 
     again = run_pipeline(config, tmp_path / "a", fake_upstream.stages())
     assert set(statuses(again).values()) == {"cached"}, "publishing the model must not invalidate its own evaluation"
@@ -43,14 +43,14 @@ def test_rerun_is_cached_after_publishing_and_new_training_compares_with_it(
     assert statuses(retrained) == {"ingest": "cached", "train": "ran", "evaluate": "ran", "publish": "ran"}
     assert retrained.stage("evaluate").results["compared_with"] == v1
     v2 = retrained.stage("publish").results["published_version"]
-    assert layout.read_latest_id(str(root)) == v2 != v1
+    assert publish_root.read_latest_id(str(root)) == v2 != v1
     assert set(statuses(run_pipeline(config, tmp_path / "a", fake_upstream.stages())).values()) == {"cached"}
 
     upstream.setenv("FAKE_TRAIN", str(world.train_good_and_weak))
     elsewhere = run_pipeline(config, tmp_path / "b", fake_upstream.stages())
     assert elsewhere.stage("evaluate").results["compared_with"] == v2
     v3 = elsewhere.stage("publish").results["published_version"]
-    assert layout.read_latest_id(str(root)) == v3 not in (v1, v2)
+    assert publish_root.read_latest_id(str(root)) == v3 not in (v1, v2)
 
     upstream.setenv("FAKE_TRAIN", str(world.train_better))
     noticed = run_pipeline(config, tmp_path / "a", fake_upstream.stages())

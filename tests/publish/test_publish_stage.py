@@ -9,9 +9,9 @@ import pytest
 import yaml
 from fake_run import FakeWorld
 
+from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor as evaluate_executor
 from hubpipe.components.publish import executor as publish_executor
-from hubpipe.components.publish import layout
 from hubpipe.pipeline.config import load_config
 from hubpipe.pipeline.runtime import import_tensorflow
 from hubpipe.pipeline.stage import StageContext, StageResult
@@ -87,15 +87,15 @@ def test_good_candidate_becomes_latest_and_a_second_run_compares_against_it(worl
     assert drop["passed"] is True and drop["value"] == pytest.approx(0.0)
     new_version = publication.results["published_version"]
     assert new_version not in (None, version)
-    assert layout.read_latest_id(str(root)) == new_version
-    assert layout.read_latest(str(root)).reference == version
+    assert publish_root.read_latest_id(str(root)) == new_version
+    assert publish_root.read_latest(str(root)).reference == version
 
     third = Run(world, world.train_fair, tmp_path / "run3", root)
     evaluation, publication = third.both()
     assert evaluation.results["compared_with"] == new_version
     assert evaluation.results["blessed"] is None
     assert publication.results["published_version"] is None
-    assert layout.read_latest_id(str(root)) == new_version
+    assert publish_root.read_latest_id(str(root)) == new_version
     assert sorted(p.name for p in (root / "tensorboard").iterdir()) == sorted(
         r.blessing["evaluation_id"] for r in (first, second, third)
     )
@@ -124,14 +124,14 @@ def test_interrupted_publish_leaves_latest_unchanged(
     with pytest.raises(OSError, match="connection lost"):
         second.publish()
 
-    assert layout.read_latest_id(str(root)) == latest
+    assert publish_root.read_latest_id(str(root)) == latest
     assert sorted(p.name for p in (root / "models").iterdir()) == sorted(["LATEST", latest])
     assert (root / "models" / latest / "version.json").is_file()
 
     monkeypatch.setattr(gfile, "copy", real_copy)
     (tmp_path / "run2" / "publish").rmdir()
     retried = second.publish()
-    assert layout.read_latest_id(str(root)) == retried.results["published_version"] != latest
+    assert publish_root.read_latest_id(str(root)) == retried.results["published_version"] != latest
 
 
 def test_publishing_the_latest_model_again_adds_no_version(world: FakeWorld, tmp_path: Path) -> None:
@@ -180,7 +180,12 @@ def test_external_inputs_notice_a_deleted_publication(world: FakeWorld, tmp_path
     root = tmp_path / "published"
     run = Run(world, world.train_good_and_weak, tmp_path / "run", root)
     run.both()
-    assert publish_executor.external_inputs(run.config, tmp_path / "run") == {"publish_root": str(root), "missing": []}
-    version = layout.read_latest_id(str(root))
+    assert publish_executor.external_inputs(run.config, {}, tmp_path / "run" / "publish") == {
+        "publish_root": str(root),
+        "missing": [],
+    }
+    version = publish_root.read_latest_id(str(root))
     (root / "models" / version / "version.json").unlink()
-    assert publish_executor.external_inputs(run.config, tmp_path / "run")["missing"] == [f"version {version}"]
+    assert publish_executor.external_inputs(run.config, {}, tmp_path / "run" / "publish")["missing"] == [
+        f"version {version}"
+    ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import train_fixtures
 
-from hubpipe.components.train.embeddings import load_embeddings
+from hubpipe.components.common.feature_vectors import load_embeddings
 from hubpipe.pipeline.runtime import import_tensorflow
 
 FE_MODEL = "tiny_backbone"

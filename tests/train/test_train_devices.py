@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hubpipe.components.common.head import build_head
 from hubpipe.components.train.devices import DevicePlan, plan_devices, training_runtime
-from hubpipe.components.train.models import build_head, build_scratch_cnn
+from hubpipe.components.train.models import build_scratch_cnn
 from hubpipe.pipeline.runtime import import_tensorflow
 
 ONE_GPU = ["/physical_device:GPU:0"]

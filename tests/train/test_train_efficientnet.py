@@ -10,8 +10,8 @@ import pytest
 import train_fixtures
 
 from hubpipe.components.backbones import offline
+from hubpipe.components.common.feature_vectors import load_embeddings
 from hubpipe.components.train.core import train_models
-from hubpipe.components.train.embeddings import load_embeddings
 from hubpipe.components.train.session import TrainRequest
 from hubpipe.pipeline.config import TrainConfig
 from hubpipe.pipeline.runtime import import_tensorflow

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hubpipe.components.common import feature_vectors
 from hubpipe.components.train import embeddings
 from hubpipe.components.train.inputs import load_split
 from hubpipe.pipeline.runtime import import_tensorflow
@@ -43,18 +44,18 @@ def test_vectors_are_computed_once_then_reused(tmp_path: Path, ingest_dir: Path)
     assert list(second.embeddings.ids) == list(first.embeddings.ids)
     assert second.embeddings.features.shape == (9, 3) and second.embeddings.features.dtype == np.float32
     assert list(second.embeddings.labels) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    folder = embeddings.split_dir(tmp_path, "k1", "test")
+    folder = feature_vectors.split_dir(tmp_path, "k1", "test")
     assert sorted(p.name for p in folder.parent.iterdir()) == ["test"]  # no temporary folders left
-    assert embeddings.load_embeddings(tmp_path, "k1", "train") is None
+    assert feature_vectors.load_embeddings(tmp_path, "k1", "train") is None
 
 
 def test_a_damaged_entry_is_recomputed(tmp_path: Path, ingest_dir: Path) -> None:
     tf = import_tensorflow()
     split = load_split(ingest_dir, "test")
-    folder = embeddings.split_dir(tmp_path, "k2", "test")
+    folder = feature_vectors.split_dir(tmp_path, "k2", "test")
     folder.mkdir(parents=True)
-    np.save(folder / embeddings.FEATURES_FILE, np.zeros((2, 3), np.float32))  # examples.npz missing
-    assert embeddings.load_embeddings(tmp_path, "k2", "test") is None
+    np.save(folder / feature_vectors.FEATURES_FILE, np.zeros((2, 3), np.float32))  # examples.npz missing
+    assert feature_vectors.load_embeddings(tmp_path, "k2", "test") is None
     result = embeddings.ensure_embeddings(
         tf,
         lambda images: tf.reduce_mean(images, axis=[1, 2]),
@@ -66,5 +67,15 @@ def test_a_damaged_entry_is_recomputed(tmp_path: Path, ingest_dir: Path) -> None
         meta={},
     )
     assert not result.cached
-    reloaded = embeddings.load_embeddings(tmp_path, "k2", "test")
+    reloaded = feature_vectors.load_embeddings(tmp_path, "k2", "test")
     assert reloaded is not None and reloaded.features.shape == (9, 3)
+
+
+def test_cached_vectors_line_up_with_the_split_ids(tmp_path: Path) -> None:
+    vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    cached = feature_vectors.Embeddings(vectors, np.array([0, 1, 0]), np.array(["a", "b", "c"]))
+    feature_vectors.save_embeddings(feature_vectors.split_dir(tmp_path, "k3", "test"), cached, {})
+    lined_up = feature_vectors.vectors_in_order(tmp_path, "k3", "test", ["c", "a"])
+    assert lined_up.tolist() == [[4.0, 5.0], [0.0, 1.0]]
+    assert feature_vectors.vectors_in_order(tmp_path, "k3", "test", ["a", "unknown"]) is None
+    assert feature_vectors.vectors_in_order(tmp_path, "other", "test", ["a"]) is None

@@ -58,10 +58,10 @@ def test_stage_runs_after_upstream_and_reruns_with_cached_vectors(
 
 def test_backbone_fingerprints_are_external_inputs(tiny_backbone: Path) -> None:
     config = apply_overrides(load_config(), {"train.backbones": [str(tiny_backbone)]})
-    fingerprints = external_inputs(config, Path("/unused"))["backbones"]
+    fingerprints = external_inputs(config, {}, None)["backbones"]
     assert fingerprints[str(tiny_backbone)].startswith("sha256:")
     with pytest.raises(UsageError, match="unknown backbone"):
-        external_inputs(apply_overrides(load_config(), {"train.backbones": ["no_such_net"]}), Path("/unused"))
+        external_inputs(apply_overrides(load_config(), {"train.backbones": ["no_such_net"]}), {}, None)
 
 
 def test_missing_or_empty_examples_are_data_errors(tmp_path: Path, ingest_dir: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hubpipe.components.backbones import load_feature_extractor, resolve_backbone
+from hubpipe.components.common.head import build_head
 from hubpipe.components.train import models
 from hubpipe.pipeline.errors import StageError
 from hubpipe.pipeline.runtime import import_tensorflow
@@ -55,7 +56,7 @@ def test_fine_tuning_changes_only_the_top_layer_and_keeps_batch_norm_frozen(tiny
     extractor = load_feature_extractor(resolve_backbone(str(tiny_backbone)))
     backbone = models.tunable_backbone(tf, extractor, 1)
     features = models.feature_model(tf, backbone, 32, (0.0, 1.0))
-    classifier = models.image_classifier(tf, features, models.build_head(tf, 16, 3))
+    classifier = models.image_classifier(tf, features, build_head(tf, 16, 3))
     models.compile_classifier(tf, classifier, 0.1)
     before = {v.name: v.numpy().copy() for v in extractor.weights}
     assert sorted(v.name for v in backbone.trainable_weights) == ["conv2/bias:0", "conv2/kernel:0"]

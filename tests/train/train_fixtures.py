@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 from PIL import Image
 
+from hubpipe.components.backbones.hub_format import feature_vector_root
+from hubpipe.components.backbones.manifest import write_manifest
 from hubpipe.components.common import features
 from hubpipe.data.sample import render_jpeg
 from hubpipe.pipeline.config import TrainConfig, replace
@@ -84,22 +85,9 @@ def write_tiny_backbone(path: Path) -> Path:
     x = layers.BatchNormalization(name="bn2")(x)
     x = layers.ReLU(name="relu2")(x)
     model = tf.keras.Model(images, layers.GlobalAveragePooling2D(name="pool")(x))
-    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-
-    @tf.function
-    def call(images, training=False):
-        return model(images, training=training)
-
-    for training in (False, True):
-        call.get_concrete_function(spec, training=training)
-    root = tf.train.Checkpoint()
-    root.variables = list(model.variables)
-    root.trainable_variables = list(model.trainable_variables)
-    root.regularization_losses = []
-    root.__call__ = call
+    root = feature_vector_root(tf, model, tf.TensorSpec([None, None, None, 3], tf.float32))
     tf.saved_model.save(root, str(path))
-    manifest = {"input_size": BACKBONE_SIZE, "output_dim": BACKBONE_DIM, "input_range": [0.0, 1.0]}
-    (path / "hubpipe_backbone.json").write_text(json.dumps(manifest))
+    write_manifest(path, {"input_size": BACKBONE_SIZE, "output_dim": BACKBONE_DIM, "input_range": [0.0, 1.0]})
     return path
 
 

@@ -34,18 +34,27 @@ def _gfile() -> ModuleType:
     return import_tensorflow().io.gfile
 
 
-def read_text(path: str) -> str | None:
-    """The file's text, or None when it does not exist."""
+def _read(path: str, mode: str) -> str | bytes | None:
     if not is_remote(path):
         try:
-            return Path(path).read_text(encoding="utf-8")
+            return Path(path).read_bytes() if mode == "rb" else Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
     gfile = _gfile()
     if not gfile.exists(path):
         return None
-    with gfile.GFile(path, "r") as handle:
+    with gfile.GFile(path, mode) as handle:
         return handle.read()
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or None when it does not exist."""
+    return _read(path, "r")  # type: ignore[return-value]
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    return _read(path, "rb")  # type: ignore[return-value]
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -21,7 +21,6 @@ from hubpipe.pipeline.config import PublishConfig
 
 API_VERSION = "tensorboard.kubeflow.org/v1alpha1"
 KIND = "Tensorboard"
-RESOURCE_FILE = "tensorboard.yaml"
 
 
 @dataclass(frozen=True)
