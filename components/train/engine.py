@@ -7,9 +7,9 @@ thread per usable core (:mod:`.threads`). On a GPU ``auto`` stays on TensorFlow.
 
 A conversion costs time (about 9 s for EfficientNet-Lite0 on a 2-core machine) that fewer images than
 :data:`AUTO_MIN_IMAGES` do not repay: measured side by side on such a machine (``benchmarks/extraction.py``),
-the interpreter saved at most about 2.5 ms per image over TensorFlow when the machine was otherwise idle,
-and none under load from other processes (XNNPACK splits each operator evenly between its threads, so one
-descheduled thread stalls the others). So ``auto`` converts only for at least that many images to extract,
+the interpreter saved 1 to 2.5 ms per image over TensorFlow (204 against 256 img/s with the machine nearly
+idle) and nothing under load from other processes (with a core taken by another process, one interpreter
+thread ran faster than two). So ``auto`` converts only for at least that many images to extract,
 and uses a cached conversion whatever the count; ``tflite`` always converts.
 
 A converted model is used only when it computes the same features: on a fixed probe batch the largest
