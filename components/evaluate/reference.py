@@ -40,6 +40,9 @@ from hubpipe.pipeline.errors import StageError
 
 LOG = logging.getLogger(__name__)
 
+#: Where a compiled Keras model keeps its metrics' counters in a checkpoint (not read).
+METRIC_VARIABLES = "keras_api/metrics/"
+
 
 @dataclass(frozen=True)
 class TestSplit:
@@ -92,19 +95,23 @@ def _head_probabilities(
     features = vectors_in_order(split.cache_dir, twin.info["embedding_key"], "test", split.ids)
     if features is None:
         return None
-    head = _head_from_weights(tf, storage.join(reference.path, HEAD_DIR))
+    head = head_from_weights(tf, storage.join(reference.path, HEAD_DIR))
     return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
 
 
-def _head_from_weights(tf: Any, head_dir: str) -> Any:
+def head_from_weights(tf: Any, head_dir: str) -> Any:
     """The head architecture built by this code, with only the weights read from the published folder.
 
     ``tf.keras.models.load_model`` would rebuild whatever layers the folder describes (a Lambda layer carries
-    Python code); the checkpoint reader reads tensors only. Anything but one Dense layer's kernel and bias
-    is refused.
+    Python code); the checkpoint reader reads tensors only. The training metrics' counters that a compiled
+    head carries are not read; any other layer than one Dense layer's kernel and bias is refused.
     """
     reader = tf.train.load_checkpoint(f"{head_dir.rstrip('/')}/variables/variables")
-    shapes = {k: v for k, v in reader.get_variable_to_shape_map().items() if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    shapes = {
+        key: shape
+        for key, shape in reader.get_variable_to_shape_map().items()
+        if key != "_CHECKPOINTABLE_OBJECT_GRAPH" and not key.startswith(METRIC_VARIABLES)
+    }
     kernel_key, bias_key = (f"layer_with_weights-0/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in ("kernel", "bias"))
     if set(shapes) != {kernel_key, bias_key} or len(shapes[kernel_key]) != 2:
         raise ValueError(f"the head in {head_dir} is not one Dense layer (variables: {sorted(shapes)[:4]})")

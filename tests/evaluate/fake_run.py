@@ -107,6 +107,9 @@ def _head(tf, weights: np.ndarray):
     layer = tf.keras.layers.Dense(3, activation="softmax", name="probabilities")
     model = tf.keras.Model(inputs, layer(inputs))
     layer.set_weights([weights, -4.0 * np.ones(3, np.float32)])
+    # Compiled and evaluated like the train stage's heads, so that the saved head holds metric counters too.
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.evaluate(np.zeros((1, 3), np.float32), np.zeros((1,), np.int64), verbose=0)
     return model
 
 

@@ -10,6 +10,7 @@ import pytest
 import train_fixtures
 
 from hubpipe.components.common.feature_vectors import load_embeddings
+from hubpipe.components.evaluate.reference import head_from_weights
 from hubpipe.pipeline.runtime import import_tensorflow
 
 FE_MODEL = "tiny_backbone"
@@ -87,6 +88,9 @@ def test_test_predictions_match_the_record_and_the_cached_vectors(trained_run) -
     assert vectors is not None and list(vectors.ids) == list(ids)
     head = tf.keras.models.load_model(str(model_dir(trained_run, FE_MODEL) / "head"))
     assert np.allclose(head.predict(vectors.features, verbose=0), probabilities, atol=1e-6)
+    # What evaluate does with a published head: weights only, into the head architecture the code builds.
+    rebuilt = head_from_weights(tf, str(model_dir(trained_run, FE_MODEL) / "head"))
+    assert np.allclose(rebuilt.predict(vectors.features, verbose=0), probabilities, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", [FE_MODEL, FT_MODEL, SCRATCH])
