@@ -41,27 +41,38 @@ def _models(tf: Any, size: int) -> dict[str, Callable[[Any], Any]]:
 
 def _time_batch(model: Callable[[Any], Any], images: Any) -> float:
     start = time.perf_counter()
-    model(images).numpy()  # .numpy() waits for the result
+    np.asarray(model(images))  # waits for the result
     return time.perf_counter() - start
 
 
-def run(batch: int, size: int, warmup: int, rounds: int) -> dict[str, float]:
-    """Images per second of each model: the batch size over the median time per batch."""
-    tf = import_tensorflow()
-    images = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32))
-    models = _models(tf, size)
+def alternating_rates(
+    models: dict[str, Callable[[Any], Any]], images: Any, rounds: int, warmup: int = 1, consecutive: int = 1
+) -> dict[str, float]:
+    """Images per second of each model on the same batch, timed alternately: the batch size over the median time.
+
+    Each round times ``consecutive`` calls of one model in a row (the time per call counts), as a stage calls
+    one engine batch after batch.
+    """
     for model in models.values():
         for _ in range(warmup):
             _time_batch(model, images)
     seconds: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
-            seconds[name].append(_time_batch(model, images))
+            seconds[name].append(sum(_time_batch(model, images) for _ in range(consecutive)) / consecutive)
+    batch = len(images)
     for name, times in seconds.items():
         print(
             f"{name}: {batch / statistics.median(times):.1f} img/s (per batch: {', '.join(f'{t:.2f}s' for t in times)})"
         )
     return {name: batch / statistics.median(times) for name, times in seconds.items()}
+
+
+def run(batch: int, size: int, warmup: int, rounds: int) -> dict[str, float]:
+    """Images per second of each model: the batch size over the median time per batch."""
+    tf = import_tensorflow()
+    images = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), dtype=np.float32))
+    return alternating_rates(_models(tf, size), images, rounds, warmup)
 
 
 def main() -> None:

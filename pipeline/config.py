@@ -27,6 +27,7 @@ DUPLICATE_POLICIES = ("keep", "drop", "fail")
 VALIDATION_POLICIES = ("fail", "warn")
 LAYOUTS = ("auto", "split", "flat")
 PRECISIONS = ("auto", "float32", "mixed_float16")
+ENGINES = ("auto", "tensorflow", "tflite")
 K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: namespaces, Tensorboard names
 K8S_VOLUME_CLAIM = r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # a DNS-1123 subdomain
 
@@ -78,6 +79,9 @@ class TrainConfig:
     baseline_epochs: int = 5
     precision: str = "auto"  # "auto": mixed_float16 on a GPU, float32 otherwise
     export_tflite: bool = False
+    engine: str = "auto"  # feature extraction: "auto" (TFLite on CPU if it matches TF), "tensorflow", "tflite"
+    decode_cache: bool = True  # end-to-end fits decode each image once per run, not once per epoch
+    decode_cache_mb: int = 2048  # decoded images kept in memory up to this size; above it a snapshot on disk
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,8 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     _check(t.fine_tune_epochs >= 0, "train.fine_tune_epochs must not be negative")
     _check(t.baseline_epochs >= 1, "train.baseline_epochs must be at least 1")
     _check_choice(t.precision, PRECISIONS, "train.precision")
+    _check_choice(t.engine, ENGINES, "train.engine")
+    _check(t.decode_cache_mb >= 0, "train.decode_cache_mb must not be negative")
     _check(0.0 <= e.min_accuracy <= 1.0, f"evaluate.min_accuracy must be in [0, 1], got {e.min_accuracy}")
     _check(-1.0 <= e.min_margin_over_baseline <= 1.0, "evaluate.min_margin_over_baseline must be in [-1, 1]")
     _check(0.0 <= e.max_drop_vs_blessed <= 1.0, "evaluate.max_drop_vs_blessed must be in [0, 1]")

@@ -32,6 +32,7 @@ from hubpipe.components.train.naming import unique_model_names
 from hubpipe.components.train.scratch import train_scratch
 from hubpipe.components.train.session import DatasetInfo, ModelResult, Session, TrainRequest
 from hubpipe.components.train.summaries import write_experiment
+from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
 from hubpipe.components.train.transfer import train_transfer
 from hubpipe.pipeline.artifacts import write_json_atomic
 from hubpipe.pipeline.errors import DataError
@@ -50,6 +51,8 @@ class TrainOutcome:
     precision: str
     feature_extraction_seconds: dict[str, float]  # per feature-extraction model
     embeddings_cached: dict[str, bool]  # per feature-extraction model: vectors came from the cache
+    extraction_engine: dict[str, str]  # per feature-extraction model: "tflite", "tensorflow" or "cache"
+    cores: int  # usable cores the thread pools were sized for
 
     def results(self) -> dict[str, Any]:
         """The key results for run.json (small)."""
@@ -63,6 +66,8 @@ class TrainOutcome:
             },
             "feature_extraction_seconds": self.feature_extraction_seconds,
             "embeddings_cached": self.embeddings_cached,
+            "extraction_engine": self.extraction_engine,
+            "usable_cores": self.cores,
             "device": self.device,
             "precision": self.precision,
         }
@@ -84,6 +89,8 @@ def load_dataset_info(tf: Any, ingest_dir: Path) -> DatasetInfo:
 def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> TrainOutcome:
     """Trains every configured model into ``request.output_dir``; ``gpus`` overrides the visible GPUs."""
     tf = import_tensorflow()
+    cores = usable_cores()
+    configure_tensorflow_threads(tf, cores)
     config = request.train
     plan = plan_devices(config.precision, visible_gpus(tf) if gpus is None else gpus)
     data = load_dataset_info(tf, request.ingest_dir)
@@ -91,14 +98,16 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
     results: list[ModelResult] = []
     extraction: dict[str, float] = {}
     cached: dict[str, bool] = {}
+    engines: dict[str, str] = {}
     with training_runtime(tf, plan) as strategy:
-        session = Session(tf, request, plan, strategy, data)
+        session = Session(tf, request, plan, strategy, data, cores)
         names = unique_model_names([resolve_backbone(backbone).name for backbone in config.backbones])
         for backbone, name in zip(config.backbones, names, strict=True):
             outcome = train_transfer(session, backbone, name)
             results.extend(outcome.models)
             extraction[name] = round(outcome.feature_extraction_seconds, 3)
             cached[name] = outcome.embeddings_cached
+            engines[name] = outcome.engine
         if config.baseline:
             results.append(train_scratch(session))
     best = max(results, key=lambda model: model.test_accuracy)
@@ -112,4 +121,4 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
             "models": [dataclasses.asdict(model) for model in results],
         },
     )
-    return TrainOutcome(results, best.name, plan.device, plan.precision, extraction, cached)
+    return TrainOutcome(results, best.name, plan.device, plan.precision, extraction, cached, engines, cores)

@@ -83,9 +83,9 @@ def ensure_embeddings(
     key: str,
     input_size: int,
     batch_size: int,
-    meta: Mapping[str, Any],
+    meta: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
 ) -> Extraction:
-    """The split's vectors from the cache, or computed now and cached."""
+    """The split's vectors from the cache, or computed now and cached (``meta`` may be computed afterwards)."""
     started = time.monotonic()
     cached = load_embeddings(cache_dir, key, split.name)
     if cached is not None:
@@ -96,5 +96,8 @@ def ensure_embeddings(
     count, dim = embeddings.features.shape
     LOG.info("features (%s): %d vectors of %d in %.1f s (%.1f img/s)", split.name, count, dim, seconds, count / seconds)
     folder = split_dir(cache_dir, key, split.name)
-    save_embeddings(folder, embeddings, {**meta, "split": split.name, "count": count, "dimension": dim, "key": key})
+    described = meta() if callable(meta) else meta
+    save_embeddings(
+        folder, embeddings, {**described, "split": split.name, "count": count, "dimension": dim, "key": key}
+    )
     return Extraction(embeddings, False, seconds)

@@ -33,9 +33,28 @@ from hubpipe.pipeline.config import DataConfig, TrainConfig
 LOG = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
-#: Splits whose decoded images take less memory than this are kept in memory across epochs.
-MEMORY_CACHE_BYTES = 2 * 1024**3
+#: Decoded-image snapshots of splits too large for ``train.decode_cache_mb``, under the stage's cache folder.
+DECODED_DIR = "decoded"
+MIB = 1024**2
 SHUFFLE_BUFFER_IMAGES = 1000
+
+
+def decoded_once(tf: Any, dataset: Any, decoded_bytes: int, budget_bytes: int, snapshot_dir: Path) -> Any:
+    """``dataset`` of decoded images, decoded in its first pass only: in memory within the budget, else on disk.
+
+    Within ``budget_bytes`` the first epoch fills an in-memory cache that later epochs read. Above it the
+    decoded images go to a ``tf.data`` snapshot in ``snapshot_dir`` (under the stage's cache folder, keyed by
+    the split's content and the image size), written in the first epoch and read afterwards, also by later
+    runs over the same data. Either way every epoch sees the same float32 images as without a cache.
+    """
+    if decoded_bytes <= budget_bytes:
+        return dataset.cache()
+    LOG.info(
+        "decoded images (%.0f MiB) exceed train.decode_cache_mb: snapshot in %s", decoded_bytes / MIB, snapshot_dir
+    )
+    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    # One shard: the snapshot is read back in the order it was written, so shuffling gives the same batches.
+    return dataset.snapshot(str(snapshot_dir), shard_func=lambda *_: tf.constant(0, tf.int64))
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,7 @@ class Session:
     plan: DevicePlan
     strategy: Any
     data: DatasetInfo
+    cores: int = 1  # usable cores (see :mod:`.threads`): the TFLite interpreter's threads
 
     @property
     def config(self) -> TrainConfig:
@@ -138,11 +158,14 @@ class Session:
         self.tf.keras.utils.set_random_seed(self.config.seed)
 
     def image_batches(self, split: SplitData, size: int, shuffle: bool) -> Any:
-        """Batches of ``(image, label)``; decoded once and kept in memory when the split is small enough."""
+        """Batches of ``(image, label)``; with ``train.decode_cache`` decoded once per run (:func:`decoded_once`)."""
         count = self.data.num_train if split.name == "train" else self.data.num_test
         dataset = image_dataset(self.tf, split, size)
-        if count * size * size * 3 * 4 <= MEMORY_CACHE_BYTES:
-            dataset = dataset.cache()
+        if self.config.decode_cache:
+            folder = self.request.cache_dir / DECODED_DIR / f"{split.fingerprint[:16]}-{size}"
+            dataset = decoded_once(
+                self.tf, dataset, count * size * size * 3 * 4, self.config.decode_cache_mb * MIB, folder
+            )
         if shuffle:
             dataset = dataset.shuffle(min(count, SHUFFLE_BUFFER_IMAGES), seed=self.config.seed)
         return dataset.batch(self.config.batch_size).prefetch(AUTOTUNE)

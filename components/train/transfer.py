@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, loa
 from hubpipe.components.common.head import build_head
 from hubpipe.components.train import models
 from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
+from hubpipe.components.train.engine import BackboneIdentity, Engine, select_engine
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, FINE_TUNED, TRANSFER
@@ -42,6 +45,13 @@ class Backbone:
     fingerprint: str
     key: str
     features: Any  # Keras model: images in [0, 1] -> vectors
+    engine: Callable[[], Engine]  # chooses (and converts) on first call, then returns the same engine
+
+    def engine_used(self) -> dict[str, Any]:
+        """The engine's description when vectors were computed in this run, else that they came from the cache."""
+        if self.engine.cache_info().currsize:  # type: ignore[attr-defined]
+            return self.engine().describe()
+        return {"engine": "cache", "reason": "vectors from the embedding cache", "max_abs_diff": None}
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class TransferOutcome:
     models: list[ModelResult]
     feature_extraction_seconds: float
     embeddings_cached: bool
+    engine: str  # "tensorflow", "tflite", or "cache" when no vector was computed
 
 
 def train_transfer(session: Session, backbone_name: str, model_name: str) -> TransferOutcome:
@@ -73,7 +84,7 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
         backbone_fingerprint=backbone.fingerprint,
         embedding_key=backbone.key,
         feature_extraction_seconds=extraction_seconds,
-        extra={"embeddings_cached": cached},
+        extra={"embeddings_cached": cached, "extraction_engine": backbone.engine_used()},
     )
     classifier = models.image_classifier(tf, backbone.features, head)
     results = [
@@ -83,28 +94,27 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     ]
     if config.fine_tune_layers > 0 and config.fine_tune_epochs > 0:
         results.append(_fine_tune(session, backbone, head, model_name))
-    return TransferOutcome(results, extraction_seconds, cached)
+    return TransferOutcome(results, extraction_seconds, cached, backbone.engine_used()["engine"])
 
 
 def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:
-    """The vectors of the splits training needs (only test's when augmenting), cached or computed now."""
+    """The vectors of the splits training needs (only test's when augmenting), cached or computed now.
+
+    The engine is chosen (and the backbone converted if need be) only when a split is not cached.
+    """
     tf, config, size = session.tf, session.config, backbone.spec.input_size
-    feature_fn = tf.function(
-        lambda images: backbone.features(images, training=False),
-        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
-    )
     splits = [session.data.test] if config.augment else [session.data.train, session.data.test]
     meta = {"backbone": backbone.spec.name, "backbone_fingerprint": backbone.fingerprint, "input_size": size}
     return {
         split.name: ensure_embeddings(
             tf,
-            feature_fn,
+            lambda images: backbone.engine().features(images),
             split,
             cache_dir=session.request.cache_dir,
             key=backbone.key,
             input_size=size,
             batch_size=max(config.batch_size, EXTRACTION_BATCH),
-            meta=meta,
+            meta=lambda: {**meta, **backbone.engine().describe()},
         )
         for split in splits
     }
@@ -120,7 +130,19 @@ def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
         extractor = load_feature_extractor(spec, trainable=False)
         features = models.feature_model(tf, extractor, spec.input_size, spec.input_range)
     LOG.info("backbone %s loaded (input %d px, embedding key %s)", spec.name, spec.input_size, key[:12])
-    return Backbone(spec, fingerprint, key, features)
+    identity = BackboneIdentity(spec.name, fingerprint, spec.input_size, spec.input_range)
+    engine = functools.cache(
+        lambda: select_engine(
+            tf,
+            session.config.engine,
+            session.plan.device,
+            features,
+            identity,
+            threads=session.cores,
+            images=session.data.num_test + (0 if session.config.augment else session.data.num_train),
+        )
+    )
+    return Backbone(spec, fingerprint, key, features, engine)
 
 
 def _train_head(

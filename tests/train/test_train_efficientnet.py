@@ -42,3 +42,20 @@ def test_efficientnet_lite0_model_serves_jpeg_bytes_like_its_head(tmp_path: Path
     with np.load(folder / "test_predictions.npz") as saved:
         by_id = dict(zip(saved["ids"], saved["probabilities"], strict=True))
     assert np.allclose(probabilities, np.stack([by_id[example_id] for example_id, *_ in images]), atol=1e-4)
+
+
+def test_efficientnet_lite0_converts_to_tflite_with_parity(tmp_path: Path) -> None:
+    from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
+    from hubpipe.components.train import engine, models
+
+    tf = import_tensorflow()
+    spec = resolve_backbone("efficientnet_lite0")
+    features = models.feature_model(tf, load_feature_extractor(spec), spec.input_size, spec.input_range)
+    identity = engine.BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
+    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
+    assert chosen.name == engine.TFLITE, chosen.reason
+    images = engine.probe_batch(spec.input_size)[:3]
+    expected = np.asarray(features(images, training=False))
+    assert expected.shape == (3, 1280)
+    diff, allowed = engine.parity(expected, chosen.features(images))
+    assert diff <= allowed < 1e-2

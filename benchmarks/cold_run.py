@@ -1,0 +1,115 @@
+"""The default cold ``hubpipe run`` next to the same run with the previous CPU path, side by side.
+
+Both run the whole pipeline (``hubpipe run``, a fresh output folder each time, so no stage is cached) on the
+embedded sample dataset with the default configuration, in separate processes, alternating ``--repeats``
+times (which side runs first alternates too) so that load from other processes on a shared machine hits
+both alike:
+
+* **default**: ``train.engine=auto`` and ``train.decode_cache=true``; the TFLite conversion cache is emptied
+  before each of these runs, so a conversion is timed whenever ``auto`` chooses one (on the sample dataset's
+  1000 images it does not: too few to repay it, see :mod:`hubpipe.components.train.engine`);
+* **previous**: ``--set train.engine=tensorflow --set train.decode_cache=false``.
+
+Machine-wide caches stay warm for both (the sample dataset, the built offline backbone), as after a first
+run. Each run publishes into its own temporary root, so no run is gated by another's blessed model. The
+times are wall-clock of the whole command (process start and imports included); each side's fastest round
+counts. The last line is machine-readable::
+
+    RESULT default_s=... previous_s=... ratio=... max_acc_diff=... load=...
+
+where ``max_acc_diff`` is the largest difference, in accuracy points, between the two sides' test accuracies
+of the same model in run.json, and ``load`` the 1-minute load average before and after the benchmark (other
+work on a shared machine moves every figure). Each round also prints where the time went: every stage's
+duration from run.json and, inside train, each model's training and extraction seconds (conversion included).
+Run: ``.venv/bin/python benchmarks/cold_run.py [--repeats 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hubpipe.components.train.engine import conversion_dir
+
+PREVIOUS = ("--set", "train.engine=tensorflow", "--set", "train.decode_cache=false")
+TRAIN_MODELS = ("train", "results", "models")
+
+
+def hubpipe_run(work: Path, name: str, extra: tuple[str, ...]) -> tuple[float, dict[str, float], dict]:
+    """One cold run; returns (seconds, test accuracy per model, the train stage's results with stage durations)."""
+    output = work / name
+    command = [
+        str(Path(sys.executable).with_name("hubpipe")),
+        "run",
+        "--output",
+        str(output),
+        "--set",
+        f"publish.root={work / (name + '-published')}",
+        *extra,
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=os.environ.copy())
+    seconds = time.perf_counter() - started
+    report = json.loads((output / "run.json").read_text())
+    train = {**_train_results(report), "stage_seconds": _stage_seconds(report)}
+    accuracies = {model: values["test_accuracy"] for model, values in train["models"].items()}
+    return seconds, accuracies, train
+
+
+def _stages(report: dict) -> dict[str, dict]:
+    stages = report["stages"]
+    return stages if isinstance(stages, dict) else {stage["name"]: stage for stage in stages}
+
+
+def _train_results(report: dict) -> dict:
+    return _stages(report)["train"]["results"]
+
+
+def _stage_seconds(report: dict) -> dict[str, float]:
+    return {name: round(float(stage.get("duration_s", 0.0)), 1) for name, stage in _stages(report).items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    runs: dict[str, list[tuple[float, dict[str, float], dict]]] = {"default": [], "previous": []}
+    with tempfile.TemporaryDirectory(prefix="hubpipe-cold-run-") as tmp:
+        work = Path(tmp)
+        for round_ in range(args.repeats):
+            sides = ("default", "previous") if round_ % 2 == 0 else ("previous", "default")
+            for side in sides:  # the first run of a round goes first in turn
+                if side == "default":
+                    shutil.rmtree(conversion_dir(), ignore_errors=True)
+                runs[side].append(hubpipe_run(work, f"{side}{round_}", () if side == "default" else PREVIOUS))
+            for side in sides:
+                seconds, accuracies, train = runs[side][-1]
+                print(
+                    f"round {round_ + 1} {side}: {seconds:.1f} s (load {os.getloadavg()[0]:.1f}), "
+                    f"accuracies {accuracies}, {_summary(train)}",
+                    flush=True,
+                )
+    default, previous = min(runs["default"], key=lambda r: r[0]), min(runs["previous"], key=lambda r: r[0])
+    diff = max(abs(default[1][model] - previous[1][model]) for model in previous[1]) * 100
+    print(
+        f"RESULT default_s={default[0]:.1f} previous_s={previous[0]:.1f} ratio={default[0] / previous[0]:.2f} "
+        f"max_acc_diff={diff:.2f} load={load_before:.1f}/{os.getloadavg()[0]:.1f}"
+    )
+
+
+def _summary(train: dict) -> str:
+    seconds = {model: values["train_seconds"] for model, values in train["models"].items()}
+    extraction, engines = train["feature_extraction_seconds"], train["extraction_engine"]
+    return f"stages {train['stage_seconds']}, train_seconds {seconds}, extraction {extraction}, engine {engines}"
+
+
+if __name__ == "__main__":
+    main()

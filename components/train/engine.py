@@ -1,0 +1,246 @@
+"""The feature-extraction engine: TensorFlow, or the same backbone converted to TFLite (XNNPACK) on CPU.
+
+``train.engine`` chooses: ``tensorflow`` always runs the Keras feature model; ``tflite`` and ``auto`` (on CPU)
+convert the feature model (input rescaling included) once with ``tf.lite.TFLiteConverter`` and run it in
+``tf.lite.Interpreter``, whose default XNNPACK delegate runs float models faster on x86 and ARM CPUs, with one
+thread per usable core (:mod:`.threads`). On a GPU ``auto`` stays on TensorFlow.
+
+A conversion costs time (about 9 s for EfficientNet-Lite0 on a 2-core machine) that fewer images than
+:data:`AUTO_MIN_IMAGES` do not repay: measured side by side on such a machine (``benchmarks/extraction.py``),
+the interpreter saved 1 to 2.5 ms per image over TensorFlow (204 against 256 img/s with the machine nearly
+idle) and nothing under load from other processes (with a core taken by another process, one interpreter
+thread ran faster than two). So ``auto`` converts only for at least that many images to extract,
+and uses a cached conversion whatever the count; ``tflite`` always converts.
+
+A converted model is used only when it computes the same features: on a fixed probe batch the largest
+absolute difference to TensorFlow must stay within :data:`PARITY_TOLERANCE` times the features' scale (their
+largest absolute value, at least 1). A failed conversion or parity check falls back to TensorFlow with one log
+line saying why (``tflite`` and ``auto`` alike; the engine used is recorded). Since the features are the same
+within that tolerance, far below what moves a classifier head, the embedding cache key does not depend on the
+engine: vectors cached by one engine are reused by the other.
+
+Conversions are cached in hubpipe's model cache (``<cache root>/models/tflite/``, beside the built offline
+backbone), keyed by the backbone fingerprint, the TensorFlow (converter) version, the input size and range,
+with the parity measured at conversion time in a JSON file beside the ``.tflite`` file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.runtime import cache_root
+
+LOG = logging.getLogger(__name__)
+
+TENSORFLOW, TFLITE, AUTO = "tensorflow", "tflite", "auto"
+#: Largest allowed |TFLite - TF| on the probe batch, relative to max(1, largest |TF feature|).
+PARITY_TOLERANCE = 1e-4
+PROBE_IMAGES = 8
+PROBE_SEED = 20261204
+TFLITE_DIR = "tflite"
+#: ``auto`` converts (when no conversion is cached) only for at least this many images to extract.
+AUTO_MIN_IMAGES = 5000
+#: Bump when the conversion or the parity check changes.
+CONVERSION_VERSION = 1
+
+FeatureFn = Callable[[Any], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine that extracts a backbone's features, and why."""
+
+    name: str  # "tensorflow" or "tflite"
+    features: FeatureFn  # float32 images [b, s, s, 3] in [0, 1] -> float32 vectors [b, d]
+    reason: str  # one phrase: why this engine
+    max_abs_diff: float | None = None  # TFLite vs TF on the probe batch, when converted
+
+    def describe(self) -> dict[str, Any]:
+        """What model.json and the run report record."""
+        return {"engine": self.name, "reason": self.reason, "max_abs_diff": self.max_abs_diff}
+
+
+def wants_tflite(setting: str, device: str) -> bool:
+    """Whether to try TFLite for a ``train.engine`` setting on a device ("CPU" or "GPU")."""
+    if setting == TENSORFLOW:
+        return False
+    if setting == TFLITE:
+        return True
+    return device == "CPU"
+
+
+def tensorflow_features(tf: Any, feature_model: Any, size: int) -> FeatureFn:
+    """The Keras feature model as one traced function returning numpy vectors."""
+    call = tf.function(
+        lambda images: feature_model(images, training=False),
+        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+    )
+    return lambda images: np.asarray(call(images), dtype=np.float32)
+
+
+def conversion_key(fingerprint: str, tf_version: str, size: int, input_range: tuple[float, float]) -> str:
+    """The cache key of a backbone's converted feature model."""
+    return stable_hash(
+        {
+            "version": CONVERSION_VERSION,
+            "backbone": fingerprint,
+            "converter": tf_version,
+            "input_size": size,
+            "range": list(input_range),
+        }
+    )[:32]
+
+
+def convert(tf: Any, feature_model: Any, size: int) -> bytes:
+    """The feature model as a float32 TFLite flatbuffer with a dynamic batch dimension."""
+    call = tf.function(
+        lambda images: feature_model(images, training=False),
+        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()], feature_model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no TF ops: XNNPACK-friendly
+    return converter.convert()
+
+
+def probe_batch(size: int) -> np.ndarray:
+    """A fixed batch of smooth random images in [0, 1] (the same on every machine)."""
+    rng = np.random.default_rng(PROBE_SEED)
+    coarse = rng.random((PROBE_IMAGES, 8, 8, 3), dtype=np.float32)
+    repeat = -(-size // 8)
+    images = np.repeat(np.repeat(coarse, repeat, axis=1), repeat, axis=2)[:, :size, :size]
+    noise = rng.normal(0.0, 0.05, images.shape).astype(np.float32)
+    return np.clip(images + noise, 0.0, 1.0)
+
+
+def parity(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
+    """``(max abs difference, allowed difference)`` of candidate features against the reference."""
+    if reference.shape != candidate.shape:
+        return float("inf"), 0.0
+    scale = max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
+    return float(np.max(np.abs(reference - candidate))) if reference.size else 0.0, PARITY_TOLERANCE * scale
+
+
+class TFLiteFeatures:
+    """A converted feature model in ``tf.lite.Interpreter`` (XNNPACK, ``threads`` threads); not thread-safe."""
+
+    def __init__(self, tf: Any, model: bytes, threads: int):
+        self.model = model  # the flatbuffer, e.g. for another interpreter
+        self._interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._shape: tuple[int, ...] | None = None
+
+    def __call__(self, images: Any) -> np.ndarray:
+        batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32))
+        if batch.shape != self._shape:  # a new batch size (e.g. the last, smaller batch): re-plan once
+            self._interpreter.resize_tensor_input(self._input, list(batch.shape), strict=False)
+            self._interpreter.allocate_tensors()
+            self._shape = batch.shape
+        self._interpreter.set_tensor(self._input, batch)
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class BackboneIdentity:
+    """What a conversion is keyed by."""
+
+    name: str
+    fingerprint: str
+    input_size: int
+    input_range: tuple[float, float]
+
+
+def conversion_dir() -> Path:
+    return cache_root() / "models" / TFLITE_DIR
+
+
+def _cached_conversion(folder: Path, key: str) -> tuple[bytes, float] | None:
+    """The cached flatbuffer and its recorded parity, when both are there and the parity passed."""
+    try:
+        record = read_json(folder / f"{key}.json")
+        model = (folder / f"{key}.tflite").read_bytes()
+        diff = float(record["max_abs_diff"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (model, diff) if record.get("passed") is True else None
+
+
+def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, Any]) -> None:
+    """Writes the flatbuffer (temp file, then rename) and then its parity record; logs when it cannot."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.tflite.tmp-{os.getpid()}"
+        tmp.write_bytes(model)
+        os.replace(tmp, folder / f"{key}.tflite")
+        write_json_atomic(folder / f"{key}.json", record)
+    except OSError as exc:
+        LOG.info("the TFLite conversion is not cached (%s): it is converted again next run", exc.strerror or exc)
+
+
+def _convert_and_check(tf: Any, feature_model: Any, backbone: BackboneIdentity, reference: FeatureFn, threads: int):
+    """Converts and measures parity; returns ``(model, max_abs_diff, allowed)``."""
+    model = convert(tf, feature_model, backbone.input_size)
+    probe = probe_batch(backbone.input_size)
+    diff, allowed = parity(reference(probe), TFLiteFeatures(tf, model, threads)(probe))
+    return model, diff, allowed
+
+
+def select_engine(
+    tf: Any,
+    setting: str,
+    device: str,
+    feature_model: Any,
+    backbone: BackboneIdentity,
+    *,
+    threads: int,
+    images: int = AUTO_MIN_IMAGES,
+) -> Engine:
+    """The engine for a backbone: TFLite when asked (or ``auto`` on CPU) and it converts with parity, else TF.
+
+    ``images`` is how many images will be extracted: with fewer than :data:`AUTO_MIN_IMAGES`, ``auto``
+    uses a cached conversion but does not convert.
+    """
+    reference = tensorflow_features(tf, feature_model, backbone.input_size)
+    if not wants_tflite(setting, device):
+        reason = "train.engine=tensorflow" if setting == TENSORFLOW else f"{device}: TensorFlow"
+        return Engine(TENSORFLOW, reference, reason)
+    key = conversion_key(backbone.fingerprint, tf.__version__, backbone.input_size, backbone.input_range)
+    folder = conversion_dir()
+    cached = _cached_conversion(folder, key)
+    if cached is not None:
+        model, diff = cached
+        return Engine(TFLITE, TFLiteFeatures(tf, model, threads), "converted (cached), parity checked", diff)
+    if setting == AUTO and images < AUTO_MIN_IMAGES:
+        LOG.info("%s: %d images do not repay a TFLite conversion; extracting with TensorFlow", backbone.name, images)
+        return Engine(TENSORFLOW, reference, f"auto: fewer than {AUTO_MIN_IMAGES} images, no cached conversion")
+    try:
+        model, diff, allowed = _convert_and_check(tf, feature_model, backbone, reference, threads)
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        LOG.warning("%s: TFLite conversion failed (%s); extracting with TensorFlow", backbone.name, _first_line(exc))
+        return Engine(TENSORFLOW, reference, "TFLite conversion failed")
+    record = {"backbone": backbone.name, "max_abs_diff": diff, "allowed": allowed, "passed": diff <= allowed}
+    if diff > allowed:
+        LOG.warning(
+            "%s: TFLite features differ from TensorFlow's by %.3g (allowed %.3g); extracting with TensorFlow",
+            backbone.name,
+            diff,
+            allowed,
+        )
+        return Engine(TENSORFLOW, reference, "TFLite parity check failed", diff)
+    _store_conversion(folder, key, model, record)
+    LOG.info("%s: converted to TFLite (max abs difference %.3g, allowed %.3g)", backbone.name, diff, allowed)
+    return Engine(TFLITE, TFLiteFeatures(tf, model, threads), "converted, parity checked", diff)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

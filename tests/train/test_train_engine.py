@@ -1,0 +1,161 @@
+"""The extraction engine: TFLite conversion of a backbone's feature model, parity check, cache and fallbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import train_fixtures
+
+from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
+from hubpipe.components.train import engine, models
+from hubpipe.components.train.core import train_models
+from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.config import replace
+from hubpipe.pipeline.runtime import import_tensorflow
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "expected"),
+    [
+        ("auto", "CPU", True),
+        ("auto", "GPU", False),
+        ("tflite", "CPU", True),
+        ("tflite", "GPU", True),
+        ("tensorflow", "CPU", False),
+    ],
+)
+def test_auto_converts_on_cpu_only(setting: str, device: str, expected: bool) -> None:
+    assert engine.wants_tflite(setting, device) is expected
+
+
+def test_parity_is_relative_to_the_features_scale() -> None:
+    reference = np.array([[100.0, -50.0]], np.float32)
+    assert engine.parity(reference, reference + 0.005) == pytest.approx((0.005, 0.01), rel=1e-3)
+    small = np.array([[0.1, 0.2]], np.float32)
+    diff, allowed = engine.parity(small, small + 0.001)
+    assert diff > allowed  # a scale below 1 counts as 1
+    assert engine.parity(small, np.zeros((1, 3), np.float32))[0] == float("inf")
+
+
+def test_the_probe_batch_is_fixed_and_in_range() -> None:
+    first, second = engine.probe_batch(32), engine.probe_batch(32)
+    assert first.shape == (engine.PROBE_IMAGES, 32, 32, 3) and np.array_equal(first, second)
+    assert first.min() >= 0.0 and first.max() <= 1.0 and first.std() > 0.1
+
+
+def _feature_model(backbone: Path):
+    tf = import_tensorflow()
+    spec = resolve_backbone(str(backbone))
+    features = models.feature_model(tf, load_feature_extractor(spec), spec.input_size, spec.input_range)
+    identity = engine.BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
+    return tf, features, identity
+
+
+def test_tflite_computes_the_tensorflow_features_and_is_cached(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+    tf, features, identity = _feature_model(tiny_backbone)
+    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
+    assert chosen.name == engine.TFLITE and chosen.max_abs_diff is not None and chosen.max_abs_diff < 1e-4
+    images = np.random.default_rng(1).random((5, 32, 32, 3), dtype=np.float32)
+    expected = np.asarray(features(images, training=False))
+    np.testing.assert_allclose(chosen.features(images), expected, atol=1e-4)
+    np.testing.assert_allclose(chosen.features(images[:2]), expected[:2], atol=1e-4)  # another batch size
+    assert len(list(engine.conversion_dir().glob("*.tflite"))) == 1
+    again = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
+    assert again.name == engine.TFLITE and "cached" in again.reason
+    np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
+
+
+def test_the_interpreter_is_planned_once_per_batch_shape(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+    tf, features, _ = _feature_model(tiny_backbone)
+    model = engine.convert(tf, features, 32)
+    extractor = engine.TFLiteFeatures(tf, model, threads=1)
+    interpreter = extractor._interpreter
+    plans: list[tuple[int, ...]] = []
+    allocate = interpreter.allocate_tensors
+    monkeypatch.setattr(interpreter, "allocate_tensors", lambda: (plans.append(extractor._shape), allocate())[1])
+    images = np.random.default_rng(2).random((4, 32, 32, 3), dtype=np.float32)
+    for batch in (images, images, images, images[:3], images):  # full batches, the last smaller one, full again
+        np.testing.assert_allclose(extractor(batch), features(batch, training=False), atol=1e-4)
+    assert len(plans) == 3  # 4, 3, 4: not once per call
+
+
+def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+    tf, features, identity = _feature_model(tiny_backbone)
+    convert = engine.convert
+    calls: list[int] = []
+    monkeypatch.setattr(engine, "convert", lambda *args: (calls.append(1), convert(*args))[1])
+    few = engine.AUTO_MIN_IMAGES - 1
+    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
+    assert chosen.name == engine.TENSORFLOW and "fewer than" in chosen.reason and not calls
+    assert engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1, images=few).name == engine.TFLITE
+    assert len(calls) == 1  # tflite converts whatever the count
+    cached = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
+    assert cached.name == engine.TFLITE and "cached" in cached.reason and len(calls) == 1
+
+
+def test_tensorflow_setting_and_gpu_do_not_convert(tiny_backbone: Path) -> None:
+    tf, features, identity = _feature_model(tiny_backbone)
+    assert engine.select_engine(tf, "tensorflow", "CPU", features, identity, threads=2).name == engine.TENSORFLOW
+    assert engine.select_engine(tf, "auto", "GPU", features, identity, threads=2).name == engine.TENSORFLOW
+
+
+def test_a_failed_parity_check_falls_back_with_one_line(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(engine, "PARITY_TOLERANCE", -1.0)
+    tf, features, identity = _feature_model(tiny_backbone)
+    with caplog.at_level(logging.WARNING, logger=engine.__name__):
+        chosen = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1)
+    assert chosen.name == engine.TENSORFLOW and chosen.reason == "TFLite parity check failed"
+    assert len(caplog.records) == 1 and "extracting with TensorFlow" in caplog.records[0].getMessage()
+    assert not list(engine.conversion_dir().glob("*.tflite"))  # a failed conversion is not cached
+
+
+def test_a_failed_conversion_falls_back(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+
+    def broken(*args: object) -> bytes:
+        raise ValueError("op not supported\nmore detail")
+
+    monkeypatch.setattr(engine, "convert", broken)
+    tf, features, identity = _feature_model(tiny_backbone)
+    with caplog.at_level(logging.WARNING, logger=engine.__name__):
+        chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1)
+    assert chosen.name == engine.TENSORFLOW and chosen.reason == "TFLite conversion failed"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{identity.name}: TFLite conversion failed (op not supported); extracting with TensorFlow"
+    ]
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    np.testing.assert_allclose(chosen.features(images), np.asarray(features(images)), atol=1e-6)
+
+
+def test_the_embedding_key_does_not_depend_on_the_engine(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
+    """Vectors computed by TFLite are reused by a TensorFlow run (and the engine is recorded)."""
+    config = train_fixtures.tiny_train_config(tiny_backbone, baseline=False, epochs=1, engine="tflite")
+    records = []
+    for run, changed in enumerate((config, replace(config, engine="tensorflow"))):
+        request = TrainRequest(ingest_dir, tmp_path / f"train{run}", tmp_path / "cache", changed, 32)
+        request.output_dir.mkdir()
+        outcome = train_models(request)
+        (name,) = outcome.extraction_engine
+        records.append(json.loads((request.output_dir / "models" / name / "model.json").read_text()))
+        assert outcome.results()["extraction_engine"] == {name: ["tflite", "cache"][run]}
+    assert records[0]["embedding_key"] == records[1]["embedding_key"]
+    assert records[0]["extraction_engine"]["engine"] == "tflite" and records[1]["embeddings_cached"] is True
+    assert abs(records[0]["test_accuracy"] - records[1]["test_accuracy"]) < 1e-9
