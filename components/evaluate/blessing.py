@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubpipe.pipeline.config import EvaluateConfig
+
+if TYPE_CHECKING:
+    from hubpipe.components.evaluate.metrics import ClassificationMetrics
 
 MIN_ACCURACY = "min_accuracy"
 MARGIN_OVER_BASELINE = "margin_over_baseline"
@@ -34,6 +37,10 @@ class Score:
 
     accuracy: float
     macro_f1: float
+
+    @classmethod
+    def of(cls, metrics: ClassificationMetrics) -> Score:
+        return cls(metrics.accuracy, metrics.macro_f1)
 
 
 @dataclass(frozen=True)

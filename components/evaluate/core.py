@@ -65,15 +65,11 @@ class Evaluation:
         }
 
 
-def _score(metrics: ClassificationMetrics) -> Score:
-    return Score(metrics.accuracy, metrics.macro_f1)
-
-
 def _baseline(models: list[TrainedModel], metrics: dict[str, ClassificationMetrics]) -> Comparison:
     scratch = [model for model in models if model.kind == SCRATCH]
     if not scratch:
         return Comparison(None, None, "this run trained no from-scratch baseline (train.baseline is off)")
-    return Comparison(scratch[0].name, _score(metrics[scratch[0].name]))
+    return Comparison(scratch[0].name, Score.of(metrics[scratch[0].name]))
 
 
 def _evaluation_id(candidates: list[TrainedModel], reference: ReferenceScore, thresholds: EvaluateConfig) -> str:
@@ -99,11 +95,11 @@ def evaluate(request: EvaluateRequest) -> Evaluation:
     last_blessed = find_reference(request.publish_root, [model.key for model in candidates])
     reference = score_reference(last_blessed, candidates, split)
     compared = (
-        Comparison(reference.version, _score(reference.metrics))
+        Comparison(reference.version, Score.of(reference.metrics))
         if reference.metrics is not None
         else Comparison(reference.version, None, reference.skip_reason)
     )
-    scores = {model.name: _score(metrics[model.name]) for model in candidates}
+    scores = {model.name: Score.of(metrics[model.name]) for model in candidates}
     decision = decide(scores, _baseline(models, metrics), compared, request.thresholds)
     evaluation = Evaluation(
         _evaluation_id(candidates, reference, request.thresholds),
