@@ -63,10 +63,16 @@ def vectors_in_order(cache_dir: Path, key: str, split: str, ids: Sequence[str]) 
     embeddings = load_embeddings(cache_dir, key, split)
     if embeddings is None:
         return None
-    rows = {example_id: row for row, example_id in enumerate(embeddings.ids)}
+    order = line_up(embeddings.ids, ids)
+    return None if order is None else embeddings.features[order]
+
+
+def line_up(row_ids: Sequence[str], ids: Sequence[str]) -> np.ndarray | None:
+    """The row indices that put rows keyed by ``row_ids`` in the order of ``ids``; None when an id has no row."""
+    rows = {example_id: row for row, example_id in enumerate(row_ids)}
     if any(example_id not in rows for example_id in ids):
         return None
-    return embeddings.features[[rows[example_id] for example_id in ids]]
+    return np.array([rows[example_id] for example_id in ids], dtype=np.int64)
 
 
 def save_embeddings(folder: Path, embeddings: Embeddings, meta: dict[str, Any]) -> None:

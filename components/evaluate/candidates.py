@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from hubpipe.components.common.feature_vectors import line_up
 from hubpipe.components.train.layout import LABELS_FILE, MODEL_FILE, MODELS_DIR, PREDICTIONS_FILE, TRANSFER
 from hubpipe.pipeline.artifacts import hash_files
 from hubpipe.pipeline.errors import StageError
@@ -32,11 +33,11 @@ class Predictions:
         """The same predictions with rows in the order of ``ids``; raises StageError when sets differ."""
         if len(ids) == len(self.ids) and np.array_equal(ids, self.ids):
             return self
-        position = {example_id: row for row, example_id in enumerate(self.ids)}
-        missing = [example_id for example_id in ids if example_id not in position]
-        if missing or len(ids) != len(self.ids):
+        order = line_up(self.ids, ids)
+        if order is None or len(ids) != len(self.ids):
+            known = set(self.ids.tolist())
+            missing = [example_id for example_id in ids if example_id not in known]
             raise StageError(f"test predictions cover different examples (e.g. {(missing or list(self.ids))[0]!r})")
-        order = np.array([position[example_id] for example_id in ids])
         return Predictions(self.ids[order], self.labels[order], self.probabilities[order])
 
 

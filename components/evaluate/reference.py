@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.common import storage
-from hubpipe.components.common.feature_vectors import vectors_in_order
+from hubpipe.components.common.feature_vectors import line_up, vectors_in_order
 from hubpipe.components.common.head import HEAD_LAYER, build_head
 from hubpipe.components.common.publish_root import PublishedVersion
 from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
@@ -131,15 +131,14 @@ def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_cla
         stored = read_predictions(io.BytesIO(data), num_classes, name=path)
     except StageError as exc:
         raise ValueError(str(exc)) from None
-    ids, probabilities = stored.ids, stored.probabilities
-    rows = {example_id: row for row, example_id in enumerate(ids)}
-    covered = sum(example_id in rows for example_id in split.ids)
-    if covered < len(split.ids):
+    order = line_up(stored.ids, split.ids)
+    if order is None:
+        covered = len(set(split.ids.tolist()) & set(stored.ids.tolist()))
         return (
             f"the blessed model {reference.version}'s stored test predictions cover {covered} of the "
             f"{len(split.ids)} test examples of this run (the test data changed)"
         )
-    return probabilities[[rows[example_id] for example_id in split.ids]]
+    return stored.probabilities[order]
 
 
 def score_reference(

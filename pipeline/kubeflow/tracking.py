@@ -14,7 +14,6 @@ nothing again. The outcome goes to the publication artifact's metadata (``tracki
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,8 +26,6 @@ from hubpipe.pipeline.kubeflow.parameters import resolve_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Filler, Launched
 from hubpipe.pipeline.runner import RUN_FILE
 from hubpipe.pipeline.tracking import TRACKED_STAGES
-
-LOG = logging.getLogger("hubpipe.tracking")
 
 
 def run_view(stage: Launched, folder: Path) -> Path:
