@@ -148,7 +148,13 @@ def read_latest(root: str) -> PublishedVersion | None:
 
 
 def find_reference(root: str, own_keys: Iterable[str]) -> PublishedVersion | None:
-    """The last blessed model that is not one of ``own_keys`` (the models being evaluated).
+    """The last blessed model that is not one of ``own_keys`` (the models being evaluated), from LATEST."""
+    return reference_from(root, read_latest_id(root), own_keys)
+
+
+def reference_from(root: str, latest: str | None, own_keys: Iterable[str]) -> PublishedVersion | None:
+    """The last blessed model that is not one of ``own_keys``, starting from version ``latest`` (LATEST as
+    already read; None: nothing published).
 
     Normally that is LATEST. When LATEST is one of the candidates themselves (the same trained model, blessed
     by an earlier evaluation of it), the reference is what that evaluation compared it with, and so on back:
@@ -156,7 +162,7 @@ def find_reference(root: str, own_keys: Iterable[str]) -> PublishedVersion | Non
     """
     own = set(own_keys)
     seen: set[str] = set()
-    current = read_latest(root)
+    current = read_version(root, latest) if latest else None
     while current is not None and current.model_key in own and current.version not in seen:
         seen.add(current.version)
         current = read_version(root, current.reference) if current.reference else None

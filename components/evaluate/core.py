@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features
-from hubpipe.components.common.publish_root import find_reference, read_latest_id
+from hubpipe.components.common.publish_root import read_latest_id, reference_from
 from hubpipe.components.evaluate import layout, visuals
 from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
 from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_models
@@ -91,8 +91,8 @@ def evaluate(request: EvaluateRequest) -> Evaluation:
     }
     first = models[0].predictions
     split = TestSplit(first.ids, first.labels, class_names, request.ingest_dir, request.cache_dir)
-    latest_seen = read_latest_id(request.publish_root)  # read before the reference: a move in between fails safe
-    last_blessed = find_reference(request.publish_root, [model.key for model in candidates])
+    latest_seen = read_latest_id(request.publish_root)  # publish moves LATEST only if it still names this
+    last_blessed = reference_from(request.publish_root, latest_seen, [model.key for model in candidates])
     reference = score_reference(last_blessed, candidates, split)
     compared = (
         Comparison(reference.version, Score.of(reference.metrics))

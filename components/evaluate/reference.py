@@ -127,10 +127,7 @@ def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_cla
     data = storage.read_bytes(path)
     if data is None:
         return f"the blessed model {reference.version} has no stored test predictions ({PREDICTIONS_FILE})"
-    try:
-        stored = read_predictions(io.BytesIO(data), num_classes, name=path)
-    except StageError as exc:
-        raise ValueError(str(exc)) from None
+    stored = read_predictions(io.BytesIO(data), num_classes, name=path)
     order = line_up(stored.ids, split.ids)
     if order is None:
         covered = len(set(split.ids.tolist()) & set(stored.ids.tolist()))
@@ -161,7 +158,7 @@ def score_reference(
         method = "cached features"
         if probabilities is None:
             probabilities, method = _stored_probabilities(reference, split, len(order)), "stored predictions"
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as exc:
+    except (StageError, OSError, ValueError, KeyError, tf.errors.OpError) as exc:
         raise StageError(f"cannot score the last blessed model {reference.version} ({reference.path}): {exc}") from exc
     if isinstance(probabilities, str):
         return ReferenceScore(reference.version, None, "", probabilities)

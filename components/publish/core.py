@@ -156,10 +156,11 @@ def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: 
     if not blessed:
         return None, "not blessed: no model published, LATEST unchanged"
     with publish_root.locked(request.root):
-        latest = publish_root.read_latest(request.root)
+        current = publish_root.read_latest_id(request.root)
+        latest = publish_root.read_version(request.root, current) if current else None
         if latest is not None and latest.model_key == blessed["model_key"]:
             return None, f"{blessed['name']} is already the latest version ({latest.version})"
-        current, expected = publish_root.read_latest_id(request.root), latest_seen(blessing)
+        expected = latest_seen(blessing)
         if current != expected:
             raise PublishConflict(
                 f"lost a race: LATEST of {request.root} moved from {expected or 'nothing'} to {current or 'nothing'}"
