@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -33,6 +34,11 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: The names of :func:`staging_dir` folders and of the folders :func:`replace_dir` retires: only a killed
+#: process leaves them.
+STAGING_NAME = re.compile(r"^\.(tmp|old)-.+-\d+$")
 
 
 def staging_dir(target: Path) -> Path:

@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import hash_files, read_json, replace_dir, stable_hash, write_json_atomic
+from hubpipe.pipeline.artifacts import (
+    STAGING_NAME,
+    hash_files,
+    read_json,
+    replace_dir,
+    stable_hash,
+    write_json_atomic,
+)
 from hubpipe.pipeline.config import PipelineConfig, section_dict
 from hubpipe.pipeline.crashpoints import crash_point
 from hubpipe.pipeline.errors import DataRejected, HubpipeError, StageError
@@ -55,18 +62,24 @@ def claim_folder(folder: Path, wait: bool = False) -> Iterator[Path]:
 
     Without ``wait`` a second claim fails at once with "another run (pid N) is using DIR" (the local run
     folder); with ``wait`` it waits for the holder (folders that concurrent Kubeflow tasks share). Leftovers are
-    the ``.tmp-*`` and ``.old-*`` folders of :func:`commit` and temporary files under ``folder/cache``.
+    those of :func:`killed_run_leftovers`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = exclusive(folder / RUN_LOCK_FILE) if wait else RunLock(folder)
     with lock:
-        leftovers = [*folder.glob(".tmp-*"), *folder.glob(".old-*")]
-        leftovers += [path for path in (folder / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(path.name)]
-        for leftover in leftovers:
+        for leftover in killed_run_leftovers(folder):
             LOG.info("removing %s, left by a run that was killed", leftover.name)
             remove_path(leftover)
         yield folder
+
+
+def killed_run_leftovers(folder: Path) -> list[Path]:
+    """What killed runs left in the run folder ``folder``: :func:`commit`'s ``.tmp-*``/``.old-*`` folders, and
+    temporary files and staging folders (:data:`~hubpipe.pipeline.artifacts.STAGING_NAME`) under its cache."""
+    found = [*folder.glob(".tmp-*"), *folder.glob(".old-*")]
+    cache = (folder / "cache").rglob("*")
+    return found + [path for path in cache if LEFTOVER_IN_CACHE.match(path.name) or STAGING_NAME.match(path.name)]
 
 
 def commit(work_dir: Path, final_dir: Path) -> None:

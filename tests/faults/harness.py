@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hubpipe.components.common import publish_root as layout
 from hubpipe.pipeline.crashpoints import ENV_VAR
-from hubpipe.pipeline.execution import LEFTOVER_IN_CACHE, MANIFEST
+from hubpipe.pipeline.execution import MANIFEST, killed_run_leftovers
 from hubpipe.pipeline.stages import stage_names
 
 STAGES = stage_names()
@@ -65,8 +65,7 @@ def artifact_kinds(run_dir: Path) -> dict[str, list[str]]:
 def leftovers(run_dir: Path, publish_root: Path, cache_dir: Path) -> list[str]:
     """What only a killed process leaves: temporary folders and files, lock files of temporaries."""
     run_dir, publish_root, cache_dir = Path(run_dir), Path(publish_root), Path(cache_dir)
-    found = [*run_dir.glob(".tmp-*"), *run_dir.glob(".old-*")]
-    found += [p for p in (run_dir / "cache").rglob("*") if LEFTOVER_IN_CACHE.match(p.name)]
+    found = killed_run_leftovers(run_dir)
     found += [*(publish_root / "models").glob(".tmp-*"), *(publish_root / "models").glob("LATEST.tmp-*")]
     found += [p for p in cache_dir.rglob("*") if re.search(r"\.tmp-\d+(\.lock)?$", p.name)]
     return sorted(str(path) for path in found)

@@ -72,7 +72,10 @@ def test_the_lock_of_a_killed_run_never_blocks_and_its_leftovers_are_removed(
 ) -> None:
     out = tmp_path / "run"
     dead = holder("run", out)
+    vectors = out / "cache" / "embeddings" / "k"  # the feature-vector cache stages and retires split folders
     for leftover in (out / f".tmp-train-{dead.pid}", out / ".old-ingest-7", out / "cache" / "embeddings" / ".k.tmp-9"):
+        leftover.mkdir(parents=True)
+    for leftover in (vectors / ".tmp-test-9", vectors / ".old-train-9"):
         leftover.mkdir(parents=True)
     (out / "cache" / "checkpoints").mkdir(parents=True)
     (out / "cache" / "checkpoints" / ".history.json.x1y2.tmp").write_text("{")
@@ -82,7 +85,7 @@ def test_the_lock_of_a_killed_run_never_blocks_and_its_leftovers_are_removed(
     report = run_pipeline(load_config(), out, fake_stages.CHAIN)
     assert report.status == "succeeded"
     assert not list(out.glob(".tmp-*")) and not list(out.glob(".old-*"))
-    assert sorted(p.name for p in (out / "cache").rglob("*")) == ["checkpoints", "embeddings"]
+    assert sorted(p.name for p in (out / "cache").rglob("*")) == ["checkpoints", "embeddings", "k"]
     assert not run_in_progress(out)
 
 
