@@ -49,13 +49,13 @@ def component_function() -> Callable[..., None]:
         launch(
             "publish",
             config,
-            {"publish_root": publish_root},
+            {"publish_root": publish_root, "mlflow_uri": mlflow_uri},
             output=publication,
             inputs={"evaluate": evaluation, "train": model},
             fill=[
                 (report, html_report("Publication", "publish", "tensorboard_resource")),
                 (summary, write_summary),
-                (publication, track_in_mlflow(config, {"publish_root": publish_root, "mlflow_uri": mlflow_uri})),
+                (publication, track_in_mlflow),
             ],
         )
 

@@ -75,7 +75,7 @@ def launch(
             keep_as_previous(output_dir, previous)
         output.metadata.update(scalar_results(result.results))
         output.metadata["hubpipe_version"] = __version__
-        launched = Launched(spec, result, manifest, output_dir, output.uri, input_dirs)
+        launched = Launched(spec, result, manifest, output_dir, output.uri, input_dirs, resolved)
         for artifact, filler in fill:
             Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
             filler(launched, artifact)

@@ -15,17 +15,15 @@ nothing again. The outcome goes to the publication artifact's metadata (``tracki
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hubpipe.components.evaluate.layout import BLESSING_FILE
 from hubpipe.pipeline.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.execution import MANIFEST
-from hubpipe.pipeline.kubeflow.parameters import resolve_config
-from hubpipe.pipeline.kubeflow.ui_outputs import Filler, Launched
+from hubpipe.pipeline.kubeflow.ui_outputs import Launched
 from hubpipe.pipeline.runner import RUN_FILE
-from hubpipe.pipeline.tracking import TRACKED_STAGES
+from hubpipe.pipeline.tracking import TRACKED_STAGES, track_run
 
 
 def run_view(stage: Launched, folder: Path) -> Path:
@@ -33,11 +31,12 @@ def run_view(stage: Launched, folder: Path) -> Path:
     evaluation = read_json(stage.inputs["evaluate"] / BLESSING_FILE).get("evaluation_id") or "kubeflow-run"
     view = folder / str(evaluation)
     view.mkdir(parents=True)
+    manifests = {name: read_json(stage.inputs[name] / MANIFEST) for name in TRACKED_STAGES}
+    manifests[stage.spec.name] = stage.manifest
     records = []
-    folders = [*((name, stage.inputs[name]) for name in TRACKED_STAGES), (stage.spec.name, stage.output_dir)]
-    for name, source in folders:
+    for name, manifest in manifests.items():
+        source = stage.inputs.get(name, stage.output_dir)
         (view / name).symlink_to(source.resolve(), target_is_directory=True)
-        manifest = read_json(source / MANIFEST)
         records.append(
             {
                 "name": name,
@@ -50,23 +49,18 @@ def run_view(stage: Launched, folder: Path) -> Path:
     return view
 
 
-def track_in_mlflow(config: Mapping[str, Any], parameters: Mapping[str, Any]) -> Filler:
-    """A filler of the publish task that logs the run to MLflow and records the outcome on ``artifact``."""
-
-    def fill(stage: Launched, artifact: Any) -> None:
-        from hubpipe.pipeline.tracking import track_run
-
-        missing = [name for name in TRACKED_STAGES if name not in stage.inputs]
-        if missing:
-            raise ValueError(f"MLflow tracking needs the {missing[0]} folder as an input of the {stage.spec.name} task")
-        with tempfile.TemporaryDirectory(prefix="hubpipe-tracking-") as folder:
-            entry = track_run(resolve_config(config, parameters), run_view(stage, Path(folder)), succeeded=True)
-        if entry is None:
-            return
-        artifact.metadata["tracking"] = entry["status"]
-        if entry.get("run_id"):
-            artifact.metadata["mlflow_run_id"] = entry["run_id"]
-        if entry.get("error"):
-            artifact.metadata["tracking_error"] = entry["error"]
-
-    return fill
+def track_in_mlflow(stage: Launched, artifact: Any) -> None:
+    """A filler of the publish task: logs the run to MLflow (see the module) and records the outcome on
+    ``artifact``."""
+    missing = [name for name in TRACKED_STAGES if name not in stage.inputs]
+    if missing:
+        raise ValueError(f"MLflow tracking needs the {missing[0]} folder as an input of the {stage.spec.name} task")
+    with tempfile.TemporaryDirectory(prefix="hubpipe-tracking-") as folder:
+        entry = track_run(stage.config, run_view(stage, Path(folder)), succeeded=True)
+    if entry is None:
+        return
+    artifact.metadata["tracking"] = entry["status"]
+    if entry.get("run_id"):
+        artifact.metadata["mlflow_run_id"] = entry["run_id"]
+    if entry.get("error"):
+        artifact.metadata["tracking_error"] = entry["error"]

@@ -24,6 +24,7 @@ from typing import Any
 from hubpipe.components.common.html_parts import escape, page
 from hubpipe.components.common.text import codepoints
 from hubpipe.pipeline import __version__
+from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.stage import StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.kubeflow")
@@ -41,6 +42,7 @@ class Launched:
     output_dir: Path
     output_uri: str
     inputs: Mapping[str, Path]
+    config: PipelineConfig  # what the stage ran with
 
     def artifact_path(self, name: str) -> Path | None:
         """The executor's artifact ``name`` as a path, or None when the stage did not produce it."""

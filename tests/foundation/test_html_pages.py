@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from hubpipe.components.common.html_parts import OFFLINE_POLICY, STYLE
 from hubpipe.components.validate.report import ReportData, render_report
+from hubpipe.pipeline.config import load_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Launched, html_report
 from hubpipe.pipeline.report.html_report import render_report as render_run_report
 from hubpipe.pipeline.stage import StageResult, StageSpec
@@ -20,7 +21,13 @@ def stylesheets(page: str) -> list[str]:
 def kubeflow_page(tmp_path: Path) -> str:
     (tmp_path / "summary.json").write_text('{"best": "b0"}')
     stage = Launched(
-        StageSpec("train", "x:y"), StageResult(artifacts={"summary": "summary.json"}), {}, tmp_path, "gs://b/t", {}
+        StageSpec("train", "x:y"),
+        StageResult(artifacts={"summary": "summary.json"}),
+        {},
+        tmp_path,
+        "gs://b/t",
+        {},
+        load_config(),
     )
     target = SimpleNamespace(path=str(tmp_path / "report.html"))
     html_report("Training", "summary")(stage, target)

@@ -146,7 +146,7 @@ def test_keep_previous_hands_the_last_folder_to_the_next_run(tmp_path: Path, mon
 def fake_launched(tmp_path: Path, artifacts: dict[str, str], results: dict | None = None) -> Launched:
     manifest = {"duration_s": 1.5, "results": results or {}, "artifacts": artifacts, "rejected": None}
     result = StageResult(results=results or {}, artifacts=artifacts)
-    return Launched(SPECS["ingest"], result, manifest, tmp_path, "s3://bucket/run/ingest", {})
+    return Launched(SPECS["ingest"], result, manifest, tmp_path, "s3://bucket/run/ingest", {}, load_config())
 
 
 def test_the_markdown_summary_shows_class_names_as_literal_text(tmp_path: Path) -> None:
