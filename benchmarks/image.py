@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "container"), str(REPO / "tests" / "kubeflow")]
 
-from podman import docker_api_socket, docker_host, podman, podman_env, umask  # noqa: E402
+from podman import docker_api_socket, docker_host, new_containers, podman, podman_env, umask  # noqa: E402
 from tiny_pipeline import run_through_kfp, tiny_config  # noqa: E402
 
 CONTEXT = (
@@ -118,16 +118,13 @@ def main() -> None:
                 transfer(args.image, fresh, podman_env())
         figures["image_mb"] = image_mb(args.image)
         container, subprocess_ = [], []
-        with docker_api_socket() as url, docker_host(url):
+        with new_containers(args.image), docker_api_socket() as url, docker_host(url):
             for repeat in range(args.repeats):
                 container.append(pipeline_seconds(local.DockerRunner(), work / f"docker-{repeat}", args.image))
                 runner = local.SubprocessRunner(use_venv=False)
                 subprocess_.append(pipeline_seconds(runner, work / f"subprocess-{repeat}", args.image))
         figures["container_pipeline_s"] = min(container)
         figures["subprocess_pipeline_s"] = min(subprocess_)
-        leftovers = json.loads(podman("ps", "-a", "--filter", f"ancestor={args.image}", "--format", "json").stdout)
-        if leftovers:
-            podman("rm", "--force", *[entry["Id"] for entry in leftovers], check=False)
     if "rebuild_s" in figures:
         figures["rebuild_ratio"] = figures["rebuild_s"] / figures["cold_build_s"]
     figures["container_vs_subprocess"] = figures["container_pipeline_s"] / figures["subprocess_pipeline_s"]
