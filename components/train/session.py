@@ -89,6 +89,10 @@ class DatasetInfo:
     def num_train(self) -> int:
         return sum(self.train_class_counts.values())
 
+    def count(self, split: SplitData) -> int:
+        """The number of examples of ``split`` (train or test)."""
+        return self.num_train if split.name == "train" else self.num_test
+
     @property
     def train_images_per_class(self) -> int:
         return round(self.num_train / len(self.class_names))
@@ -159,7 +163,7 @@ class Session:
 
     def image_batches(self, split: SplitData, size: int, shuffle: bool) -> Any:
         """Batches of ``(image, label)``; with ``train.decode_cache`` decoded once per run (:func:`decoded_once`)."""
-        count = self.data.num_train if split.name == "train" else self.data.num_test
+        count = self.data.count(split)
         dataset = image_dataset(self.tf, split, size)
         if self.config.decode_cache:
             folder = self.request.cache_dir / DECODED_DIR / f"{split.fingerprint[:16]}-{size}"

@@ -24,7 +24,7 @@ from hubpipe.components.train import models
 from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
 from hubpipe.components.train.engine import BackboneIdentity, Engine, select_engine
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
-from hubpipe.components.train.inputs import AUTOTUNE
+from hubpipe.components.train.inputs import AUTOTUNE, SplitData
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, FINE_TUNED, TRANSFER
 from hubpipe.components.train.naming import FINE_TUNED_SUFFIX
 from hubpipe.components.train.session import ModelRecord, ModelResult, Session
@@ -37,6 +37,10 @@ _EPSILON = 1e-7
 EXTRACTION_BATCH = 128
 
 
+#: The extraction engine recorded when every vector came from the embedding cache.
+FROM_CACHE = {"engine": "cache", "reason": "vectors from the embedding cache", "max_abs_diff": None}
+
+
 @dataclass
 class Backbone:
     """A loaded backbone and the identity of its vectors for this dataset."""
@@ -46,12 +50,6 @@ class Backbone:
     key: str
     features: Any  # Keras model: images in [0, 1] -> vectors
     engine: Callable[[], Engine]  # chooses (and converts) on first call, then returns the same engine
-
-    def engine_used(self) -> dict[str, Any]:
-        """The engine's description when vectors were computed in this run, else that they came from the cache."""
-        if self.engine.cache_info().currsize:  # type: ignore[attr-defined]
-            return self.engine().describe()
-        return {"engine": "cache", "reason": "vectors from the embedding cache", "max_abs_diff": None}
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,8 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     test = extractions["test"].embeddings
     extraction_seconds = sum(e.seconds for e in extractions.values())
     cached = all(e.cached for e in extractions.values())
+    # The engine is chosen only when a split is not cached (see _extract).
+    engine_used = dict(FROM_CACHE) if cached else backbone.engine().describe()
     train = extractions["train"].embeddings if "train" in extractions else None
     head, fit = _train_head(session, backbone, model_name, train, test)
     probabilities = head.predict(test.features, batch_size=config.batch_size, verbose=0)
@@ -84,7 +84,7 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
         backbone_fingerprint=backbone.fingerprint,
         embedding_key=backbone.key,
         feature_extraction_seconds=extraction_seconds,
-        extra={"embeddings_cached": cached, "extraction_engine": backbone.engine_used()},
+        extra={"embeddings_cached": cached, "extraction_engine": engine_used},
     )
     classifier = models.image_classifier(tf, backbone.features, head)
     results = [
@@ -94,16 +94,15 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     ]
     if config.fine_tune_layers > 0 and config.fine_tune_epochs > 0:
         results.append(_fine_tune(session, backbone, head, model_name))
-    return TransferOutcome(results, extraction_seconds, cached, backbone.engine_used()["engine"])
+    return TransferOutcome(results, extraction_seconds, cached, engine_used["engine"])
 
 
 def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:
-    """The vectors of the splits training needs (only test's when augmenting), cached or computed now.
+    """The vectors of the splits training needs, cached or computed now.
 
     The engine is chosen (and the backbone converted if need be) only when a split is not cached.
     """
     tf, config, size = session.tf, session.config, backbone.spec.input_size
-    splits = [session.data.test] if config.augment else [session.data.train, session.data.test]
     meta = {"backbone": backbone.spec.name, "backbone_fingerprint": backbone.fingerprint, "input_size": size}
     return {
         split.name: ensure_embeddings(
@@ -116,8 +115,14 @@ def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:
             batch_size=max(config.batch_size, EXTRACTION_BATCH),
             meta=lambda: {**meta, **backbone.engine().describe()},
         )
-        for split in splits
+        for split in _extracted_splits(session)
     }
+
+
+def _extracted_splits(session: Session) -> list[SplitData]:
+    """The splits whose vectors training needs: only test's when augmenting (the train images change)."""
+    data = session.data
+    return [data.test] if session.config.augment else [data.train, data.test]
 
 
 def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
@@ -139,7 +144,7 @@ def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
             features,
             identity,
             threads=session.cores,
-            images=session.data.num_test + (0 if session.config.augment else session.data.num_train),
+            images=sum(session.data.count(split) for split in _extracted_splits(session)),
         )
     )
     return Backbone(spec, fingerprint, key, features, engine)
