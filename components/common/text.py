@@ -18,3 +18,9 @@ UNPRINTABLE = re.compile(f"[{_FORMATTING}\x00-\x1f\x7f-\x9f]")
 def codepoints(text: str) -> str:
     """``text`` with every invisible formatting or control character shown as a ``\\uXXXX`` escape."""
     return UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type's name when empty), cut at ``limit`` characters."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.common.text import first_line
 from hubpipe.components.common.uris import require_scheme
 from hubpipe.components.ingest.archives import extract_archive, has_archive_suffix, is_archive
 from hubpipe.components.ingest.download import copy_remote, download
@@ -122,12 +123,8 @@ def _resolve_remote(uri: str, data: DataConfig, cache: Path) -> ResolvedSource:
         if gfile.exists(uri) and has_archive_suffix(uri):
             return _from_archive("remote", copy_remote(uri, cache, data.max_extract_bytes), uri, data, cache)
     except Exception as exc:  # file-system plugins raise their own error types
-        raise DataError(f"cannot read data source {uri}: {_first_line(exc)}") from None
+        raise DataError(f"cannot read data source {uri}: {first_line(exc)}") from None
     raise DataError(f"data source {uri} is neither a folder nor a .zip/.tar archive that can be read")
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -182,5 +179,5 @@ def _remote_listing_hash(uri: str) -> str:
                 info = gfile.stat(full)
                 rows.append(f"{full[len(uri) :]}\0{info.length}\0{info.mtime_nsec}")
     except Exception as exc:
-        raise DataError(f"cannot read data source {uri}: {_first_line(exc)}") from None
+        raise DataError(f"cannot read data source {uri}: {first_line(exc)}") from None
     return hashlib.sha256("\n".join(sorted(rows)).encode("utf-8")).hexdigest()

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.common.text import first_line
 from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
 from hubpipe.pipeline.runtime import cache_root
 
@@ -187,11 +188,12 @@ def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, An
 
 
 def _convert_and_check(tf: Any, feature_model: Any, backbone: BackboneIdentity, reference: FeatureFn, threads: int):
-    """Converts and measures parity; returns ``(model, max_abs_diff, allowed)``."""
+    """Converts and measures parity; returns ``(model, its interpreter, max_abs_diff, allowed)``."""
     model = convert(tf, feature_model, backbone.input_size)
     probe = probe_batch(backbone.input_size)
-    diff, allowed = parity(reference(probe), TFLiteFeatures(tf, model, threads)(probe))
-    return model, diff, allowed
+    converted = TFLiteFeatures(tf, model, threads)
+    diff, allowed = parity(reference(probe), converted(probe))
+    return model, converted, diff, allowed
 
 
 def select_engine(
@@ -223,9 +225,11 @@ def select_engine(
         LOG.info("%s: %d images do not repay a TFLite conversion; extracting with TensorFlow", backbone.name, images)
         return Engine(TENSORFLOW, reference, f"auto: fewer than {AUTO_MIN_IMAGES} images, no cached conversion")
     try:
-        model, diff, allowed = _convert_and_check(tf, feature_model, backbone, reference, threads)
+        model, converted, diff, allowed = _convert_and_check(tf, feature_model, backbone, reference, threads)
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
-        LOG.warning("%s: TFLite conversion failed (%s); extracting with TensorFlow", backbone.name, _first_line(exc))
+        LOG.warning(
+            "%s: TFLite conversion failed (%s); extracting with TensorFlow", backbone.name, first_line(exc, 200)
+        )
         return Engine(TENSORFLOW, reference, "TFLite conversion failed")
     record = {"backbone": backbone.name, "max_abs_diff": diff, "allowed": allowed, "passed": diff <= allowed}
     if diff > allowed:
@@ -238,9 +242,4 @@ def select_engine(
         return Engine(TENSORFLOW, reference, "TFLite parity check failed", diff)
     _store_conversion(folder, key, model, record)
     LOG.info("%s: converted to TFLite (max abs difference %.3g, allowed %.3g)", backbone.name, diff, allowed)
-    return Engine(TFLITE, TFLiteFeatures(tf, model, threads), "converted, parity checked", diff)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return Engine(TFLITE, converted, "converted, parity checked", diff)
