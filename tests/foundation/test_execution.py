@@ -22,9 +22,7 @@ TIMING = {"started", "duration_s"}
 
 
 @pytest.fixture(autouse=True)
-def _counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "counts").mkdir()
-    monkeypatch.setenv("FAKE_STAGE_COUNTS", str(tmp_path / "counts"))
+def _fake_environment(counts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_EXTERNAL", "source-v1")
 
 

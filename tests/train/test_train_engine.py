@@ -18,6 +18,12 @@ from hubpipe.pipeline.config import replace
 from hubpipe.pipeline.runtime import import_tensorflow
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conversions are cached in hubpipe's cache folder: one of the test's own."""
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+
+
 @pytest.mark.parametrize(
     ("setting", "device", "expected"),
     [
@@ -55,10 +61,7 @@ def _feature_model(backbone: Path):
     return tf, features, identity
 
 
-def test_tflite_computes_the_tensorflow_features_and_is_cached(
-    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Path) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
     chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
     assert chosen.name == engine.TFLITE and chosen.max_abs_diff is not None and chosen.max_abs_diff < 1e-4
@@ -72,10 +75,7 @@ def test_tflite_computes_the_tensorflow_features_and_is_cached(
     np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
 
 
-def test_the_interpreter_is_planned_once_per_batch_shape(
-    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
+def test_the_interpreter_is_planned_once_per_batch_shape(tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tf, features, _ = _feature_model(tiny_backbone)
     model = engine.convert(tf, features, 32)
     extractor = engine.TFLiteFeatures(tf, model, threads=1)
@@ -90,9 +90,8 @@ def test_the_interpreter_is_planned_once_per_batch_shape(
 
 
 def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
-    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
     tf, features, identity = _feature_model(tiny_backbone)
     convert = engine.convert
     calls: list[int] = []
@@ -113,9 +112,8 @@ def test_tensorflow_setting_and_gpu_do_not_convert(tiny_backbone: Path) -> None:
 
 
 def test_a_failed_parity_check_falls_back_with_one_line(
-    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(engine, "PARITY_TOLERANCE", -1.0)
     tf, features, identity = _feature_model(tiny_backbone)
     with caplog.at_level(logging.WARNING, logger=engine.__name__):
@@ -126,9 +124,8 @@ def test_a_failed_parity_check_falls_back_with_one_line(
 
 
 def test_a_failed_conversion_falls_back(
-    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
 
     def broken(*args: object) -> bytes:
         raise ValueError("op not supported\nmore detail")
