@@ -154,7 +154,7 @@ def remove_dead_tmp(folder: Path, pattern: str) -> list[Path]:
     An entry without a lock file was left by a version that did not write one, by a dead owner too.
     """
     removed = []
-    for entry in sorted(Path(folder).glob(pattern)) if Path(folder).is_dir() else []:
+    for entry in sorted(Path(folder).glob(pattern)):  # nothing when the folder does not exist
         if entry.name.endswith(OWNER_SUFFIX):
             continue
         lock_path = entry.with_name(entry.name + OWNER_SUFFIX)
@@ -165,7 +165,7 @@ def remove_dead_tmp(folder: Path, pattern: str) -> list[Path]:
             lock_path.unlink(missing_ok=True)
         LOG.info("removed %s, left by a process that was killed", entry)
         removed.append(entry)
-    for lock_path in Path(folder).glob(pattern + OWNER_SUFFIX) if Path(folder).is_dir() else []:
+    for lock_path in Path(folder).glob(pattern + OWNER_SUFFIX):
         _remove_orphan_lock(lock_path)
     return removed
 

@@ -116,12 +116,12 @@ class LocalRunner:
         self.stages = topological_order(stages)
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
-        preflight(select_until(self.stages, until), self.config)  # before the output folder is even created
-        with claim_folder(self.output_dir):
-            return self._run_locked(until, use_cache)
-
-    def _run_locked(self, until: str | None, use_cache: bool) -> RunReport:
         selected = select_until(self.stages, until)
+        preflight(selected, self.config)  # before the output folder is even created
+        with claim_folder(self.output_dir):
+            return self._run_locked(selected, use_cache)
+
+    def _run_locked(self, selected: list[StageSpec], use_cache: bool) -> RunReport:
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
         report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
         self._write_report(report)
