@@ -128,6 +128,11 @@ def topological_order(stages: Sequence[StageSpec]) -> list[StageSpec]:
     return ordered
 
 
+def complete_dir(folder: Path | None) -> Path | None:
+    """``folder`` when it is a complete stage folder (its manifest, written last, is there), else None."""
+    return folder if folder is not None and (folder / MANIFEST).is_file() else None
+
+
 def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
     """The manifest of a complete stage folder, or None when there is none (or it is unreadable)."""
     try:

@@ -42,6 +42,7 @@ from hubpipe.pipeline.execution import (
     Placement,
     claim_folder,
     commit,
+    complete_dir,
     execute,
     fingerprint_inputs,
     read_manifest,
@@ -147,7 +148,7 @@ class LocalRunner:
             inputs={name: self.output_dir / name for name in stage.upstream},
             work_dir=staging_dir(final_dir),
             cache_dir=self.output_dir / "cache",
-            previous_dir=final_dir if (final_dir / MANIFEST).is_file() else None,
+            previous_dir=complete_dir(final_dir),
         )
 
     def _run_stage(self, stage: StageSpec, record: StageRecord, use_cache: bool) -> None:

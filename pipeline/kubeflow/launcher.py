@@ -23,7 +23,14 @@ from hubpipe.pipeline import __version__
 from hubpipe.pipeline.artifacts import staging_dir
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.errors import HubpipeError, StageError
-from hubpipe.pipeline.execution import MANIFEST, Placement, claim_folder, commit, execute, fingerprint_inputs
+from hubpipe.pipeline.execution import (
+    Placement,
+    claim_folder,
+    commit,
+    complete_dir,
+    execute,
+    fingerprint_inputs,
+)
 from hubpipe.pipeline.kubeflow.parameters import resolve_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Artifact, Filler, Launched, scalar_results
 from hubpipe.pipeline.runtime import cache_root
@@ -69,7 +76,7 @@ def launch(
         input_dirs = {name: Path(artifact.path) for name, artifact in (inputs or {}).items()}
         output_dir = Path(output.path)
         previous = previous_location(spec.name) if keep_previous else None
-        previous_dir = previous if previous is not None and (previous / MANIFEST).is_file() else None
+        previous_dir = complete_dir(previous)
         result, manifest = run_stage(spec, resolved, input_dirs, output_dir, previous_dir)
         if previous is not None:
             keep_as_previous(output_dir, previous)

@@ -24,7 +24,7 @@ from hubpipe.components.train import layout as train_layout
 from hubpipe.components.validate import layout as validate_layout
 from hubpipe.pipeline.artifacts import write_text_atomic
 from hubpipe.pipeline.errors import UsageError
-from hubpipe.pipeline.execution import MANIFEST
+from hubpipe.pipeline.execution import complete_dir
 from hubpipe.pipeline.locking import run_in_progress
 from hubpipe.pipeline.runner import RUN_FILE
 
@@ -80,8 +80,7 @@ class RunFolder:
 
     def stage(self, name: str) -> Path | None:
         """The stage's folder when it is complete (has its manifest), else None."""
-        folder = self.root / name
-        return folder if (folder / MANIFEST).is_file() else None
+        return complete_dir(self.root / name)
 
     @property
     def status(self) -> str:
