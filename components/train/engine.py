@@ -5,12 +5,13 @@ convert the feature model (input rescaling included) once with ``tf.lite.TFLiteC
 ``tf.lite.Interpreter``, whose default XNNPACK delegate runs float models faster on x86 and ARM CPUs, with one
 thread per usable core (:mod:`.threads`). On a GPU ``auto`` stays on TensorFlow.
 
-A conversion costs time (about 9 s for EfficientNet-Lite0 on a 2-core machine) that fewer images than
-:data:`AUTO_MIN_IMAGES` do not repay: measured side by side on such a machine (``benchmarks/extraction.py``),
-the interpreter saved 1 to 2.5 ms per image over TensorFlow (204 against 256 img/s with the machine nearly
-idle) and nothing under load from other processes (with a core taken by another process, one interpreter
-thread ran faster than two). So ``auto`` converts only for at least that many images to extract,
-and uses a cached conversion whatever the count; ``tflite`` always converts.
+A conversion costs time (4.4 s in the converter and 0.3 s of parity check for EfficientNet-Lite0 on a 2-core
+AVX-512 machine) that fewer images than :data:`AUTO_MIN_IMAGES` do not repay: measured side by side on that
+machine (``benchmarks/extraction.py``), the interpreter ran at 365 img/s against TensorFlow's 256 img/s, and
+the train stage's extraction (decoding included) at 308 img/s: 0.7 to 1.2 ms less per image, so a conversion
+is repaid after 4000 to 7000 images; under load from other processes the interpreter gains less (with a core
+taken by another process, one interpreter thread ran faster than two). So ``auto`` converts only for at least
+that many images to extract, and uses a cached conversion whatever the count; ``tflite`` always converts.
 
 A converted model is used only when it computes the same features: on a fixed probe batch the largest
 absolute difference to TensorFlow must stay within :data:`PARITY_TOLERANCE` times the features' scale (their
@@ -45,6 +46,10 @@ TENSORFLOW, TFLITE, AUTO = "tensorflow", "tflite", "auto"
 #: Largest allowed |TFLite - TF| on the probe batch, relative to max(1, largest |TF feature|).
 PARITY_TOLERANCE = 1e-4
 PROBE_IMAGES = 8
+#: Images per interpreter call. XNNPACK runs a few images at a time faster per image than a large batch
+#: (its working set stays in the cores' caches): on a 2-core AVX-512 machine EfficientNet-Lite0 ran at
+#: 345-365 img/s in groups of 1 to 4 and 287 img/s in batches of 128 (TensorFlow: 256 img/s at 32 or 128).
+INVOKE_BATCH = 4
 PROBE_SEED = 20261204
 TFLITE_DIR = "tflite"
 #: ``auto`` converts (when no conversion is cached) only for at least this many images to extract.
@@ -130,7 +135,11 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
 
 
 class TFLiteFeatures:
-    """A converted feature model in ``tf.lite.Interpreter`` (XNNPACK, ``threads`` threads); not thread-safe."""
+    """A converted feature model in ``tf.lite.Interpreter`` (XNNPACK, ``threads`` threads); not thread-safe.
+
+    Whatever the size of the batch it is given, the interpreter runs :data:`INVOKE_BATCH` images at a time
+    (the last group padded with blank images whose rows are dropped), so it is planned once.
+    """
 
     def __init__(self, tf: Any, model: bytes, threads: int):
         self.model = model  # the flatbuffer, e.g. for another interpreter
@@ -140,14 +149,25 @@ class TFLiteFeatures:
         self._shape: tuple[int, ...] | None = None
 
     def __call__(self, images: Any) -> np.ndarray:
-        batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32))
-        if batch.shape != self._shape:  # a new batch size (e.g. the last, smaller batch): re-plan once
-            self._interpreter.resize_tensor_input(self._input, list(batch.shape), strict=False)
+        batch = np.asarray(images, dtype=np.float32)
+        count = len(batch)
+        padded = -(-count // INVOKE_BATCH) * INVOKE_BATCH
+        if padded != count:
+            batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), np.float32)])
+        rows = [self._invoke(batch[start : start + INVOKE_BATCH]) for start in range(0, padded, INVOKE_BATCH)]
+        return np.concatenate(rows)[:count] if rows else np.zeros((0, self._width()), np.float32)
+
+    def _invoke(self, group: np.ndarray) -> np.ndarray:
+        if group.shape != self._shape:  # the first call (or images of another size): plan the interpreter
+            self._interpreter.resize_tensor_input(self._input, list(group.shape), strict=False)
             self._interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self._interpreter.set_tensor(self._input, batch)
+            self._shape = group.shape
+        self._interpreter.set_tensor(self._input, np.ascontiguousarray(group))
         self._interpreter.invoke()
         return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
+
+    def _width(self) -> int:
+        return int(self._interpreter.get_output_details()[0]["shape"][-1])
 
 
 @dataclass(frozen=True)

@@ -75,18 +75,27 @@ def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Pa
     np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
 
 
-def test_the_interpreter_is_planned_once_per_batch_shape(tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_interpreter_runs_fixed_groups_planned_once(tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tf, features, _ = _feature_model(tiny_backbone)
     model = engine.convert(tf, features, 32)
     extractor = engine.TFLiteFeatures(tf, model, threads=1)
     interpreter = extractor._interpreter
     plans: list[tuple[int, ...]] = []
-    allocate = interpreter.allocate_tensors
-    monkeypatch.setattr(interpreter, "allocate_tensors", lambda: (plans.append(extractor._shape), allocate())[1])
-    images = np.random.default_rng(2).random((4, 32, 32, 3), dtype=np.float32)
-    for batch in (images, images, images, images[:3], images):  # full batches, the last smaller one, full again
-        np.testing.assert_allclose(extractor(batch), features(batch, training=False), atol=1e-4)
-    assert len(plans) == 3  # 4, 3, 4: not once per call
+    invoked: list[tuple[int, ...]] = []
+    allocate, invoke = interpreter.allocate_tensors, interpreter.invoke
+
+    def input_shape() -> tuple[int, ...]:
+        return tuple(int(n) for n in interpreter.get_input_details()[0]["shape"])
+
+    monkeypatch.setattr(interpreter, "allocate_tensors", lambda: (plans.append(input_shape()), allocate())[1])
+    monkeypatch.setattr(interpreter, "invoke", lambda: (invoked.append(input_shape()), invoke())[1])
+    images = np.random.default_rng(2).random((9, 32, 32, 3), dtype=np.float32)
+    for batch in (images, images[:1], images[:4], images[:6]):  # more than a group, less, exactly one, between
+        vectors = extractor(batch)
+        assert vectors.shape[0] == len(batch)
+        np.testing.assert_allclose(vectors, features(batch, training=False), atol=1e-4)
+    assert plans == [(engine.INVOKE_BATCH, 32, 32, 3)]  # planned once, not per call or per batch size
+    assert set(invoked) == {(engine.INVOKE_BATCH, 32, 32, 3)} and len(invoked) == 3 + 1 + 1 + 2
 
 
 def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
