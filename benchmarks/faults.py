@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +42,6 @@ SETTINGS = {
     "evaluate.min_margin_over_baseline": -1.0,
     "evaluate.max_drop_vs_blessed": 1.0,
 }
-#: Where the run killed at a crash point starts (the stages before it are kept from the reference run). Without
-#: an entry every stage is kept: the new publish root reruns evaluate (replacing its folder) and publish.
-RESTART_FROM = {"ingest.in_extraction": "ingest", "ingest.after_records": "ingest", "train.after_checkpoint": "train"}
 START_UP_S = 8.0  # imports before the first stage starts, roughly; random kills also land there
 
 
@@ -69,10 +65,8 @@ class Kill:
 def prepare(reference: Path, run_dir: Path, restart: str | None, cache: Path) -> None:
     """A copy of the reference run with ``restart`` and the stages after it removed; the embeddings too when
     training restarts (the feature pass runs again), the extracted archive when ingest does."""
-    shutil.copytree(reference, run_dir)
+    harness.copy_run(reference, run_dir, restart)
     first = harness.STAGES.index(restart) if restart else len(harness.STAGES)
-    for stage in harness.STAGES[first:]:
-        shutil.rmtree(run_dir / stage)
     if first <= harness.STAGES.index("train"):
         shutil.rmtree(run_dir / "cache", ignore_errors=True)
     if first == 0:
@@ -130,12 +124,7 @@ def sample_archive(folder: Path) -> Path:
     """The embedded sample dataset as a .zip."""
     from hubpipe.data.sample import generate
 
-    data = generate(folder / "sample")
-    archive = folder / "sample.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(data.rglob("*.jpg")):
-            bundle.write(path, path.relative_to(data).as_posix())
-    return archive
+    return harness.zip_images(generate(folder / "sample"), folder / "sample.zip")
 
 
 def random_kill(index: int, durations: dict[str, float], rng: random.Random) -> Kill:
@@ -152,7 +141,7 @@ def run_kills(count: int, seed: int, inputs: Inputs, base: Path) -> Tally:
     stages = json.loads((inputs.reference / "run.json").read_text())["stages"]
     durations = {record["name"]: record["duration_s"] for record in stages}
     rng, tally = random.Random(seed), Tally()
-    kills = [Kill(point, RESTART_FROM.get(point), point=point) for point in CRASH_POINTS]
+    kills = [Kill(point, harness.RESTART_FROM.get(point), point=point) for point in CRASH_POINTS]
     for index in range(len(CRASH_POINTS) + 3 * count):
         if index >= len(kills) and tally.kills >= len(CRASH_POINTS) + count:
             break

@@ -6,13 +6,17 @@ SIGKILLs it, or the harness does); the checks look at the run folder, the publis
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+from types import ModuleType
 
 from hubpipe.components.common import publish_root as layout
 from hubpipe.pipeline.crashpoints import ENV_VAR
@@ -20,6 +24,14 @@ from hubpipe.pipeline.execution import MANIFEST, killed_run_leftovers
 from hubpipe.pipeline.stages import stage_names
 
 STAGES = stage_names()
+#: The first stage removed from the uninterrupted run before a run killed at a crash point, so that the killed
+#: run reaches the point. Without an entry every stage is kept: a run into a new publish root reruns evaluate
+#: (replacing its folder) and publish anyway.
+RESTART_FROM = {
+    "ingest.in_extraction": "ingest",
+    "ingest.after_records": "ingest",
+    "train.after_checkpoint": "train",
+}
 #: The installed command, as a user runs it (``python -c`` would put the working folder on sys.path).
 HUBPIPE = [str(Path(sys.executable).with_name("hubpipe"))]
 
@@ -42,6 +54,31 @@ def hubpipe_run(config_file: Path, output: Path, env: dict[str, str], kill_after
     if child.returncode not in (0, -signal.SIGKILL):
         raise RunFailed(f"hubpipe run exited with {child.returncode}: {stderr[-2000:] if stderr else ''}")
     return child.returncode
+
+
+def tiny_pipeline() -> ModuleType:
+    """``tests/kubeflow/tiny_pipeline.py``: the tiny dataset, backbone and configuration of the end-to-end tests."""
+    path = Path(__file__).resolve().parents[1] / "kubeflow" / "tiny_pipeline.py"
+    spec = importlib.util.spec_from_file_location("faults_tiny_pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def zip_images(folder: Path, archive: Path) -> Path:
+    """The ``*.jpg`` files under ``folder`` (class-per-folder dataset) as the .zip ``archive``, in sorted order."""
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(folder.rglob("*.jpg")):
+            bundle.write(path, path.relative_to(folder).as_posix())
+    return archive
+
+
+def copy_run(reference: Path, run_dir: Path, restart: str | None) -> None:
+    """A copy of the run folder ``reference`` without the stage ``restart`` and the stages after it (None: all kept)."""
+    shutil.copytree(reference, run_dir)
+    if restart is not None:
+        for stage in STAGES[STAGES.index(restart) :]:
+            shutil.rmtree(run_dir / stage)
 
 
 def crash_env(point: str | None, cache_dir: Path) -> dict[str, str]:

@@ -8,10 +8,7 @@ example is lost, and nothing temporary is left anywhere.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
-import zipfile
 from pathlib import Path
 
 import harness
@@ -23,35 +20,16 @@ from hubpipe.pipeline.runner import run_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-TESTS = Path(__file__).resolve().parents[1]
-SOURCES = TESTS.parent
-
-#: The stage folders removed from the uninterrupted run before the killed run, so that it reaches the point.
-#: Every run here publishes to a new root, which reruns evaluate and publish anyway.
-RESTART_FROM = {
-    "ingest.in_extraction": "ingest",
-    "ingest.after_records": "ingest",
-    "train.after_checkpoint": "train",
-}
-
-
-def _tiny_pipeline():
-    path = TESTS / "kubeflow" / "tiny_pipeline.py"
-    spec = importlib.util.spec_from_file_location("faults_tiny_pipeline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SOURCES = Path(__file__).resolve().parents[2]
 
 
 def fault_config(root: Path, publish_root: Path) -> PipelineConfig:
     """The Kubeflow end-to-end test's tiny configuration, read from a zip (so extraction is exercised), with
     thresholds any model passes (so every run publishes) and no from-scratch baseline (time)."""
-    config = _tiny_pipeline().tiny_config(root, publish_root)
+    config = harness.tiny_pipeline().tiny_config(root, publish_root)
     archive = root / "data.zip"
     if not archive.exists():
-        with zipfile.ZipFile(archive, "w") as bundle:
-            for path in sorted((root / "data").rglob("*.jpg")):
-                bundle.write(path, path.relative_to(root / "data").as_posix())
+        harness.zip_images(root / "data", archive)
     return replace(
         config,
         data=replace(config.data, source=str(archive)),
@@ -84,10 +62,7 @@ def test_a_run_killed_at_a_crash_point_recovers_on_rerun(
 ) -> None:
     root, template = uninterrupted
     run_dir, publish_root, cache = tmp_path / "run", tmp_path / "published", tmp_path / "cache"
-    shutil.copytree(template, run_dir)
-    if point in RESTART_FROM:
-        for stage in harness.STAGES[harness.STAGES.index(RESTART_FROM[point]) :]:
-            shutil.rmtree(run_dir / stage)
+    harness.copy_run(template, run_dir, harness.RESTART_FROM.get(point))
     config = fault_config(root, publish_root)
     config_file = tmp_path / "config.yaml"
     config_file.write_text(to_yaml(config))
