@@ -93,12 +93,18 @@ def locked(root: str) -> Iterator[None]:
     if storage.is_remote(root):
         yield
         return
-    folder = Path(models_dir(root))
     with exclusive(Path(root) / LOCK_FILE):
-        for leftover in [*folder.glob(f"{TMP_PREFIX}*"), *folder.glob(f"{LATEST_FILE}.tmp-*")]:
+        for leftover in killed_publish_leftovers(root):
             LOG.info("removing %s, left by a publish that was killed", leftover)
             remove_path(leftover)
         yield
+
+
+def killed_publish_leftovers(root: str) -> list[Path]:
+    """What killed publishers left in the local root ``root``: version folders being copied (:data:`TMP_PREFIX`)
+    and LATEST's temporary files. Only one that holds :func:`locked` may take them for leftovers."""
+    folder = Path(models_dir(root))
+    return [*folder.glob(f"{TMP_PREFIX}*"), *folder.glob(f"{LATEST_FILE}.tmp-*")]
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def leftovers(run_dir: Path, publish_root: Path, cache_dir: Path) -> list[str]:
     """What only a killed process leaves: temporary folders and files, lock files of temporaries."""
     run_dir, publish_root, cache_dir = Path(run_dir), Path(publish_root), Path(cache_dir)
     found = killed_run_leftovers(run_dir)
-    found += [*(publish_root / "models").glob(".tmp-*"), *(publish_root / "models").glob("LATEST.tmp-*")]
+    found += layout.killed_publish_leftovers(str(publish_root))
     found += [p for p in cache_dir.rglob("*") if re.search(r"\.tmp-\d+(\.lock)?$", p.name)]
     return sorted(str(path) for path in found)
 

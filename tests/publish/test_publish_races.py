@@ -64,8 +64,10 @@ def test_leftovers_of_a_killed_publisher_are_removed_under_the_lock(world: FakeW
     (root / "models" / ".tmp-20260101-abc-1234").mkdir(parents=True)
     (root / "models" / ".tmp-20260101-abc-1234" / "half.bin").write_bytes(b"x")
     (root / "models" / "LATEST.tmp-0123456789ab").write_text("v0\n")
+    assert len(layout.killed_publish_leftovers(str(root))) == 2
     Run(world, world.train_good_and_weak, tmp_path / "run", root).both()
     assert sorted(p.name for p in (root / "models").iterdir() if p.name.startswith((".", "LATEST."))) == []
+    assert layout.killed_publish_leftovers(str(root)) == []
 
 
 def test_a_publisher_waits_for_the_lock_of_another_process(tmp_path: Path) -> None:
