@@ -56,7 +56,7 @@ def job_as_pod(docs: list[dict], image: str, claim: str) -> tuple[list[dict], di
 
 
 @pytest.fixture(scope="module")
-def played(overlay: list[dict], image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def played(image: str, overlay: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The Job's pod played to completion; its container's state, logs and the volume's folder."""
     claim = f"hubpipe-test-{uuid.uuid4().hex[:8]}"
     docs, job = job_as_pod(overlay, image, claim)
@@ -115,7 +115,7 @@ def test_the_run_folder_on_the_volume_holds_every_stage(played: dict) -> None:
     assert played["owners"] == {IMAGE_UID}  # everything on the volume written by the image's user
 
 
-def test_the_job_publishes_to_the_volume_with_its_tensorboard_resource(overlay: list[dict], played: dict) -> None:
+def test_the_job_publishes_to_the_volume_with_its_tensorboard_resource(played: dict, overlay: list[dict]) -> None:
     (config_map,) = by_kind(overlay, "ConfigMap")
     config = yaml.safe_load(config_map["data"]["config.yaml"])
     published = played["volume"] / Path(config["publish"]["root"]).relative_to("/mnt/hubpipe")
