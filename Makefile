@@ -43,7 +43,8 @@ IMAGE_BUILD_ARGS ?=
 container-tools:
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
 	  echo "installing podman, runc and debootstrap from Debian's packages"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
+	  { [ -n "$$APT_UPDATED" ] || apt-get update -qq; } && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
 
 base-image: container-tools
 	container/base-image.sh $(BASE_IMAGE)

@@ -30,50 +30,27 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from tracking import timed_run
 
 from hubpipe.components.train.engine import conversion_dir
 
 PREVIOUS = ("--set", "train.engine=tensorflow", "--set", "train.decode_cache=false")
-TRAIN_MODELS = ("train", "results", "models")
 
 
 def hubpipe_run(work: Path, name: str, extra: tuple[str, ...]) -> tuple[float, dict[str, float], dict]:
     """One cold run; returns (seconds, test accuracy per model, the train stage's results with stage durations)."""
     output = work / name
-    command = [
-        str(Path(sys.executable).with_name("hubpipe")),
-        "run",
-        "--output",
-        str(output),
-        "--set",
-        f"publish.root={work / (name + '-published')}",
-        *extra,
-    ]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, env=os.environ.copy())
-    seconds = time.perf_counter() - started
-    report = json.loads((output / "run.json").read_text())
-    train = {**_train_results(report), "stage_seconds": _stage_seconds(report)}
+    seconds = timed_run(output, "--set", f"publish.root={work / (name + '-published')}", *extra)
+    stages = {stage["name"]: stage for stage in json.loads((output / "run.json").read_text())["stages"]}
+    train = {
+        **stages["train"]["results"],
+        "stage_seconds": {stage: round(float(record.get("duration_s", 0.0)), 1) for stage, record in stages.items()},
+    }
     accuracies = {model: values["test_accuracy"] for model, values in train["models"].items()}
     return seconds, accuracies, train
-
-
-def _stages(report: dict) -> dict[str, dict]:
-    stages = report["stages"]
-    return stages if isinstance(stages, dict) else {stage["name"]: stage for stage in stages}
-
-
-def _train_results(report: dict) -> dict:
-    return _stages(report)["train"]["results"]
-
-
-def _stage_seconds(report: dict) -> dict[str, float]:
-    return {name: round(float(stage.get("duration_s", 0.0)), 1) for name, stage in _stages(report).items()}
 
 
 def main() -> None:

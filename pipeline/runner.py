@@ -171,6 +171,7 @@ class LocalRunner:
             record.status, record.duration_s = "failed", round(time.monotonic() - started, 3)
             record.error = str(exc) or type(exc).__name__
             raise
+        # Read back rather than taken from execute: results in their JSON form, as a cached stage gives them.
         self._fill_record(record, "ran", read_json(final_dir / MANIFEST), final_dir)
         LOG.info("[%s] done in %.1f s", stage.name, record.duration_s)
         if result.rejected:

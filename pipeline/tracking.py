@@ -27,7 +27,7 @@ from typing import Any
 
 from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.train import layout as train_layout
-from hubpipe.pipeline.artifacts import read_json, write_json_atomic
+from hubpipe.pipeline.artifacts import dotted, read_json, write_json_atomic
 from hubpipe.pipeline.config import PipelineConfig, to_dict
 from hubpipe.pipeline.runner import RUN_FILE
 
@@ -63,8 +63,6 @@ def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
 
 def flatten(data: Mapping[str, Any]) -> dict[str, str]:
     """Nested settings as MLflow parameters: dotted names, string values (lists joined with commas)."""
-    from hubpipe.pipeline.kubeflow.ui_outputs import flatten as dotted
-
     return {
         name: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
         for name, value in dotted(data).items()

@@ -24,6 +24,7 @@ from typing import Any
 from hubpipe.components.common.html_parts import escape, page
 from hubpipe.components.common.text import codepoints
 from hubpipe.pipeline import __version__
+from hubpipe.pipeline.artifacts import dotted
 from hubpipe.pipeline.config import PipelineConfig
 from hubpipe.pipeline.stage import StageResult, StageSpec
 
@@ -58,26 +59,14 @@ class Launched:
 Filler = Callable[[Launched, Artifact], None]
 
 
-def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested results as dotted keys, e.g. ``{"accuracy": {"b0": 0.9}}`` -> ``{"accuracy.b0": 0.9}``."""
-    flat: dict[str, Any] = {}
-    for key, value in results.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def scalar_results(results: Mapping[str, Any]) -> dict[str, Any]:
     """The flattened results that are strings, numbers or booleans (what artifact metadata can hold)."""
-    return {key: value for key, value in flatten(results).items() if isinstance(value, (str, int, float, bool))}
+    return {key: value for key, value in dotted(results).items() if isinstance(value, (str, int, float, bool))}
 
 
 def log_metrics(stage: Launched, metrics: Artifact) -> None:
     """Every numeric (or boolean, as 0/1) key result as a scalar metric."""
-    for name, value in flatten(stage.result.results).items():
+    for name, value in dotted(stage.result.results).items():
         if isinstance(value, (int, float)):
             metrics.log_metric(name, float(value))
 
@@ -117,7 +106,7 @@ def write_summary(stage: Launched, summary: Artifact) -> None:
     manifest = stage.manifest
     status = f"**rejected**: {_literal(manifest['rejected'])}" if manifest.get("rejected") else "succeeded"
     lines = [f"# {stage.spec.name}", "", f"{status} in {manifest['duration_s']:.1f} s (hubpipe {__version__})", ""]
-    results = flatten(manifest.get("results", {}))
+    results = dotted(manifest.get("results", {}))
     if results:
         lines += [
             "| result | value |",
