@@ -22,10 +22,6 @@ import time
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path[:0] = [str(TESTS / "notebook"), str(TESTS / "kubeflow")]  # as pytest.ini's pythonpath does for the tests
-
-from notebook_fixtures import mlflow_server  # noqa: E402
-
 ROUNDS = 3
 HUBPIPE = [sys.executable, "-m", "hubpipe.pipeline.cli"]
 
@@ -42,6 +38,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="timed runs of each side (alternating order)")
     rounds = parser.parse_args().rounds
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sys.path[:0] = [str(TESTS / "notebook"), str(TESTS / "kubeflow")]  # as pytest puts them on sys.path
+    from notebook_fixtures import mlflow_server
+
     with tempfile.TemporaryDirectory(prefix="hubpipe-bench-tracking-") as tmp:
         root = Path(tmp)
         logging.info("warm-up run (sample dataset and offline backbone into the cache)")
