@@ -45,12 +45,12 @@ import numpy as np
 from backbones import alternating_rates
 from train_vs_fit import write_examples
 
-from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
-from hubpipe.components.train import engine, models
+from hubpipe.components.backbones import resolve_backbone
+from hubpipe.components.train import engine
 from hubpipe.components.train.embeddings import extract
 from hubpipe.components.train.inputs import image_dataset, load_split
 from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
-from hubpipe.components.train.transfer import EXTRACTION_BATCH
+from hubpipe.components.train.transfer import EXTRACTION_BATCH, frozen_features
 from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
 from hubpipe.pipeline.runtime import cache_root, import_tensorflow
 
@@ -69,8 +69,7 @@ def main() -> None:
     cores = usable_cores()
     configure_tensorflow_threads(tf, cores)
     spec = resolve_backbone("efficientnet_lite0")
-    features = models.feature_model(tf, load_feature_extractor(spec), spec.input_size, spec.input_range)
-    identity = engine.BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
+    features, identity = frozen_features(tf, spec)
     converted = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=cores)
     assert converted.name == engine.TFLITE, converted.reason
     reference = engine.tensorflow_features(tf, features, spec.input_size)

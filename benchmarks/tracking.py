@@ -12,7 +12,6 @@ and keeps each side's median. Goal: overhead under 10%.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import statistics
@@ -22,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 ROUNDS = 3
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "notebook" / "notebook_fixtures.py"
 HUBPIPE = [sys.executable, "-m", "hubpipe.pipeline.cli"]
 
 
@@ -39,15 +38,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="timed runs of each side (alternating order)")
     rounds = parser.parse_args().rounds
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = importlib.util.spec_from_file_location("benchmark_fixtures", FIXTURES)
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
+    sys.path[:0] = [str(TESTS / "notebook"), str(TESTS / "kubeflow")]  # as pytest puts them on sys.path
+    from notebook_fixtures import mlflow_server
+
     with tempfile.TemporaryDirectory(prefix="hubpipe-bench-tracking-") as tmp:
         root = Path(tmp)
         logging.info("warm-up run (sample dataset and offline backbone into the cache)")
         timed_run(root / "warm-up")
         plain, tracked = [], []
-        with fixtures.mlflow_server(root / "mlflow") as uri:
+        with mlflow_server(root / "mlflow") as uri:
             for index in range(rounds):
                 order = ("plain", "mlflow") if index % 2 == 0 else ("mlflow", "plain")
                 for kind in order:

@@ -27,6 +27,7 @@ with the parity measured at conversion time in a JSON file beside the ``.tflite`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -37,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.common.text import first_line
-from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.artifacts import read_json, stable_hash
+from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 from hubpipe.pipeline.runtime import cache_root
 
 LOG = logging.getLogger(__name__)
@@ -196,13 +198,20 @@ def _cached_conversion(folder: Path, key: str) -> tuple[bytes, float] | None:
 
 
 def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, Any]) -> None:
-    """Writes the flatbuffer (temp file, then rename) and then its parity record; logs when it cannot."""
+    """Writes the flatbuffer and then its parity record, each through an owned temporary file and a rename;
+    logs when it cannot.
+
+    The folder is shared by every process on the machine (or the volume), so a temporary file is created only
+    while its writer holds its owner lock (:func:`~hubpipe.pipeline.locking.owned_tmp`), and the temporary
+    files of killed writers are removed here first, once their owners are dead.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.tflite.tmp-{os.getpid()}"
-        tmp.write_bytes(model)
-        os.replace(tmp, folder / f"{key}.tflite")
-        write_json_atomic(folder / f"{key}.json", record)
+        remove_dead_tmp(folder, TMP_PATTERN)
+        for name, content in ((f"{key}.tflite", model), (f"{key}.json", json.dumps(record, indent=2).encode())):
+            with owned_tmp(folder / f".{name}.tmp-{os.getpid()}") as tmp:
+                tmp.write_bytes(content)
+                os.replace(tmp, folder / name)
     except OSError as exc:
         LOG.info("the TFLite conversion is not cached (%s): it is converted again next run", exc.strerror or exc)
 

@@ -125,17 +125,23 @@ def _extracted_splits(session: Session) -> list[SplitData]:
     return [data.test] if session.config.augment else [data.train, data.test]
 
 
+def frozen_features(tf: Any, spec: BackboneSpec) -> tuple[Any, BackboneIdentity]:
+    """The frozen backbone as a Keras feature model (images in [0, 1] -> vectors, input range mapped), and the
+    identity its TFLite conversion is keyed by. Call it inside the precision policy and strategy scope wanted."""
+    extractor = load_feature_extractor(spec, trainable=False)
+    features = models.feature_model(tf, extractor, spec.input_size, spec.input_range)
+    return features, BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
+
+
 def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
     tf, data = session.tf, session.data
-    fingerprint = backbone_fingerprint(spec)
+    with session.float32_policy(), session.strategy.scope():
+        features, identity = frozen_features(tf, spec)
+    fingerprint = identity.fingerprint
     key = embedding_key(
         fingerprint, spec.input_size, spec.input_range, {"train": data.train.fingerprint, "test": data.test.fingerprint}
     )
-    with session.float32_policy(), session.strategy.scope():
-        extractor = load_feature_extractor(spec, trainable=False)
-        features = models.feature_model(tf, extractor, spec.input_size, spec.input_range)
     LOG.info("backbone %s loaded (input %d px, embedding key %s)", spec.name, spec.input_size, key[:12])
-    identity = BackboneIdentity(spec.name, fingerprint, spec.input_size, spec.input_range)
     engine = functools.cache(
         lambda: select_engine(
             tf,

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import NoReturn
 
 import pytest
-
-# The tiny pipeline of the Kubeflow end-to-end test (tests/kubeflow/tiny_pipeline.py) is shared with these tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kubeflow"))
-
 from podman import docker_api_socket, image_name, missing_prerequisite, new_containers
 
 

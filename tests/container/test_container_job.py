@@ -13,31 +13,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from podman import IMAGE_UID, REPO, podman
+from k8s_overlays import by_kind, documents, render
+from podman import IMAGE_UID, podman
 
 pytestmark = [pytest.mark.container, pytest.mark.e2e, pytest.mark.slow]
 
-OVERLAY = REPO / "k8s" / "overlays" / "cpu"
 JOB_TIMEOUT_S = 1500
 
 
-def rendered_overlay() -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed to render k8s/overlays"
-    text = subprocess.run([kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, check=True).stdout
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+@pytest.fixture(scope="module")
+def overlay() -> list[dict]:
+    """The objects of the cpu overlay, rendered once for the module."""
+    return documents(render("cpu"))
 
 
 def job_as_pod(docs: list[dict], image: str, claim: str) -> tuple[list[dict], dict]:
     """The ConfigMap, the claim and the Job's pod template as a Pod for `podman kube play`; also the Job."""
-    (job,) = [doc for doc in docs if doc["kind"] == "Job"]
+    (job,) = by_kind(docs, "Job")
     template = job["spec"]["template"]
     spec = json.loads(json.dumps(template["spec"]))
     (container,) = spec["containers"]
@@ -51,17 +49,17 @@ def job_as_pod(docs: list[dict], image: str, claim: str) -> tuple[list[dict], di
             volume["persistentVolumeClaim"]["claimName"] = claim
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{job['metadata']['name']}-{claim}"}, "spec": spec}
     pod["metadata"]["labels"] = template["metadata"]["labels"]
-    (config_map,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
-    (pvc,) = [doc for doc in docs if doc["kind"] == "PersistentVolumeClaim"]
+    (config_map,) = by_kind(docs, "ConfigMap")
+    (pvc,) = by_kind(docs, "PersistentVolumeClaim")
     pvc = {**pvc, "metadata": {**pvc["metadata"], "name": claim}}
     return [config_map, pvc, pod], job
 
 
 @pytest.fixture(scope="module")
-def played(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def played(image: str, overlay: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The Job's pod played to completion; its container's state, logs and the volume's folder."""
     claim = f"hubpipe-test-{uuid.uuid4().hex[:8]}"
-    docs, job = job_as_pod(rendered_overlay(), image, claim)
+    docs, job = job_as_pod(overlay, image, claim)
     play = tmp_path_factory.mktemp("kube") / "job-pod.yaml"
     play.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     pod_name = docs[-1]["metadata"]["name"]
@@ -117,10 +115,9 @@ def test_the_run_folder_on_the_volume_holds_every_stage(played: dict) -> None:
     assert played["owners"] == {IMAGE_UID}  # everything on the volume written by the image's user
 
 
-def test_the_job_publishes_to_the_volume_with_its_tensorboard_resource(played: dict) -> None:
-    config = yaml.safe_load(
-        next(doc for doc in rendered_overlay() if doc["kind"] == "ConfigMap")["data"]["config.yaml"]
-    )
+def test_the_job_publishes_to_the_volume_with_its_tensorboard_resource(played: dict, overlay: list[dict]) -> None:
+    (config_map,) = by_kind(overlay, "ConfigMap")
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
     published = played["volume"] / Path(config["publish"]["root"]).relative_to("/mnt/hubpipe")
     assert (published / "models" / "LATEST").is_file()
     version = (published / "models" / "LATEST").read_text().strip()

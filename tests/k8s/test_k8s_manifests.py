@@ -15,13 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from k8s_overlays import K8S, OVERLAYS, by_kind, documents, render
 
 from hubpipe.pipeline.config import load_config
 
-REPO = Path(__file__).resolve().parents[2]
-K8S = REPO / "k8s"
-OVERLAYS = ("cpu", "gpu")
+REPO = K8S.parent
 KUBERNETES_VERSION = "1.28.0"
 #: Kinds without a schema in kubernetes-validate (custom resources), validated by the tests below instead.
 CUSTOM_KINDS = {"Tensorboard"}
@@ -38,26 +36,12 @@ EXPECTED_PASSES = {
 EXPECTED_SKIPS = {"CKV_K8S_43"}
 
 
-def render(overlay: str) -> str:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed to render k8s/overlays"
-    result = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 @pytest.fixture(scope="module", params=OVERLAYS)
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, list]:
     text = render(request.param)
     path = tmp_path_factory.mktemp(f"k8s-{request.param}") / "rendered.yaml"
     path.write_text(text, encoding="utf-8")
-    return request.param, path, [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def by_kind(docs: list, kind: str) -> list[dict]:
-    return [doc for doc in docs if doc["kind"] == kind]
+    return request.param, path, documents(text)
 
 
 def validate(doc: dict) -> None:
@@ -116,7 +100,7 @@ def test_the_job_has_a_deadline(rendered) -> None:
 def test_validation_catches_an_unknown_field() -> None:
     import kubernetes_validate
 
-    job = by_kind([doc for doc in yaml.safe_load_all(render("cpu")) if doc], "Job")[0]
+    job = by_kind(documents(render("cpu")), "Job")[0]
     job["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(job)

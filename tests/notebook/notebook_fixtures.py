@@ -4,7 +4,6 @@ real MLflow tracking server for the tracking tests and benchmark."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -16,22 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import tiny_pipeline
+
 from hubpipe.pipeline.config import PipelineConfig, to_yaml
-
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def tiny_pipeline():
-    """tests/kubeflow/tiny_pipeline.py: the tiny dataset, backbone and configuration, and running it on kfp.local."""
-    spec = importlib.util.spec_from_file_location("notebook_tiny_pipeline", TESTS / "kubeflow" / "tiny_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_config(root: Path) -> PipelineConfig:
     """The tiny configuration, publishing into ``root/published``; data and backbone made once under ``root``."""
-    return tiny_pipeline().tiny_config(root, root / "published")
+    return tiny_pipeline.tiny_config(root, root / "published")
 
 
 def tiny_config_file(root: Path) -> Path:

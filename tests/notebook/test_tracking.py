@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from notebook_fixtures import free_port, mlflow_server, tiny_config, tiny_pipeline
+import tiny_pipeline as tiny
+from notebook_fixtures import free_port, mlflow_server, tiny_config
 
 from hubpipe.pipeline.config import PipelineConfig, replace
 from hubpipe.pipeline.runner import run_pipeline
@@ -110,12 +111,11 @@ def test_kubeflow_run_logs_to_a_real_server_from_its_publish_task(tmp_path: Path
     from kfp import local
     from mlflow.tracking import MlflowClient
 
-    kfp = tiny_pipeline()
     config = tracked(tiny_config(tmp_path), "")  # the server is given as the pipeline parameter's default
     with mlflow_server(tmp_path / "mlflow") as uri:
         config = replace(config, track=replace(config.track, mlflow_uri=uri))
-        run = kfp.run_through_kfp(local.SubprocessRunner(use_venv=False), tmp_path / "kfp", config)
-        publication = kfp.outputs(run, "publish")["publication"]["metadata"]
+        run = tiny.run_through_kfp(local.SubprocessRunner(use_venv=False), tmp_path / "kfp", config)
+        publication = tiny.outputs(run, "publish")["publication"]["metadata"]
         assert publication["tracking"] == "logged"
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name("hubpipe").experiment_id])
@@ -123,7 +123,7 @@ def test_kubeflow_run_logs_to_a_real_server_from_its_publish_task(tmp_path: Path
         assert parent.info.run_id == publication["mlflow_run_id"] and parent.info.status == "FINISHED"
         assert parent.data.params["track.mlflow_uri"] == uri and parent.data.params["train.epochs"] == "2"
         assert {"stage_seconds.train", "stage_seconds.evaluate", "stage_seconds.publish"} <= set(parent.data.metrics)
-        evaluation = kfp.folder_output(run, "evaluate")
+        evaluation = tiny.folder_output(run, "evaluate")
         assert parent.info.run_name == json.loads((evaluation / "blessing.json").read_text())["evaluation_id"]
         scores = {path.stem: json.loads(path.read_text()) for path in (evaluation / "metrics").glob("*.json")}
         children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}

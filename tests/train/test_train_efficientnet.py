@@ -45,13 +45,13 @@ def test_efficientnet_lite0_model_serves_jpeg_bytes_like_its_head(tmp_path: Path
 
 
 def test_efficientnet_lite0_converts_to_tflite_with_parity(tmp_path: Path) -> None:
-    from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
-    from hubpipe.components.train import engine, models
+    from hubpipe.components.backbones import resolve_backbone
+    from hubpipe.components.train import engine
+    from hubpipe.components.train.transfer import frozen_features
 
     tf = import_tensorflow()
     spec = resolve_backbone("efficientnet_lite0")
-    features = models.feature_model(tf, load_feature_extractor(spec), spec.input_size, spec.input_range)
-    identity = engine.BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
+    features, identity = frozen_features(tf, spec)
     chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
     assert chosen.name == engine.TFLITE, chosen.reason
     images = engine.probe_batch(spec.input_size)[:3]

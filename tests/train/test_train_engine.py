@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import train_fixtures
 
-from hubpipe.components.backbones import backbone_fingerprint, load_feature_extractor, resolve_backbone
-from hubpipe.components.train import engine, models
+from hubpipe.components.backbones import resolve_backbone
+from hubpipe.components.train import engine
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.components.train.transfer import frozen_features
 from hubpipe.pipeline.config import replace
+from hubpipe.pipeline.locking import owned_tmp
 from hubpipe.pipeline.runtime import import_tensorflow
+
+#: Stores a conversion and is killed between writing the temporary file and renaming it into place.
+KILLED_WRITER = """
+import os, signal, sys
+from hubpipe.components.train import engine
+os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+engine._store_conversion(engine.conversion_dir(), sys.argv[1], b"partial", {})
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +68,7 @@ def test_the_probe_batch_is_fixed_and_in_range() -> None:
 
 def _feature_model(backbone: Path):
     tf = import_tensorflow()
-    spec = resolve_backbone(str(backbone))
-    features = models.feature_model(tf, load_feature_extractor(spec), spec.input_size, spec.input_range)
-    identity = engine.BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
-    return tf, features, identity
+    return (tf, *frozen_features(tf, resolve_backbone(str(backbone))))
 
 
 def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Path) -> None:
@@ -112,6 +122,23 @@ def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
     assert len(calls) == 1  # tflite converts whatever the count
     cached = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
     assert cached.name == engine.TFLITE and "cached" in cached.reason and len(calls) == 1
+
+
+def test_a_killed_writers_temporary_file_is_removed_and_the_conversion_still_caches(tiny_backbone: Path) -> None:
+    tf, features, identity = _feature_model(tiny_backbone)
+    key = engine.conversion_key(identity.fingerprint, tf.__version__, identity.input_size, identity.input_range)
+    folder = engine.conversion_dir()
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, key], check=False, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert any(".tflite.tmp-" in path.name for path in folder.iterdir())  # the killed writer's partial file
+    with owned_tmp(folder / ".other.tflite.tmp-1") as live:  # another process, alive, writing
+        live.write_bytes(b"being written")
+        chosen = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1)
+        assert live.exists()  # a live writer's file is kept
+    assert chosen.name == engine.TFLITE and "cached" not in chosen.reason
+    assert sorted(path.name for path in folder.iterdir()) == [f"{key}.json", f"{key}.tflite"]
+    again = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=1)
+    assert again.name == engine.TFLITE and "cached" in again.reason
 
 
 def test_tensorflow_setting_and_gpu_do_not_convert(tiny_backbone: Path) -> None:
