@@ -6,7 +6,6 @@ SIGKILLs it, or the harness does); the checks look at the run folder, the publis
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 from hubpipe.components.common import publish_root as layout
 from hubpipe.pipeline.crashpoints import ENV_VAR
@@ -54,15 +52,6 @@ def hubpipe_run(config_file: Path, output: Path, env: dict[str, str], kill_after
     if child.returncode not in (0, -signal.SIGKILL):
         raise RunFailed(f"hubpipe run exited with {child.returncode}: {stderr[-2000:] if stderr else ''}")
     return child.returncode
-
-
-def tiny_pipeline() -> ModuleType:
-    """``tests/kubeflow/tiny_pipeline.py``: the tiny dataset, backbone and configuration of the end-to-end tests."""
-    path = Path(__file__).resolve().parents[1] / "kubeflow" / "tiny_pipeline.py"
-    spec = importlib.util.spec_from_file_location("faults_tiny_pipeline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def zip_images(folder: Path, archive: Path) -> Path:

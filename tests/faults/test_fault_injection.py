@@ -13,6 +13,7 @@ from pathlib import Path
 
 import harness
 import pytest
+from tiny_pipeline import tiny_config
 
 from hubpipe.pipeline.config import PipelineConfig, replace, to_yaml
 from hubpipe.pipeline.crashpoints import CRASH_POINTS
@@ -26,7 +27,7 @@ SOURCES = Path(__file__).resolve().parents[2]
 def fault_config(root: Path, publish_root: Path) -> PipelineConfig:
     """The Kubeflow end-to-end test's tiny configuration, read from a zip (so extraction is exercised), with
     thresholds any model passes (so every run publishes) and no from-scratch baseline (time)."""
-    config = harness.tiny_pipeline().tiny_config(root, publish_root)
+    config = tiny_config(root, publish_root)
     archive = root / "data.zip"
     if not archive.exists():
         harness.zip_images(root / "data", archive)

@@ -1,6 +1,6 @@
 """The whole pipeline on a tiny generated dataset and a tiny local backbone, through kfp.local (any runner) and
-through the local runner: shared by the subprocess end-to-end test, the container tests and the API, tracking and
-notebook tests, which import it by name (pytest.ini's pythonpath holds tests/kubeflow)."""
+through the local runner: shared by the subprocess end-to-end test, the container tests and the API, tracking,
+notebook and fault-injection tests, which import it by name (pytest.ini's pythonpath holds tests/kubeflow)."""
 
 from __future__ import annotations
 
