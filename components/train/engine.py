@@ -2,16 +2,16 @@
 
 ``train.engine`` chooses: ``tensorflow`` always runs the Keras feature model; ``tflite`` and ``auto`` (on CPU)
 convert the feature model (input rescaling included) once with ``tf.lite.TFLiteConverter`` and run it in
-``tf.lite.Interpreter``, whose default XNNPACK delegate runs float models faster on x86 and ARM CPUs, with one
-thread per usable core (:mod:`.threads`). On a GPU ``auto`` stays on TensorFlow.
+``tf.lite.Interpreter``, whose default XNNPACK delegate runs float models faster on x86 and ARM CPUs: one
+single-threaded interpreter per usable core (:mod:`.threads`), side by side (:class:`TFLiteFeatures`). On a
+GPU ``auto`` stays on TensorFlow.
 
 A conversion costs time (4.4 s in the converter and 0.3 s of parity check for EfficientNet-Lite0 on a 2-core
 AVX-512 machine) that fewer images than :data:`AUTO_MIN_IMAGES` do not repay: measured side by side on that
-machine (``benchmarks/extraction.py``), the interpreter ran at 365 img/s against TensorFlow's 256 img/s, and
-the train stage's extraction (decoding included) at 308 img/s: 0.7 to 1.2 ms less per image, so a conversion
-is repaid after 4000 to 7000 images; under load from other processes the interpreter gains less (with a core
-taken by another process, one interpreter thread ran faster than two). So ``auto`` converts only for at least
-that many images to extract, and uses a cached conversion whatever the count; ``tflite`` always converts.
+machine (``benchmarks/extraction.py``), the interpreters ran at 365 img/s against TensorFlow's 250 img/s, and
+the train stage's extraction (decoding included) at 290-310 img/s: 0.7 to 1.2 ms less per image, so a
+conversion is repaid after 4000 to 7000 images. So ``auto`` converts only for at least that many images to
+extract, and uses a cached conversion whatever the count; ``tflite`` always converts.
 
 A converted model is used only when it computes the same features: on a fixed probe batch the largest
 absolute difference to TensorFlow must stay within :data:`PARITY_TOLERANCE` times the features' scale (their
@@ -27,9 +27,11 @@ with the parity measured at conversion time in a JSON file beside the ``.tflite`
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,18 +139,24 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
 
 
 class TFLiteFeatures:
-    """A converted feature model in ``tf.lite.Interpreter`` (XNNPACK, ``threads`` threads); not thread-safe.
+    """A converted feature model run by ``threads`` one-thread ``tf.lite.Interpreter`` s (XNNPACK) side by side.
 
-    Whatever the size of the batch it is given, the interpreter runs :data:`INVOKE_BATCH` images at a time
-    (the last group padded with blank images whose rows are dropped), so it is planned once.
+    Whatever the size of the batch it is given, images go through :data:`INVOKE_BATCH` at a time (the last
+    group padded with blank images whose rows are dropped), so each interpreter is planned once. Each
+    interpreter takes the next group as soon as it is free, rather than all of them splitting every operator
+    between threads: on a shared machine a thread that loses its core then delays only its own groups, where
+    a multi-threaded interpreter's other threads wait for it at every operator (``side_by_side=False``, one
+    interpreter with ``threads`` threads, is kept for comparison, see ``benchmarks/extraction.py``). Not
+    thread-safe itself.
     """
 
-    def __init__(self, tf: Any, model: bytes, threads: int):
+    def __init__(self, tf: Any, model: bytes, threads: int, *, side_by_side: bool = True):
         self.model = model  # the flatbuffer, e.g. for another interpreter
-        self._interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._shape: tuple[int, ...] | None = None
+        threads = max(1, threads)
+        if side_by_side:
+            self._interpreters = [_Interpreter(tf, model, 1) for _ in range(threads)]
+        else:
+            self._interpreters = [_Interpreter(tf, model, threads)]
 
     def __call__(self, images: Any) -> np.ndarray:
         batch = np.asarray(images, dtype=np.float32)
@@ -156,20 +164,48 @@ class TFLiteFeatures:
         padded = -(-count // INVOKE_BATCH) * INVOKE_BATCH
         if padded != count:
             batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), np.float32)])
-        rows = [self._invoke(batch[start : start + INVOKE_BATCH]) for start in range(0, padded, INVOKE_BATCH)]
-        return np.concatenate(rows)[:count] if rows else np.zeros((0, self._width()), np.float32)
+        starts: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for start in range(0, padded, INVOKE_BATCH):
+            starts.put(start)
+        rows: dict[int, np.ndarray] = {}
 
-    def _invoke(self, group: np.ndarray) -> np.ndarray:
+        def work(interpreter: _Interpreter) -> None:
+            while True:
+                try:
+                    start = starts.get_nowait()
+                except queue.Empty:
+                    return
+                rows[start] = interpreter(batch[start : start + INVOKE_BATCH])
+
+        first, *others = self._interpreters[: max(1, padded // INVOKE_BATCH)]
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(others))) as pool:
+            running = [pool.submit(work, interpreter) for interpreter in others]
+            work(first)
+            for future in running:
+                future.result()
+        if not rows:
+            return np.zeros((0, first.width), np.float32)
+        return np.concatenate([rows[start] for start in sorted(rows)])[:count]
+
+
+class _Interpreter:
+    """One interpreter, planned for the shape of the first group it runs."""
+
+    def __init__(self, tf: Any, model: bytes, threads: int):
+        self.interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._shape: tuple[int, ...] | None = None
+        self.width = int(self.interpreter.get_output_details()[0]["shape"][-1])
+
+    def __call__(self, group: np.ndarray) -> np.ndarray:
         if group.shape != self._shape:  # the first call (or images of another size): plan the interpreter
-            self._interpreter.resize_tensor_input(self._input, list(group.shape), strict=False)
-            self._interpreter.allocate_tensors()
+            self.interpreter.resize_tensor_input(self._input, list(group.shape), strict=False)
+            self.interpreter.allocate_tensors()
             self._shape = group.shape
-        self._interpreter.set_tensor(self._input, np.ascontiguousarray(group))
-        self._interpreter.invoke()
-        return np.array(self._interpreter.get_tensor(self._output), dtype=np.float32)
-
-    def _width(self) -> int:
-        return int(self._interpreter.get_output_details()[0]["shape"][-1])
+        self.interpreter.set_tensor(self._input, np.ascontiguousarray(group))
+        self.interpreter.invoke()  # releases the GIL: interpreters run in parallel
+        return np.array(self.interpreter.get_tensor(self._output), dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,11 +87,15 @@ def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Pa
     np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
 
 
-def test_the_interpreter_runs_fixed_groups_planned_once(tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("threads", "side_by_side"), [(1, True), (2, False)])
+def test_the_interpreter_runs_fixed_groups_planned_once(
+    tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, threads: int, side_by_side: bool
+) -> None:
     tf, features, _ = _feature_model(tiny_backbone)
     model = engine.convert(tf, features, 32)
-    extractor = engine.TFLiteFeatures(tf, model, threads=1)
-    interpreter = extractor._interpreter
+    extractor = engine.TFLiteFeatures(tf, model, threads, side_by_side=side_by_side)
+    assert len(extractor._interpreters) == 1
+    interpreter = extractor._interpreters[0].interpreter
     plans: list[tuple[int, ...]] = []
     invoked: list[tuple[int, ...]] = []
     allocate, invoke = interpreter.allocate_tensors, interpreter.invoke
@@ -106,6 +112,26 @@ def test_the_interpreter_runs_fixed_groups_planned_once(tiny_backbone: Path, mon
         np.testing.assert_allclose(vectors, features(batch, training=False), atol=1e-4)
     assert plans == [(engine.INVOKE_BATCH, 32, 32, 3)]  # planned once, not per call or per batch size
     assert set(invoked) == {(engine.INVOKE_BATCH, 32, 32, 3)} and len(invoked) == 3 + 1 + 1 + 2
+
+
+def test_interpreters_run_groups_side_by_side_in_order(tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tf, features, _ = _feature_model(tiny_backbone)
+    extractor = engine.TFLiteFeatures(tf, engine.convert(tf, features, 32), threads=2)
+    together = threading.Barrier(2, timeout=30)  # breaks (and fails the call) unless both run at once
+    calls: list[int] = []
+    for number, wrapper in enumerate(extractor._interpreters):
+        invoke = wrapper.interpreter.invoke
+
+        def first_waits(invoke: Any = invoke, number: int = number) -> None:
+            if number not in calls:
+                together.wait()
+            calls.append(number)
+            invoke()
+
+        monkeypatch.setattr(wrapper.interpreter, "invoke", first_waits)
+    images = np.random.default_rng(3).random((4 * engine.INVOKE_BATCH + 1, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(extractor(images), features(images, training=False), atol=1e-4)  # rows in order
+    assert sorted(set(calls)) == [0, 1] and len(calls) == 5
 
 
 def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
