@@ -87,12 +87,17 @@ def wants_tflite(setting: str, device: str) -> bool:
     return device == "CPU"
 
 
-def tensorflow_features(tf: Any, feature_model: Any, size: int) -> FeatureFn:
-    """The Keras feature model as one traced function returning numpy vectors."""
-    call = tf.function(
+def _inference_function(tf: Any, feature_model: Any, size: int) -> Any:
+    """The feature model in inference mode as a ``tf.function`` on float32 batches of any size."""
+    return tf.function(
         lambda images: feature_model(images, training=False),
         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
     )
+
+
+def tensorflow_features(tf: Any, feature_model: Any, size: int) -> FeatureFn:
+    """The Keras feature model as one traced function returning numpy vectors."""
+    call = _inference_function(tf, feature_model, size)
     return lambda images: np.asarray(call(images), dtype=np.float32)
 
 
@@ -111,11 +116,8 @@ def conversion_key(fingerprint: str, tf_version: str, size: int, input_range: tu
 
 def convert(tf: Any, feature_model: Any, size: int) -> bytes:
     """The feature model as a float32 TFLite flatbuffer with a dynamic batch dimension."""
-    call = tf.function(
-        lambda images: feature_model(images, training=False),
-        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
-    )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()], feature_model)
+    call = _inference_function(tf, feature_model, size).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([call], feature_model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no TF ops: XNNPACK-friendly
     return converter.convert()
 

@@ -21,16 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_upstream
 import pytest
+from fake_run import FakeWorld, shared_world
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS / "evaluate"), str(TESTS / "publish")]
-
-import fake_upstream  # noqa: E402
-from fake_run import FakeWorld, shared_world  # noqa: E402
-
-from hubpipe.pipeline.config import load_config  # noqa: E402
-from hubpipe.pipeline.runner import run_pipeline  # noqa: E402
+from hubpipe.pipeline.config import load_config
+from hubpipe.pipeline.runner import run_pipeline
 
 pytestmark = pytest.mark.e2e
 
