@@ -54,6 +54,9 @@ PROBE_IMAGES = 8
 #: (its working set stays in the cores' caches): on a 2-core AVX-512 machine EfficientNet-Lite0 ran at
 #: 345-365 img/s in groups of 1 to 4 and 287 img/s in batches of 128 (TensorFlow: 256 img/s at 32 or 128).
 INVOKE_BATCH = 4
+#: At most this many interpreters side by side (each holds its own copy of the weights and activations, about
+#: 40 MB for EfficientNet-Lite0); with more usable cores than that, each interpreter gets several threads.
+MAX_INTERPRETERS = 4
 PROBE_SEED = 20261204
 TFLITE_DIR = "tflite"
 #: ``auto`` converts (when no conversion is cached) only for at least this many images to extract.
@@ -141,7 +144,8 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
 
 
 class TFLiteFeatures:
-    """A converted feature model run by ``threads`` one-thread ``tf.lite.Interpreter`` s (XNNPACK) side by side.
+    """A converted feature model run by ``threads`` one-thread ``tf.lite.Interpreter`` s (XNNPACK) side by side
+    (at most :data:`MAX_INTERPRETERS`, sharing out the ``threads`` when there are more).
 
     Whatever the size of the batch it is given, images go through :data:`INVOKE_BATCH` at a time (the last
     group padded with blank images whose rows are dropped), so each interpreter is planned once. Each
@@ -155,10 +159,11 @@ class TFLiteFeatures:
     def __init__(self, tf: Any, model: bytes, threads: int, *, side_by_side: bool = True):
         self.model = model  # the flatbuffer, e.g. for another interpreter
         threads = max(1, threads)
-        if side_by_side:
-            self._interpreters = [_Interpreter(tf, model, 1) for _ in range(threads)]
-        else:
-            self._interpreters = [_Interpreter(tf, model, threads)]
+        count = min(threads, MAX_INTERPRETERS) if side_by_side else 1
+        # Threads shared out as evenly as possible: 6 cores -> 4 interpreters with 2, 2, 1 and 1 threads.
+        self._interpreters = [
+            _Interpreter(tf, model, threads // count + (number < threads % count)) for number in range(count)
+        ]
 
     def __call__(self, images: Any) -> np.ndarray:
         batch = np.asarray(images, dtype=np.float32)
@@ -194,6 +199,7 @@ class _Interpreter:
     """One interpreter, planned for the shape of the first group it runs."""
 
     def __init__(self, tf: Any, model: bytes, threads: int):
+        self.threads = threads
         self.interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]

@@ -134,6 +134,17 @@ def test_interpreters_run_groups_side_by_side_in_order(tiny_backbone: Path, monk
     assert sorted(set(calls)) == [0, 1] and len(calls) == 5
 
 
+def test_many_cores_share_a_few_interpreters(tiny_backbone: Path) -> None:
+    tf, features, _ = _feature_model(tiny_backbone)
+    model = engine.convert(tf, features, 32)
+    assert engine.MAX_INTERPRETERS == 4
+    for threads, expected in ((2, [1, 1]), (4, [1, 1, 1, 1]), (6, [2, 2, 1, 1]), (9, [3, 2, 2, 2])):
+        extractor = engine.TFLiteFeatures(tf, model, threads)
+        assert [interpreter.threads for interpreter in extractor._interpreters] == expected
+    images = np.random.default_rng(4).random((10, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(extractor(images), features(images, training=False), atol=1e-4)
+
+
 def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
     tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
