@@ -8,14 +8,18 @@ both alike:
 * **default**: ``train.engine=auto`` and ``train.decode_cache=true``; the TFLite conversion cache is emptied
   before each of these runs, so a conversion is timed whenever ``auto`` chooses one (on the sample dataset's
   1000 images it does not: too few to repay it, see :mod:`hubpipe.components.train.engine`);
-* **previous**: ``--set train.engine=tensorflow --set train.decode_cache=false``.
+* **previous**: ``--set train.engine=tensorflow --set train.decode_cache=false``, and TensorFlow's own choice
+  of CPU kernels: ``TF_ENABLE_ONEDNN_OPTS`` set to what TensorFlow picks on this CPU when the variable is unset
+  (oneDNN only on CPUs with AVX-512 VNNI, BF16 or AMX), where hubpipe now turns oneDNN on everywhere (see
+  :func:`hubpipe.pipeline.runtime.import_tensorflow`). On a CPU where TensorFlow already picks oneDNN, both
+  sides run the same kernels.
 
 Machine-wide caches stay warm for both (the sample dataset, the built offline backbone), as after a first
 run. Each run publishes into its own temporary root, so no run is gated by another's blessed model. The
 times are wall-clock of the whole command (process start and imports included); each side's fastest round
 counts. The last line is machine-readable::
 
-    RESULT default_s=... previous_s=... ratio=... max_acc_diff=... load=...
+    RESULT default_s=... previous_s=... ratio=... max_acc_diff=... previous_onednn=... load=...
 
 where ``max_acc_diff`` is the largest difference, in accuracy points, between the two sides' test accuracies
 of the same model in run.json, and ``load`` the 1-minute load average before and after the benchmark (other
@@ -34,16 +38,20 @@ import tempfile
 from pathlib import Path
 
 from tracking import timed_run
+from train_vs_fit import tensorflow_picks_onednn
 
 from hubpipe.components.train.engine import conversion_dir
+from hubpipe.pipeline.runtime import ONEDNN_ENV
 
 PREVIOUS = ("--set", "train.engine=tensorflow", "--set", "train.decode_cache=false")
 
 
-def hubpipe_run(work: Path, name: str, extra: tuple[str, ...]) -> tuple[float, dict[str, float], dict]:
+def hubpipe_run(
+    work: Path, name: str, extra: tuple[str, ...], env: dict[str, str] | None = None
+) -> tuple[float, dict[str, float], dict]:
     """One cold run; returns (seconds, test accuracy per model, the train stage's results with stage durations)."""
     output = work / name
-    seconds = timed_run(output, "--set", f"publish.root={work / (name + '-published')}", *extra)
+    seconds = timed_run(output, "--set", f"publish.root={work / (name + '-published')}", *extra, env=env)
     stages = {stage["name"]: stage for stage in json.loads((output / "run.json").read_text())["stages"]}
     train = {
         **stages["train"]["results"],
@@ -58,6 +66,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    previous_onednn = tensorflow_picks_onednn()
+    previous_env = {**os.environ, ONEDNN_ENV: "1" if previous_onednn else "0"}
     runs: dict[str, list[tuple[float, dict[str, float], dict]]] = {"default": [], "previous": []}
     with tempfile.TemporaryDirectory(prefix="hubpipe-cold-run-") as tmp:
         work = Path(tmp)
@@ -66,7 +76,10 @@ def main() -> None:
             for side in sides:  # the first run of a round goes first in turn
                 if side == "default":
                     shutil.rmtree(conversion_dir(), ignore_errors=True)
-                runs[side].append(hubpipe_run(work, f"{side}{round_}", () if side == "default" else PREVIOUS))
+                if side == "default":
+                    runs[side].append(hubpipe_run(work, f"{side}{round_}", ()))
+                else:
+                    runs[side].append(hubpipe_run(work, f"{side}{round_}", PREVIOUS, previous_env))
             for side in sides:
                 seconds, accuracies, train = runs[side][-1]
                 print(
@@ -78,14 +91,18 @@ def main() -> None:
     diff = max(abs(default[1][model] - previous[1][model]) for model in previous[1]) * 100
     print(
         f"RESULT default_s={default[0]:.1f} previous_s={previous[0]:.1f} ratio={default[0] / previous[0]:.2f} "
-        f"max_acc_diff={diff:.2f} load={load_before:.1f}/{os.getloadavg()[0]:.1f}"
+        f"max_acc_diff={diff:.2f} previous_onednn={int(previous_onednn)} "
+        f"load={load_before:.1f}/{os.getloadavg()[0]:.1f}"
     )
 
 
 def _summary(train: dict) -> str:
     seconds = {model: values["train_seconds"] for model, values in train["models"].items()}
     extraction, engines = train["feature_extraction_seconds"], train["extraction_engine"]
-    return f"stages {train['stage_seconds']}, train_seconds {seconds}, extraction {extraction}, engine {engines}"
+    return (
+        f"stages {train['stage_seconds']}, train_seconds {seconds}, extraction {extraction}, engine {engines}, "
+        f"oneDNN {train.get('tensorflow_onednn')}"
+    )
 
 
 if __name__ == "__main__":

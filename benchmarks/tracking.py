@@ -26,10 +26,11 @@ ROUNDS = 3
 HUBPIPE = [sys.executable, "-m", "hubpipe.pipeline.cli"]
 
 
-def timed_run(output: Path, *args: str) -> float:
-    """Seconds of one `hubpipe run` into ``output`` (a new folder: every stage runs)."""
+def timed_run(output: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    """Seconds of one `hubpipe run` into ``output`` (a new folder: every stage runs); ``env`` replaces the
+    environment."""
     started = time.perf_counter()
-    subprocess.run([*HUBPIPE, "run", "--output", str(output), *args], check=True, capture_output=True)
+    subprocess.run([*HUBPIPE, "run", "--output", str(output), *args], check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 

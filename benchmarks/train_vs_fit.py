@@ -19,9 +19,14 @@ process, one after the other:
   (untimed), as every run after one that converted.
 
 Both paths get the same process settings (AutoGraph skips tf-keras' internals, see
-:func:`hubpipe.pipeline.runtime.import_tensorflow`); the backbone is built (offline preset)
-before timing. The two alternate ``--repeats`` times (each hubpipe round with a new, cold cache) and each
-side's fastest round counts, so that load from other processes on a shared machine hits both alike. Run:
+:func:`hubpipe.pipeline.runtime.import_tensorflow`), except TensorFlow's CPU kernels: hubpipe turns oneDNN on,
+while the course's code runs with TensorFlow's own choice, which is oneDNN only on CPUs with AVX-512 VNNI, BF16
+or AMX. So the classic side runs in a child process with ``TF_ENABLE_ONEDNN_OPTS`` set to TensorFlow's own
+choice (``fit_s``), and, where that choice is not oneDNN, also in this process with oneDNN (``fit_onednn_s``:
+the same kernels as hubpipe, so ``speedup_same_kernels`` is what caching the vectors alone gains). The backbone
+is built (offline preset) before timing. The sides alternate ``--repeats`` times (each hubpipe round with a
+new, cold cache) and each side's fastest round counts, so that load from other processes on a shared machine
+hits all alike. Run:
 ``.venv/bin/python benchmarks/train_vs_fit.py [--epochs 5] [--repeats 2] [--backbone efficientnet_lite0]
 [--train-per-class 75 --test-per-class 25]``. The classic path runs every image through the backbone once per
 epoch and hubpipe once in all, so the ratio tends to the number of epochs as the dataset grows; on the small
@@ -29,7 +34,9 @@ sample dataset hubpipe's fixed costs (loading the backbone, writing the serving 
 The last line is machine-readable::
 
     RESULT fit_s=... hubpipe_s=... speedup=... fit_acc=... hubpipe_acc=... tflite_s=... tflite_speedup=...
-        tflite_acc=...
+        tflite_acc=... classic_onednn=... fit_onednn_s=... speedup_same_kernels=... tflite_speedup_same_kernels=...
+
+``classic_onednn`` says whether TensorFlow picks oneDNN by itself here (then ``fit_onednn_s`` is ``fit_s``).
 """
 
 from __future__ import annotations
@@ -37,7 +44,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -51,7 +61,7 @@ from hubpipe.components.train.engine import TFLITE, conversion_dir
 from hubpipe.components.train.session import TrainRequest
 from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
 from hubpipe.pipeline.config import TrainConfig
-from hubpipe.pipeline.runtime import cache_root, import_tensorflow
+from hubpipe.pipeline.runtime import ONEDNN_ENV, cache_root, import_tensorflow
 
 SPLITS = ("train", "test")
 
@@ -138,6 +148,25 @@ def hubpipe_train(ingest_dir: Path, work: Path, config: TrainConfig) -> tuple[fl
     return seconds, model.test_accuracy
 
 
+def tensorflow_picks_onednn() -> bool:
+    """Whether TensorFlow turns its oneDNN kernels on by itself on this CPU (``TF_ENABLE_ONEDNN_OPTS`` unset)."""
+    env = {name: value for name, value in os.environ.items() if name != ONEDNN_ENV}
+    probe = "from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"
+    result = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True)
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+def classic_in_child(args: argparse.Namespace, work: Path, onednn: bool) -> tuple[float, float]:
+    """:func:`classic_fit` in a child process with oneDNN on or off; returns (seconds, final test accuracy)."""
+    command = [sys.executable, __file__, "--classic-only", str(work), "--epochs", str(args.epochs)]
+    command += ["--backbone", args.backbone, "--train-per-class", str(args.train_per_class)]
+    command += ["--test-per-class", str(args.test_per_class)]
+    env = {**os.environ, ONEDNN_ENV: "1" if onednn else "0"}
+    result = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    seconds, accuracy = result.stdout.strip().splitlines()[-1].split()[1:]
+    return float(seconds), float(accuracy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
@@ -147,6 +176,7 @@ def main() -> None:
         "--train-per-class", type=int, default=75, help="sample dataset size (default: the embedded one)"
     )
     parser.add_argument("--test-per-class", type=int, default=25)
+    parser.add_argument("--classic-only", type=Path, help=argparse.SUPPRESS)  # the child of classic_in_child
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("hubpipe").setLevel(logging.INFO)
@@ -154,15 +184,23 @@ def main() -> None:
     tf = import_tensorflow()
     config = TrainConfig(backbones=(args.backbone,), epochs=args.epochs, baseline=False, precision="float32")
     dataset = ensure_sample_dataset(cache_root(), SampleSpec(0, args.train_per_class, args.test_per_class))
+    if args.classic_only:
+        seconds, accuracy = classic_fit(tf, dataset, args.backbone, config, args.classic_only)
+        print(f"CLASSIC {seconds} {accuracy}")
+        return
     load_feature_extractor(resolve_backbone(args.backbone))  # builds the offline backbone once, untimed
+    classic_onednn = tensorflow_picks_onednn()
     tflite_config = replace(config, engine=TFLITE)
-    fits, hubpipes, tflites = [], [], []
+    fits, fits_onednn, hubpipes, tflites = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="hubpipe-train-vs-fit-") as tmp:
         work = Path(tmp)
         write_examples(tf, dataset, work / "ingest")
         for round_ in range(args.repeats):
             (work / f"classic{round_}").mkdir()
-            fits.append(classic_fit(tf, dataset, args.backbone, config, work / f"classic{round_}"))
+            fits.append(classic_in_child(args, work / f"classic{round_}", classic_onednn))
+            if not classic_onednn:
+                (work / f"classic-onednn{round_}").mkdir()
+                fits_onednn.append(classic_fit(tf, dataset, args.backbone, config, work / f"classic-onednn{round_}"))
             shutil.rmtree(conversion_dir(), ignore_errors=True)
             (work / f"round{round_}").mkdir()
             hubpipes.append(hubpipe_train(work / "ingest", work / f"round{round_}", config))
@@ -170,14 +208,18 @@ def main() -> None:
             hubpipe_train(work / "ingest", work / f"convert{round_}", tflite_config)  # caches the conversion
             (work / f"tflite{round_}").mkdir()
             tflites.append(hubpipe_train(work / "ingest", work / f"tflite{round_}", tflite_config))
+            same_kernels = f", with oneDNN {fits_onednn[-1][0]:.1f} s" if fits_onednn else ""
             print(
-                f"round {round_ + 1}: classic {fits[-1][0]:.1f} s, hubpipe {hubpipes[-1][0]:.1f} s, "
+                f"round {round_ + 1}: classic {fits[-1][0]:.1f} s{same_kernels}, hubpipe {hubpipes[-1][0]:.1f} s, "
                 f"hubpipe on the cached TFLite conversion {tflites[-1][0]:.1f} s",
                 flush=True,
             )
     (fit_s, fit_acc), (hubpipe_s, hubpipe_acc), (tflite_s, tflite_acc) = min(fits), min(hubpipes), min(tflites)
+    fit_onednn_s = min(fits_onednn)[0] if fits_onednn else fit_s
 
-    print(f"classic model.fit : {fit_s:7.1f} s  test accuracy {fit_acc:.4f}")
+    print(f"classic model.fit : {fit_s:7.1f} s  test accuracy {fit_acc:.4f} (oneDNN: {classic_onednn})")
+    if fits_onednn:
+        print(f"  with oneDNN     : {fit_onednn_s:7.1f} s  test accuracy {min(fits_onednn)[1]:.4f}")
     print(f"hubpipe train core: {hubpipe_s:7.1f} s  test accuracy {hubpipe_acc:.4f}")
     print(f"  on TFLite       : {tflite_s:7.1f} s  test accuracy {tflite_acc:.4f}")
     print(
@@ -187,7 +229,9 @@ def main() -> None:
     print(
         f"RESULT fit_s={fit_s:.1f} hubpipe_s={hubpipe_s:.1f} speedup={fit_s / hubpipe_s:.2f} "
         f"fit_acc={fit_acc:.4f} hubpipe_acc={hubpipe_acc:.4f} tflite_s={tflite_s:.1f} "
-        f"tflite_speedup={fit_s / tflite_s:.2f} tflite_acc={tflite_acc:.4f}"
+        f"tflite_speedup={fit_s / tflite_s:.2f} tflite_acc={tflite_acc:.4f} classic_onednn={int(classic_onednn)} "
+        f"fit_onednn_s={fit_onednn_s:.1f} speedup_same_kernels={fit_onednn_s / hubpipe_s:.2f} "
+        f"tflite_speedup_same_kernels={fit_onednn_s / tflite_s:.2f}"
     )
 
 

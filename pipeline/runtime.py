@@ -24,14 +24,26 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hubpipe"
 
 
+#: TensorFlow's switch for its oneDNN CPU kernels, read when TensorFlow first needs it.
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
 def import_tensorflow() -> ModuleType:
-    """Imports TensorFlow configured for TF Hub: legacy Keras (tf-keras), quiet C++ logs, no AutoGraph on tf-keras.
+    """Imports TensorFlow configured for TF Hub: legacy Keras (tf-keras), quiet C++ logs, no AutoGraph on tf-keras,
+    and oneDNN CPU kernels on.
 
     ``tensorflow_hub.KerasLayer`` does not work with Keras 3, so ``TF_USE_LEGACY_KERAS`` must be set before
     TensorFlow is first imported. Every module that needs TensorFlow calls this instead of importing it.
+
+    TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512 VNNI, BF16 or AMX; on an AVX2
+    CPU it runs its own kernels, measured here (``benchmarks/cold_run.py``) about 3x slower for the from-scratch
+    CNN's training step and for feature extraction. ``TF_ENABLE_ONEDNN_OPTS=0`` in the environment turns them
+    off. oneDNN sums in another order, so the last digits of results differ from TensorFlow's own kernels; the
+    train stage records which ran (:func:`onednn_enabled`).
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault(ONEDNN_ENV, "1")
     import tensorflow as tf
 
     if not tf.keras.Model.__module__.startswith("tf_keras."):  # tf_keras has no __version__ under tf.keras
@@ -40,6 +52,15 @@ def import_tensorflow() -> ModuleType:
         )
     _skip_autograph_for_tf_keras()
     return tf
+
+
+def onednn_enabled() -> bool | None:
+    """Whether this process's TensorFlow runs its oneDNN CPU kernels; None when TensorFlow cannot say."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # TensorFlow moved its private helper
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def import_tfdv() -> ModuleType:

@@ -36,7 +36,7 @@ from hubpipe.components.train.threads import configure_tensorflow_threads, usabl
 from hubpipe.components.train.transfer import train_transfer
 from hubpipe.pipeline.artifacts import write_json_atomic
 from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.runtime import import_tensorflow, onednn_enabled
 
 LOG = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class TrainOutcome:
     embeddings_cached: dict[str, bool]  # per feature-extraction model: vectors came from the cache
     extraction_engine: dict[str, str]  # per feature-extraction model: "tflite", "tensorflow" or "cache"
     cores: int  # usable cores the thread pools were sized for
+    onednn: bool | None = None  # TensorFlow ran its oneDNN CPU kernels (None: it could not say)
 
     def results(self) -> dict[str, Any]:
         """The key results for run.json (small)."""
@@ -68,6 +69,7 @@ class TrainOutcome:
             "embeddings_cached": self.embeddings_cached,
             "extraction_engine": self.extraction_engine,
             "usable_cores": self.cores,
+            "tensorflow_onednn": self.onednn,
             "device": self.device,
             "precision": self.precision,
         }
@@ -121,4 +123,6 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
             "models": [dataclasses.asdict(model) for model in results],
         },
     )
-    return TrainOutcome(results, best.name, plan.device, plan.precision, extraction, cached, engines, cores)
+    return TrainOutcome(
+        results, best.name, plan.device, plan.precision, extraction, cached, engines, cores, onednn_enabled()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import train_fixtures
 
 from hubpipe.components.common.feature_vectors import load_embeddings
 from hubpipe.components.evaluate.reference import head_from_weights
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.runtime import ONEDNN_ENV, import_tensorflow
 
 FE_MODEL = "tiny_backbone"
 FT_MODEL = "tiny_backbone_fine_tuned"
@@ -72,6 +73,7 @@ def test_run_results_are_small_and_complete(trained_run) -> None:
     assert results["device"] == "CPU" and results["precision"] == "float32"
     assert results["embeddings_cached"] == {FE_MODEL: False}
     assert results["feature_extraction_seconds"][FE_MODEL] > 0
+    assert results["tensorflow_onednn"] == (os.environ[ONEDNN_ENV].lower() in ("1", "true"))
 
 
 def test_test_predictions_match_the_record_and_the_cached_vectors(trained_run) -> None:

@@ -1,13 +1,16 @@
-"""Usable cores: CPU affinity capped by the cgroup quota; TensorFlow's pools sized to them."""
+"""Usable cores: CPU affinity capped by the cgroup quota; TensorFlow's pools sized to them; oneDNN kernels on."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from hubpipe.components.train import threads
+from hubpipe.pipeline.runtime import ONEDNN_ENV
 
 
 @pytest.mark.parametrize(
@@ -87,3 +90,20 @@ def test_tensorflow_pools_are_sized_to_the_usable_cores() -> None:
 
 def test_a_started_tensorflow_keeps_its_pools_without_failing() -> None:
     assert not threads.configure_tensorflow_threads(_TF(started=True), 2)
+
+
+_ONEDNN_PROBE = (
+    "from hubpipe.pipeline.runtime import import_tensorflow, onednn_enabled\n"
+    "import_tensorflow()\n"
+    "print(onednn_enabled())"
+)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "True"), ("0", "False"), ("1", "True")])
+def test_onednn_kernels_are_on_unless_the_environment_turns_them_off(setting: str | None, expected: str) -> None:
+    """TensorFlow picks oneDNN by itself only on some CPUs; hubpipe turns it on unless told otherwise."""
+    env = {name: value for name, value in os.environ.items() if name != ONEDNN_ENV}
+    if setting is not None:
+        env[ONEDNN_ENV] = setting
+    result = subprocess.run([sys.executable, "-c", _ONEDNN_PROBE], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-1] == expected
