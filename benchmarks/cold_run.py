@@ -76,10 +76,8 @@ def main() -> None:
             for side in sides:  # the first run of a round goes first in turn
                 if side == "default":
                     shutil.rmtree(conversion_dir(), ignore_errors=True)
-                if side == "default":
-                    runs[side].append(hubpipe_run(work, f"{side}{round_}", ()))
-                else:
-                    runs[side].append(hubpipe_run(work, f"{side}{round_}", PREVIOUS, previous_env))
+                extra, env = ((), None) if side == "default" else (PREVIOUS, previous_env)
+                runs[side].append(hubpipe_run(work, f"{side}{round_}", extra, env))
             for side in sides:
                 seconds, accuracies, train = runs[side][-1]
                 print(

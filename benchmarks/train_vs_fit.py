@@ -151,7 +151,8 @@ def hubpipe_train(ingest_dir: Path, work: Path, config: TrainConfig) -> tuple[fl
 def tensorflow_picks_onednn() -> bool:
     """Whether TensorFlow turns its oneDNN kernels on by itself on this CPU (``TF_ENABLE_ONEDNN_OPTS`` unset)."""
     env = {name: value for name, value in os.environ.items() if name != ONEDNN_ENV}
-    probe = "from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"
+    # onednn_enabled without import_tensorflow, which would set the variable.
+    probe = "from hubpipe.pipeline.runtime import onednn_enabled; print(onednn_enabled())"
     result = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True)
     return result.stdout.strip().splitlines()[-1] == "True"
 
