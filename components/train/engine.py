@@ -22,12 +22,14 @@ engine: vectors cached by one engine are reused by the other.
 
 Conversions are cached in hubpipe's model cache (``<cache root>/models/tflite/``, beside the built offline
 backbone), keyed by the backbone fingerprint, the TensorFlow (converter) version, the input size and range,
-with the parity measured at conversion time in a JSON file beside the ``.tflite`` file.
+with the parity measured at conversion time and the flatbuffer's SHA-256 in a JSON file beside the
+``.tflite`` file; a cached flatbuffer that does not match its digest is converted again.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import logging
 import os
@@ -231,14 +233,20 @@ def conversion_dir() -> Path:
 
 
 def _cached_conversion(folder: Path, key: str) -> tuple[bytes, float] | None:
-    """The cached flatbuffer and its recorded parity, when both are there and the parity passed."""
+    """The cached flatbuffer and its recorded parity, when both are there, the parity passed and the flatbuffer
+    is the one the parity was measured on (its SHA-256 is in the record)."""
     try:
         record = read_json(folder / f"{key}.json")
         model = (folder / f"{key}.tflite").read_bytes()
         diff = float(record["max_abs_diff"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return (model, diff) if record.get("passed") is True else None
+    if record.get("passed") is not True:
+        return None
+    if record.get("sha256") != hashlib.sha256(model).hexdigest():
+        LOG.info("the cached TFLite conversion %s is damaged or incomplete: converting again", folder / key)
+        return None
+    return model, diff
 
 
 def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, Any]) -> None:
@@ -254,7 +262,10 @@ def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, An
         remove_dead_tmp(folder, TMP_PATTERN)
         for name, content in ((f"{key}.tflite", model), (f"{key}.json", json.dumps(record, indent=2).encode())):
             with owned_tmp(folder / f".{name}.tmp-{os.getpid()}") as tmp:
-                tmp.write_bytes(content)
+                with open(tmp, "wb") as handle:
+                    handle.write(content)
+                    handle.flush()
+                    os.fsync(handle.fileno())  # on disk before the rename makes it the cached file
                 os.replace(tmp, folder / name)
     except OSError as exc:
         LOG.info("the TFLite conversion is not cached (%s): it is converted again next run", exc.strerror or exc)
@@ -304,7 +315,13 @@ def select_engine(
             "%s: TFLite conversion failed (%s); extracting with TensorFlow", backbone.name, first_line(exc, 200)
         )
         return Engine(TENSORFLOW, reference, "TFLite conversion failed")
-    record = {"backbone": backbone.name, "max_abs_diff": diff, "allowed": allowed, "passed": diff <= allowed}
+    record = {
+        "backbone": backbone.name,
+        "max_abs_diff": diff,
+        "allowed": allowed,
+        "passed": diff <= allowed,
+        "sha256": hashlib.sha256(model).hexdigest(),
+    }
     if diff > allowed:
         LOG.warning(
             "%s: TFLite features differ from TensorFlow's by %.3g (allowed %.3g); extracting with TensorFlow",

@@ -87,6 +87,35 @@ def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Pa
     np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "other_bytes", "no_digest"])
+def test_a_damaged_cached_conversion_is_converted_again(
+    tiny_backbone: Path, damage: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tf, features, identity = _feature_model(tiny_backbone)
+    assert engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1).name == engine.TFLITE
+    [cached] = engine.conversion_dir().glob("*.tflite")
+    whole = cached.read_bytes()
+    record_path = cached.with_suffix(".json")
+    if damage == "truncate":  # a half-copied cache volume
+        cached.write_bytes(whole[: len(whole) // 2])
+    elif damage == "other_bytes":  # a flatbuffer the parity was not measured on
+        cached.write_bytes(whole[:-1] + bytes([whole[-1] ^ 1]))
+    else:  # a record written without the digest
+        record = json.loads(record_path.read_text())
+        del record["sha256"]
+        record_path.write_text(json.dumps(record))
+    convert = engine.convert
+    calls: list[int] = []
+    monkeypatch.setattr(engine, "convert", lambda *args: (calls.append(1), convert(*args))[1])
+    with caplog.at_level(logging.INFO, logger=engine.__name__):
+        again = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1)
+    assert again.name == engine.TFLITE and "cached" not in again.reason and calls == [1]
+    assert "damaged or incomplete" in caplog.text
+    assert cached.read_bytes() == whole and json.loads(record_path.read_text())["sha256"]  # stored whole again
+    few = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=1)
+    assert few.name == engine.TFLITE and "cached" in few.reason and calls == [1]
+
+
 @pytest.mark.parametrize(("threads", "side_by_side"), [(1, True), (2, False)])
 def test_the_interpreter_runs_fixed_groups_planned_once(
     tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, threads: int, side_by_side: bool
