@@ -38,13 +38,12 @@ Run: ``.venv/bin/python benchmarks/cold_run.py [--repeats 2]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from tracking import timed_run
+from tracking import run_stages, timed_run
 from train_vs_fit import tensorflow_picks_onednn
 
 from hubpipe.components.train.engine import conversion_dir
@@ -59,7 +58,7 @@ def hubpipe_run(
     """One cold run; returns (seconds, test accuracy per model, the train stage's results with stage durations)."""
     output = work / name
     seconds = timed_run(output, "--set", f"publish.root={work / (name + '-published')}", *extra, env=env)
-    stages = {stage["name"]: stage for stage in json.loads((output / "run.json").read_text())["stages"]}
+    stages = run_stages(output)
     train = {
         **stages["train"]["results"],
         "stage_seconds": {stage: round(float(record.get("duration_s", 0.0)), 1) for stage, record in stages.items()},

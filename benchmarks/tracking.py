@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -26,12 +27,29 @@ ROUNDS = 3
 HUBPIPE = [sys.executable, "-m", "hubpipe.pipeline.cli"]
 
 
-def timed_run(output: Path, *args: str, env: dict[str, str] | None = None) -> float:
-    """Seconds of one `hubpipe run` into ``output`` (a new folder: every stage runs); ``env`` replaces the
-    environment."""
+def timed_run(
+    output: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> float:
+    """Seconds of one `hubpipe run` into ``output`` (a new folder runs every stage; a copy of a run folder
+    goes on after its finished stages); ``env`` replaces the environment, ``preexec_fn`` runs in the child
+    before hubpipe starts (e.g. to set its CPU affinity)."""
     started = time.perf_counter()
-    subprocess.run([*HUBPIPE, "run", "--output", str(output), *args], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [*HUBPIPE, "run", "--output", str(output), *args],
+        check=True,
+        capture_output=True,
+        env=env,
+        preexec_fn=preexec_fn,
+    )
     return time.perf_counter() - started
+
+
+def run_stages(output: Path) -> dict[str, dict]:
+    """The stage records of the run.json in ``output``, by stage name."""
+    return {stage["name"]: stage for stage in json.loads((output / "run.json").read_text())["stages"]}
 
 
 def main() -> None:
