@@ -54,6 +54,8 @@ class TrainOutcome:
     extraction_engine: dict[str, str]  # per feature-extraction model: "tflite", "tensorflow" or "cache"
     cores: int  # usable cores the thread pools were sized for
     onednn: bool | None = None  # TensorFlow ran its oneDNN CPU kernels (None: it could not say)
+    #: per feature-extraction model: the splits whose cached vectors were damaged and computed again
+    embeddings_recomputed: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def results(self) -> dict[str, Any]:
         """The key results for run.json (small)."""
@@ -67,6 +69,7 @@ class TrainOutcome:
             },
             "feature_extraction_seconds": self.feature_extraction_seconds,
             "embeddings_cached": self.embeddings_cached,
+            "embeddings_recomputed": self.embeddings_recomputed,
             "extraction_engine": self.extraction_engine,
             "usable_cores": self.cores,
             "tensorflow_onednn": self.onednn,
@@ -101,6 +104,7 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
     extraction: dict[str, float] = {}
     cached: dict[str, bool] = {}
     engines: dict[str, str] = {}
+    recomputed: dict[str, list[str]] = {}
     with training_runtime(tf, plan) as strategy:
         session = Session(tf, request, plan, strategy, data, cores)
         names = unique_model_names([resolve_backbone(backbone).name for backbone in config.backbones])
@@ -110,6 +114,7 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
             extraction[name] = round(outcome.feature_extraction_seconds, 3)
             cached[name] = outcome.embeddings_cached
             engines[name] = outcome.engine
+            recomputed[name] = outcome.recomputed
         if config.baseline:
             results.append(train_scratch(session))
     best = max(results, key=lambda model: model.test_accuracy)
@@ -124,5 +129,14 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
         },
     )
     return TrainOutcome(
-        results, best.name, plan.device, plan.precision, extraction, cached, engines, cores, onednn_enabled()
+        results,
+        best.name,
+        plan.device,
+        plan.precision,
+        extraction,
+        cached,
+        engines,
+        cores,
+        onednn_enabled(),
+        recomputed,
     )

@@ -36,6 +36,7 @@ class Extraction:
     embeddings: Embeddings
     cached: bool
     seconds: float
+    recomputed: bool = False  # the cache held this split's vectors, damaged or incomplete: computed again
 
 
 def embedding_key(
@@ -85,19 +86,24 @@ def ensure_embeddings(
     batch_size: int,
     meta: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
 ) -> Extraction:
-    """The split's vectors from the cache, or computed now and cached (``meta`` may be computed afterwards)."""
+    """The split's vectors from the cache, or computed now and cached (``meta`` may be computed afterwards).
+
+    Cached vectors are used only when their files match the digests recorded when they were written; damaged
+    ones are computed again and replaced.
+    """
     started = time.monotonic()
+    folder = split_dir(cache_dir, key, split.name)
     cached = load_embeddings(cache_dir, key, split.name)
     if cached is not None:
         LOG.info("features (%s): %d vectors from the cache (%s)", split.name, len(cached.labels), key[:12])
         return Extraction(cached, True, time.monotonic() - started)
+    damaged = folder.is_dir()  # there, but load_embeddings did not take it
     embeddings = extract(tf, feature_fn, split, input_size, batch_size)
     seconds = time.monotonic() - started
     count, dim = embeddings.features.shape
     LOG.info("features (%s): %d vectors of %d in %.1f s (%.1f img/s)", split.name, count, dim, seconds, count / seconds)
-    folder = split_dir(cache_dir, key, split.name)
     described = meta() if callable(meta) else meta
     save_embeddings(
         folder, embeddings, {**described, "split": split.name, "count": count, "dimension": dim, "key": key}
     )
-    return Extraction(embeddings, False, seconds)
+    return Extraction(embeddings, False, seconds, recomputed=damaged)

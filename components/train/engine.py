@@ -29,10 +29,8 @@ with the parity measured at conversion time and the flatbuffer's SHA-256 in a JS
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import logging
-import os
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.common.checked_files import digest_problem, write_durably
 from hubpipe.components.common.text import first_line
 from hubpipe.pipeline.artifacts import read_json, stable_hash
-from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
+from hubpipe.pipeline.locking import TMP_PATTERN, remove_dead_tmp
 from hubpipe.pipeline.runtime import cache_root
 
 LOG = logging.getLogger(__name__)
@@ -235,23 +234,29 @@ def conversion_dir() -> Path:
 def _cached_conversion(folder: Path, key: str) -> tuple[bytes, float] | None:
     """The cached flatbuffer and its recorded parity, when both are there, the parity passed and the flatbuffer
     is the one the parity was measured on (its SHA-256 is in the record)."""
+    path = folder / f"{key}.tflite"
     try:
         record = read_json(folder / f"{key}.json")
-        model = (folder / f"{key}.tflite").read_bytes()
         diff = float(record["max_abs_diff"])
-    except (OSError, ValueError, KeyError, TypeError):
+        passed = record.get("passed") is True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if record.get("passed") is not True:
+    if not passed:
         return None
-    if record.get("sha256") != hashlib.sha256(model).hexdigest():
-        LOG.info("the cached TFLite conversion %s is damaged or incomplete: converting again", folder / key)
+    problem = digest_problem(path, record.get("sha256"))
+    if problem:
+        LOG.info("the cached TFLite conversion %s is damaged or incomplete (%s): converting again", path, problem)
         return None
-    return model, diff
+    try:
+        return path.read_bytes(), diff
+    except OSError:
+        return None
 
 
 def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, Any]) -> None:
-    """Writes the flatbuffer and then its parity record, each through an owned temporary file and a rename;
-    logs when it cannot.
+    """Writes the flatbuffer and then its parity record with the flatbuffer's SHA-256, each through an owned
+    temporary file and a rename (:func:`~hubpipe.components.common.checked_files.write_durably`); logs when it
+    cannot.
 
     The folder is shared by every process on the machine (or the volume), so a temporary file is created only
     while its writer holds its owner lock (:func:`~hubpipe.pipeline.locking.owned_tmp`), and the temporary
@@ -260,13 +265,9 @@ def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, An
     try:
         folder.mkdir(parents=True, exist_ok=True)
         remove_dead_tmp(folder, TMP_PATTERN)
-        for name, content in ((f"{key}.tflite", model), (f"{key}.json", json.dumps(record, indent=2).encode())):
-            with owned_tmp(folder / f".{name}.tmp-{os.getpid()}") as tmp:
-                with open(tmp, "wb") as handle:
-                    handle.write(content)
-                    handle.flush()
-                    os.fsync(handle.fileno())  # on disk before the rename makes it the cached file
-                os.replace(tmp, folder / name)
+        digest = write_durably(folder / f"{key}.tflite", lambda handle: handle.write(model))
+        content = json.dumps({**record, "sha256": digest}, indent=2).encode()
+        write_durably(folder / f"{key}.json", lambda handle: handle.write(content))
     except OSError as exc:
         LOG.info("the TFLite conversion is not cached (%s): it is converted again next run", exc.strerror or exc)
 
@@ -320,7 +321,6 @@ def select_engine(
         "max_abs_diff": diff,
         "allowed": allowed,
         "passed": diff <= allowed,
-        "sha256": hashlib.sha256(model).hexdigest(),
     }
     if diff > allowed:
         LOG.warning(

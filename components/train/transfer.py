@@ -58,6 +58,7 @@ class TransferOutcome:
     feature_extraction_seconds: float
     embeddings_cached: bool
     engine: str  # "tensorflow", "tflite", or "cache" when no vector was computed
+    recomputed: list[str]  # the splits whose cached vectors were damaged and computed again
 
 
 def train_transfer(session: Session, backbone_name: str, model_name: str) -> TransferOutcome:
@@ -68,6 +69,7 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     test = extractions["test"].embeddings
     extraction_seconds = sum(e.seconds for e in extractions.values())
     cached = all(e.cached for e in extractions.values())
+    recomputed = [name for name, extraction in extractions.items() if extraction.recomputed]
     # The engine is chosen only when a split is not cached (see _extract).
     engine_used = dict(FROM_CACHE) if cached else backbone.engine().describe()
     train = extractions["train"].embeddings if "train" in extractions else None
@@ -84,7 +86,7 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
         backbone_fingerprint=backbone.fingerprint,
         embedding_key=backbone.key,
         feature_extraction_seconds=extraction_seconds,
-        extra={"embeddings_cached": cached, "extraction_engine": engine_used},
+        extra={"embeddings_cached": cached, "embeddings_recomputed": recomputed, "extraction_engine": engine_used},
     )
     classifier = models.image_classifier(tf, backbone.features, head)
     results = [
@@ -94,7 +96,7 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     ]
     if config.fine_tune_layers > 0 and config.fine_tune_epochs > 0:
         results.append(_fine_tune(session, backbone, head, model_name))
-    return TransferOutcome(results, extraction_seconds, cached, engine_used["engine"])
+    return TransferOutcome(results, extraction_seconds, cached, engine_used["engine"], recomputed)
 
 
 def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:

@@ -93,13 +93,14 @@ def mean_colours(tf, encoded: list[bytes]) -> np.ndarray:
 
 
 def write_embeddings(cache_dir: Path, images: list[FakeImage], key: str = EMBEDDING_KEY) -> None:
-    """The test vectors in the train stage's embedding cache layout."""
+    """The test vectors in the train stage's embedding cache, written as the train stage writes them."""
     tf = import_tensorflow()
-    folder = embedding_cache.split_dir(cache_dir, key, "test")
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / embedding_cache.FEATURES_FILE, mean_colours(tf, [i.encoded for i in images]))
-    ids = np.array([i.id for i in images])
-    np.savez(folder / embedding_cache.EXAMPLES_FILE, labels=np.array([i.label for i in images]), ids=ids)
+    vectors = embedding_cache.Embeddings(
+        mean_colours(tf, [i.encoded for i in images]),
+        np.array([i.label for i in images]),
+        np.array([i.id for i in images]),
+    )
+    embedding_cache.save_embeddings(embedding_cache.split_dir(cache_dir, key, "test"), vectors, {"key": key})
 
 
 def _head(tf, weights: np.ndarray):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hubpipe.components.common import feature_vectors
 from hubpipe.components.train import embeddings
@@ -79,3 +82,38 @@ def test_cached_vectors_line_up_with_the_split_ids(tmp_path: Path) -> None:
     assert lined_up.tolist() == [[4.0, 5.0], [0.0, 1.0]]
     assert feature_vectors.vectors_in_order(tmp_path, "k3", "test", ["a", "unknown"]) is None
     assert feature_vectors.vectors_in_order(tmp_path, "other", "test", ["a"]) is None
+
+
+@pytest.mark.parametrize("damage", ["features_bytes", "examples_bytes", "no_digest"])
+def test_cached_files_are_checked_against_their_recorded_digests(
+    tmp_path: Path, ingest_dir: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tf = import_tensorflow()
+    split = load_split(ingest_dir, "test")
+    args = {"cache_dir": tmp_path, "key": "k4", "input_size": 16, "batch_size": 4, "meta": {}}
+    first = embeddings.ensure_embeddings(tf, lambda images: tf.reduce_mean(images, axis=[1, 2]), split, **args)
+    folder = feature_vectors.split_dir(tmp_path, "k4", "test")
+    meta = json.loads((folder / feature_vectors.META_FILE).read_text())
+    assert sorted(meta["sha256"]) == [feature_vectors.EXAMPLES_FILE, feature_vectors.FEATURES_FILE]
+    path = folder / (feature_vectors.FEATURES_FILE if damage == "features_bytes" else feature_vectors.EXAMPLES_FILE)
+    if damage == "no_digest":  # written by a hubpipe that recorded none
+        del meta["sha256"]
+        (folder / feature_vectors.META_FILE).write_text(json.dumps(meta))
+    else:  # one byte of the payload changed: numpy still reads the file
+        data = bytearray(path.read_bytes())
+        data[-30] ^= 1
+        path.write_bytes(bytes(data))
+    with caplog.at_level(logging.INFO, logger="hubpipe"):
+        assert feature_vectors.load_embeddings(tmp_path, "k4", "test") is None
+        again = embeddings.ensure_embeddings(tf, lambda images: tf.reduce_mean(images, axis=[1, 2]), split, **args)
+    problem = (
+        "no digests recorded in meta.json"
+        if damage == "no_digest"
+        else f"{path.name} does not match its recorded SHA-256"
+    )
+    expected = f"the cached feature vectors in {folder} are damaged or incomplete ({problem}): not used"
+    assert [r.getMessage() for r in caplog.records].count(expected) == 2
+    assert not again.cached and again.recomputed
+    assert np.array_equal(again.embeddings.features, first.embeddings.features)
+    reloaded = feature_vectors.load_embeddings(tmp_path, "k4", "test")  # replaced by intact files
+    assert reloaded is not None and list(reloaded.ids) == list(first.embeddings.ids)

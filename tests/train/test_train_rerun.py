@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import numpy as np
+import pytest
 import train_fixtures
 
+from hubpipe.components.common.feature_vectors import FEATURES_FILE
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
 
@@ -56,3 +60,42 @@ def test_augmentation_trains_through_the_backbone_without_train_vectors(
     ] * 3
     assert (tmp_path / "aug" / "models" / "tiny_backbone" / "head" / "saved_model.pb").is_file()
     assert results["models"]["tiny_backbone"]["test_accuracy"] == round(record["test_accuracy"], 4)
+
+
+def test_damaged_cached_vectors_are_recomputed_and_give_the_clean_runs_model(
+    tmp_path: Path, tiny_backbone: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same-size random bytes in a cached ``features.npy`` (finite float32 values, its header kept, so numpy
+    loads it and training does not diverge): only the digest recorded at write can tell, and the rerun
+    computes the vectors again."""
+    colours = train_fixtures.write_ingest_dir(
+        tmp_path / "ingest", train_fixtures.colour_images, train_fixtures.COLOUR_CLASSES
+    )
+    settings = {"baseline": False, "epochs": 10, "learning_rate": 0.05}
+    clean, _ = run(tmp_path, "clean", "cache", colours, tiny_backbone, **settings)
+    assert clean["models"]["tiny_backbone"]["test_accuracy"] > 0.6  # far above chance: damaged vectors would show
+    (key_dir,) = (tmp_path / "cache" / "embeddings").iterdir()
+    damaged = key_dir / "train" / FEATURES_FILE
+    shape, size = np.load(damaged).shape, damaged.stat().st_size
+    noise = np.random.default_rng(0).standard_normal(shape).astype(np.float32).tobytes()
+    with open(damaged, "r+b") as handle:
+        handle.seek(size - len(noise))  # the header stays
+        handle.write(noise)
+    assert damaged.stat().st_size == size and np.load(damaged).shape == shape
+
+    with caplog.at_level(logging.INFO, logger="hubpipe"):
+        again, _ = run(tmp_path, "again", "cache", colours, tiny_backbone, **settings)
+    assert again["models"] == {
+        name: {**model, "train_seconds": again["models"][name]["train_seconds"]}
+        for name, model in clean["models"].items()
+    }
+    assert again["embeddings_cached"] == {"tiny_backbone": False}
+    assert again["embeddings_recomputed"] == {"tiny_backbone": ["train"]}
+    record = json.loads((tmp_path / "again" / "models" / "tiny_backbone" / "model.json").read_text())
+    assert record["embeddings_recomputed"] == ["train"] and record["embeddings_cached"] is False
+    messages = [r.getMessage() for r in caplog.records if "damaged or incomplete" in r.getMessage()]
+    assert len(messages) == 1 and str(key_dir / "train") in messages[0]
+
+    repaired, _ = run(tmp_path, "repaired", "cache", colours, tiny_backbone, **settings)
+    assert repaired["embeddings_cached"] == {"tiny_backbone": True}
+    assert repaired["embeddings_recomputed"] == {"tiny_backbone": []}

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from hubpipe.components.backbones.hub_format import feature_vector_root
@@ -19,6 +21,9 @@ from hubpipe.pipeline.config import TrainConfig, replace
 from hubpipe.pipeline.runtime import import_tensorflow
 
 CLASSES = ("checkerboard", "rings", "stripes")
+#: A dataset the tiny backbone's vectors separate (a head on them reaches well above chance): noisy colours.
+COLOUR_CLASSES = ("red", "green", "blue")
+COLOURS = ((220, 40, 40), (40, 200, 40), (40, 40, 220))
 TRAIN_PER_CLASS = 6
 TEST_PER_CLASS = 3
 BACKBONE_SIZE = 32
@@ -45,14 +50,32 @@ def example_images(split: str, per_class: int) -> list[tuple[str, int, str, byte
     return images
 
 
-def write_ingest_dir(root: Path) -> Path:
+def colour_images(split: str, per_class: int) -> list[tuple[str, int, str, bytes]]:
+    """``(id, label, format, bytes)`` of a split of :data:`COLOUR_CLASSES`: each image its class's colour, darkened
+    at random, with pixel noise (the same bytes every time)."""
+    images = []
+    for label, name in enumerate(COLOUR_CLASSES):
+        for index in range(per_class):
+            rng = np.random.default_rng([label, index, split == "test"])
+            colour = np.array(COLOURS[label], np.float32) * rng.uniform(0.6, 1.0)
+            pixels = np.clip(colour + rng.normal(0.0, 25.0, (24, 24, 3)), 0, 255).astype(np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="JPEG")
+            images.append((f"{split}/{name}/{index}", label, "jpeg", buffer.getvalue()))
+    return images
+
+
+ImageSource = Callable[[str, int], list[tuple[str, int, str, bytes]]]
+
+
+def write_ingest_dir(root: Path, images: ImageSource = example_images, classes: Sequence[str] = CLASSES) -> Path:
     """An ingest artifact folder: examples/<split>-00000-of-00001.tfrecord and labels.txt."""
     tf = import_tensorflow()
     (root / features.EXAMPLES_DIR).mkdir(parents=True)
     for split, per_class in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
         path = root / features.EXAMPLES_DIR / f"{split}-00000-of-00001{features.TFRECORD_SUFFIX}"
         with tf.io.TFRecordWriter(str(path)) as writer:
-            for example_id, label, fmt, data in example_images(split, per_class):
+            for example_id, label, fmt, data in images(split, per_class):
                 width, height = Image.open(io.BytesIO(data)).size
                 values = {
                     features.IMAGE: data,
@@ -62,13 +85,13 @@ def write_ingest_dir(root: Path) -> Path:
                     features.TRANSCODED: 0,
                     features.SHA256: hashlib.sha256(data).hexdigest(),
                     features.LABEL: label,
-                    features.LABEL_TEXT: CLASSES[label],
+                    features.LABEL_TEXT: classes[label],
                     features.ID: example_id,
                     features.SPLIT: split,
                     features.SOURCE_PATH: f"{example_id}.{fmt}",
                 }
                 writer.write(features.make_example(values))
-    features.write_labels(root, list(CLASSES))
+    features.write_labels(root, list(classes))
     return root
 
 
