@@ -4,8 +4,8 @@ Subcommands live in :mod:`hubpipe.pipeline.commands` and are imported only when 
 answers at once; TensorFlow, Beam, TFDV and kfp are imported inside the commands that need them.
 
 Exit codes: 0 success, 1 anything else, 2 usage or configuration error, 3 data rejected by the
-validation policy, 4 publishing lost a race with another run. A user mistake prints one line; ``--debug``
-shows tracebacks and debug logs.
+validation policy, 4 publishing lost a race with another run, 5 the publish root names a blessed model that
+cannot be read. A user mistake prints one line; ``--debug`` shows tracebacks and debug logs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Errors that reach the user as one readable line, each with the command's exit code.
 
 Exit codes: 0 success, 1 anything else, 2 usage or configuration error, 3 data rejected by the
-validation policy, 4 publishing lost a race (LATEST moved since the evaluation; rerun to re-evaluate).
+validation policy, 4 publishing lost a race (LATEST moved since the evaluation; rerun to re-evaluate),
+5 the publish root names a blessed model that cannot be read (the evaluation gate cannot run).
 Anything that is not a :class:`HubpipeError` is a bug and shows a traceback only with ``--debug``.
 """
 
@@ -51,3 +52,13 @@ class PublishConflict(HubpipeError):
     """
 
     exit_code = 4
+
+
+class PublishRootDamaged(HubpipeError):
+    """The publish root's LATEST (or the blessed version it leads to) names a version that cannot be read: the
+    evaluation cannot compare with the last blessed model, so it stops rather than bless as if nothing were.
+
+    Fixed by restoring the version or pointing LATEST at a complete one; nothing else in the run is wrong.
+    """
+
+    exit_code = 5

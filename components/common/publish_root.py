@@ -8,7 +8,10 @@ Layout (the root is a local directory, a ``gs://`` path or a mounted PVC path)::
     <root>/models/LATEST                      the version id of the last blessed model, one line
 
 A version counts only once its ``version.json`` is there, and LATEST moves (temporary file, then rename)
-only after that, so a reader that follows LATEST never finds a half-copied model.
+only after that, so a reader that follows LATEST never finds a half-copied model. So a version that LATEST
+names (or that the version it names was compared with) and that cannot be read is damage, not "nothing
+blessed yet": :func:`reference_from` raises :class:`~hubpipe.pipeline.errors.PublishRootDamaged` for it, and
+only an absent LATEST means that nothing was blessed.
 
 Publishing a model to a local (or mounted) root happens under an OS lock on ``<root>/.publish.lock``
 (:func:`locked`): a compare-and-swap of LATEST is then exact, and any ``.tmp-*`` in ``models/`` found under
@@ -33,6 +36,7 @@ from typing import Any
 from hubpipe.components.common import storage
 from hubpipe.components.common.uris import require_scheme
 from hubpipe.pipeline.config import PipelineConfig
+from hubpipe.pipeline.errors import PublishRootDamaged
 from hubpipe.pipeline.locking import exclusive, remove_path
 from hubpipe.pipeline.runtime import cache_root
 
@@ -112,6 +116,7 @@ class PublishedVersion:
     """A complete blessed model in the publish root, as its ``version.json`` describes it."""
 
     version: str
+    root: str  # the publish root it is in
     model: str  # the model's name in the run that blessed it
     model_key: str  # hash of the model folder's files: the same key is the same model
     reference: str | None  # the version it was compared with when it was blessed
@@ -119,33 +124,84 @@ class PublishedVersion:
     record: dict[str, Any]  # the whole version.json
 
 
-def read_version(root: str, version: str) -> PublishedVersion | None:
-    """The version's record, or None when the version is missing or incomplete."""
+#: What :func:`_read_version` says of a version that is not there at all, or not complete yet.
+MISSING, INCOMPLETE = "is missing", f"has no {VERSION_FILE}"
+
+
+def _latest_hint(root: str) -> str:
+    return f"write the id of a complete version (a folder in models/ with a {VERSION_FILE}) into {latest_path(root)}"
+
+
+def damaged(root: str, version: str, named_by: str, problem: str) -> PublishRootDamaged:
+    """The one-line error for a blessed version the publish root names but that cannot be used."""
+    return PublishRootDamaged(
+        f"publish root {root}: the blessed version {version} ({named_by}) {problem}, so the candidates cannot be "
+        f"compared with it; restore {version_dir(root, version)}, or {_latest_hint(root)}"
+    )
+
+
+def _read_version(root: str, version: str) -> PublishedVersion | str:
+    """The version's record, or what is wrong with it (:data:`MISSING`, :data:`INCOMPLETE` or a phrase)."""
     folder = version_dir(root, version)
-    text = storage.read_text(storage.join(folder, VERSION_FILE))
+    try:
+        text = storage.read_text(storage.join(folder, VERSION_FILE))
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8
+        return f"has an unreadable {VERSION_FILE} ({exc})"
     if text is None:
-        return None
+        return INCOMPLETE if storage.exists(folder) else MISSING
     try:
         record = json.loads(text)
         return PublishedVersion(
             version=version,
+            root=root,
             model=str(record["model"]),
             model_key=str(record["model_key"]),
             reference=record.get("reference") or None,
             path=folder,
             record=record,
         )
-    except (ValueError, KeyError, TypeError):
-        LOG.warning("ignoring published version %s: unreadable %s", version, VERSION_FILE)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return f"has a malformed {VERSION_FILE} (not JSON with model and model_key)"
+
+
+def read_version(root: str, version: str) -> PublishedVersion | None:
+    """The version's record, or None when the version is missing, incomplete or unreadable (for publishing,
+    where that means "not published yet"; see :func:`require_version` for a version LATEST names)."""
+    found = _read_version(root, version)
+    if isinstance(found, str):
+        if found not in (MISSING, INCOMPLETE):
+            LOG.warning("ignoring published version %s: it %s", version, found)
         return None
+    return found
+
+
+def require_version(root: str, version: str, named_by: str) -> PublishedVersion:
+    """The record of a version that ``named_by`` (e.g. LATEST) names; :class:`PublishRootDamaged` when it
+    cannot be read."""
+    found = _read_version(root, version)
+    if isinstance(found, str):
+        raise damaged(root, version, named_by, found)
+    return found
 
 
 def read_latest_id(root: str) -> str | None:
-    """The version id LATEST points at, or None when nothing was published yet."""
-    text = storage.read_text(latest_path(root))
+    """The version id LATEST points at, or None when there is no LATEST (nothing was published yet).
+
+    A LATEST that is there but holds no version id (empty, unreadable, a path) is :class:`PublishRootDamaged`.
+    """
+    path = latest_path(root)
+    try:
+        text = storage.read_text(path)
+    except (OSError, ValueError) as exc:
+        raise PublishRootDamaged(f"publish root {root}: cannot read LATEST ({exc}); {_latest_hint(root)}") from None
     if text is None:
         return None
-    return text.strip() or None
+    latest = text.strip()
+    if latest in ("", ".", "..") or "/" in latest or "\\" in latest or not latest.isprintable():
+        raise PublishRootDamaged(
+            f"publish root {root}: LATEST holds {latest[:60]!r}, not a version id; {_latest_hint(root)}"
+        )
+    return latest
 
 
 def read_latest(root: str) -> PublishedVersion | None:
@@ -165,11 +221,15 @@ def reference_from(root: str, latest: str | None, own_keys: Iterable[str]) -> Pu
     Normally that is LATEST. When LATEST is one of the candidates themselves (the same trained model, blessed
     by an earlier evaluation of it), the reference is what that evaluation compared it with, and so on back:
     re-evaluating a model never compares it with itself, and the answer does not change once it is published.
+
+    A version on that path that cannot be read raises :class:`PublishRootDamaged`: the gate must not take a
+    damaged root for an empty one.
     """
     own = set(own_keys)
     seen: set[str] = set()
-    current = read_version(root, latest) if latest else None
+    current = require_version(root, latest, "named by LATEST") if latest else None
     while current is not None and current.model_key in own and current.version not in seen:
         seen.add(current.version)
-        current = read_version(root, current.reference) if current.reference else None
+        named_by = f"the reference of {current.version}"
+        current = require_version(root, current.reference, named_by) if current.reference else None
     return None if current is not None and current.model_key in own else current

@@ -11,6 +11,7 @@ from hubpipe.components.evaluate.candidates import candidate_keys
 from hubpipe.components.evaluate.core import EvaluateRequest, evaluate
 from hubpipe.components.evaluate.layout import artifacts
 from hubpipe.pipeline.config import PipelineConfig
+from hubpipe.pipeline.errors import PublishRootDamaged
 from hubpipe.pipeline.stage import StageContext, StageResult
 
 
@@ -32,9 +33,14 @@ def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous
 
     A model blessed elsewhere since the last evaluation reruns it; the model this run's own earlier evaluation
     blessed does not (see :func:`hubpipe.components.common.publish_root.find_reference`). The candidates are read
-    from the train stage's folder, which is complete by the time this is asked.
+    from the train stage's folder, which is complete by the time this is asked. A damaged publish root is
+    recorded as such, so that the stage runs (and stops with :class:`PublishRootDamaged`) rather than reuse
+    an earlier evaluation.
     """
     root = resolve_root(config.publish.root)
     train_dir = Path(inputs["train"])
-    reference = find_reference(root, candidate_keys(train_dir) if train_dir.is_dir() else [])
+    try:
+        reference = find_reference(root, candidate_keys(train_dir) if train_dir.is_dir() else [])
+    except PublishRootDamaged as exc:
+        return {"publish_root": root, "compared_with": None, "damaged": str(exc)}
     return {"publish_root": root, "compared_with": reference.version if reference else None}

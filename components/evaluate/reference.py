@@ -16,6 +16,10 @@ Its accuracy on its own test split says little about this one, so the blessed mo
 
 Its classes may be listed in another order (columns are reordered); a model that knows other classes is not
 compared, and the check against it is skipped with that reason.
+
+A blessed version that lacks what scoring it needs (``labels.txt``, ``model.json``, the head's weights, the
+stored predictions) or holds them unreadable is damage, not a reason to skip: the evaluation stops with
+:class:`~hubpipe.pipeline.errors.PublishRootDamaged` rather than bless a candidate unchecked.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ import numpy as np
 from hubpipe.components.common import storage
 from hubpipe.components.common.feature_vectors import line_up, vectors_in_order
 from hubpipe.components.common.head import HEAD_LAYER, build_head
-from hubpipe.components.common.publish_root import PublishedVersion
+from hubpipe.components.common.publish_root import PublishedVersion, damaged
+from hubpipe.components.common.text import first_line
 from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, HEAD_DIR, LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.errors import PublishRootDamaged, StageError
 
 LOG = logging.getLogger(__name__)
 
@@ -63,14 +68,38 @@ class ReferenceScore:
     skip_reason: str = ""
 
 
-def _read_json(path: str) -> dict[str, Any]:
-    text = storage.read_text(path)
-    return json.loads(text) if text else {}
+def _damaged(reference: PublishedVersion, problem: str) -> PublishRootDamaged:
+    return damaged(reference.root, reference.version, "the last blessed model", problem)
+
+
+def _version_file(reference: PublishedVersion, name: str) -> bytes:
+    """A file of the blessed version; :class:`PublishRootDamaged` when it is missing or unreadable."""
+    try:
+        data = storage.read_bytes(storage.join(reference.path, name))
+    except OSError as exc:
+        raise _damaged(reference, f"has an unreadable {name} ({exc.strerror or exc})") from None
+    if data is None:
+        raise _damaged(reference, f"has no {name}")
+    return data
+
+
+def _model_info(reference: PublishedVersion) -> dict[str, Any]:
+    """The blessed version's ``model.json``; :class:`PublishRootDamaged` when it is missing or malformed."""
+    try:
+        info = json.loads(_version_file(reference, MODEL_FILE))
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise _damaged(reference, f"has a malformed {MODEL_FILE}")
+    return info
 
 
 def _column_order(reference: PublishedVersion, class_names: list[str]) -> list[int] | None:
     """Where each of this run's classes is among the blessed model's outputs; None if the classes differ."""
-    text = storage.read_text(storage.join(reference.path, LABELS_FILE)) or ""
+    try:
+        text = _version_file(reference, LABELS_FILE).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _damaged(reference, f"has a malformed {LABELS_FILE}") from None
     labels = [line for line in text.split("\n") if line]
     if sorted(labels) != sorted(class_names) or len(set(labels)) != len(labels):
         return None
@@ -123,11 +152,8 @@ def head_from_weights(tf: Any, head_dir: str) -> Any:
 
 def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_classes: int) -> np.ndarray | str:
     """The published test predictions in this split's row order, or why they cannot be used."""
-    path = storage.join(reference.path, PREDICTIONS_FILE)
-    data = storage.read_bytes(path)
-    if data is None:
-        return f"the blessed model {reference.version} has no stored test predictions ({PREDICTIONS_FILE})"
-    stored = read_predictions(io.BytesIO(data), num_classes, name=path)
+    data = _version_file(reference, PREDICTIONS_FILE)
+    stored = read_predictions(io.BytesIO(data), num_classes, name=storage.join(reference.path, PREDICTIONS_FILE))
     order = line_up(stored.ids, split.ids)
     if order is None:
         covered = len(set(split.ids.tolist()) & set(stored.ids.tolist()))
@@ -151,15 +177,14 @@ def score_reference(
     from hubpipe.pipeline.runtime import import_tensorflow
 
     tf = import_tensorflow()
-    info = _read_json(storage.join(reference.path, MODEL_FILE))
-    twin = _twin_candidate(info, candidates)
+    twin = _twin_candidate(_model_info(reference), candidates)
     try:
         probabilities = _head_probabilities(tf, reference, twin, split) if twin is not None else None
         method = "cached features"
         if probabilities is None:
             probabilities, method = _stored_probabilities(reference, split, len(order)), "stored predictions"
     except (StageError, OSError, ValueError, KeyError, tf.errors.OpError) as exc:
-        raise StageError(f"cannot score the last blessed model {reference.version} ({reference.path}): {exc}") from exc
+        raise _damaged(reference, f"cannot be scored ({first_line(exc, 300)})") from exc
     if isinstance(probabilities, str):
         return ReferenceScore(reference.version, None, "", probabilities)
     LOG.info("blessed model %s scored on this test split (%s)", reference.version, method)

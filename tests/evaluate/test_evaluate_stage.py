@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from hubpipe.components.evaluate import executor
 from hubpipe.components.evaluate.content import RUN_HPARAM
 from hubpipe.components.evaluate.tensorboard_logs import read_session_hparams
 from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.errors import DataError, StageError
+from hubpipe.pipeline.errors import DataError, PublishRootDamaged, StageError
 from hubpipe.pipeline.runtime import import_tensorflow
 from hubpipe.pipeline.stage import StageContext
 
@@ -229,32 +230,60 @@ def _keep_predictions(folder: Path, rows: slice) -> None:
     np.savez(path, **kept)
 
 
-@pytest.mark.parametrize("damage", ["missing", "partial"])
-def test_stored_predictions_that_do_not_cover_the_split_skip_the_check(
-    world: FakeWorld, tmp_path: Path, damage: str
-) -> None:
+def test_stored_predictions_that_do_not_cover_the_split_skip_the_check(world: FakeWorld, tmp_path: Path) -> None:
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
-    if damage == "missing":
-        (root / "models" / "v1" / "test_predictions.npz").unlink()
-    else:
-        _keep_predictions(root / "models" / "v1", slice(0, 12))
+    _keep_predictions(root / "models" / "v1", slice(0, 12))
     out = tmp_path / "evaluate"
     executor.run(context(world, world.train_fair, out, root, cache=tmp_path / "empty-cache"))
     reference = blessing_of(out)["reference"]
-    expected = "has no stored test predictions" if damage == "missing" else "cover 12 of the 18 test examples"
+    expected = "cover 12 of the 18 test examples"
     assert reference["metrics"] is None and expected in reference["skip_reason"]
     drop = next(c for c in blessing_of(out)["checks"] if c["name"] == "max_drop_vs_blessed")
     assert drop["skipped"] is True and expected in drop["detail"]
 
 
-def test_unreadable_stored_predictions_stop_the_evaluation(world: FakeWorld, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("missing_predictions", "has no test_predictions.npz"),
+        ("unreadable_predictions", "cannot be scored (cannot read test predictions"),
+        ("missing_model_json", "has no model.json"),
+        ("malformed_model_json", "has a malformed model.json"),
+        ("missing_labels", "has no labels.txt"),
+    ],
+)
+def test_a_blessed_version_that_cannot_be_scored_stops_the_evaluation(
+    world: FakeWorld, tmp_path: Path, damage: str, expected: str
+) -> None:
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
-    (root / "models" / "v1" / "test_predictions.npz").write_bytes(b"not an npz")
+    folder = root / "models" / "v1"
+    if damage == "missing_predictions":
+        (folder / "test_predictions.npz").unlink()
+    elif damage == "unreadable_predictions":
+        (folder / "test_predictions.npz").write_bytes(b"not an npz")
+    elif damage == "missing_model_json":
+        (folder / "model.json").unlink()
+    elif damage == "malformed_model_json":
+        (folder / "model.json").write_text("[1, 2")
+    else:
+        (folder / "labels.txt").unlink()
     ctx = context(world, world.train_fair, tmp_path / "evaluate", root, cache=tmp_path / "empty-cache")
-    with pytest.raises(StageError, match="cannot score the last blessed model v1"):
+    with pytest.raises(
+        PublishRootDamaged, match=re.escape(f"the blessed version v1 (the last blessed model) {expected}")
+    ):
         executor.run(ctx)
+    assert not (tmp_path / "evaluate" / "blessing.json").exists()
+
+
+def test_a_head_that_is_missing_stops_the_evaluation(world: FakeWorld, tmp_path: Path) -> None:
+    """With this run's cached vectors the blessed head is what scores it: without it, the gate cannot run."""
+    root = tmp_path / "published"
+    publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
+    shutil.rmtree(root / "models" / "v1" / "head")
+    with pytest.raises(PublishRootDamaged, match=r"the blessed version v1 .* cannot be scored"):
+        executor.run(context(world, world.train_fair, tmp_path / "evaluate", root, cache=world.cache))
 
 
 def test_the_blessed_head_is_built_by_code_and_only_its_weights_are_read(
@@ -271,5 +300,5 @@ def test_the_blessed_head_is_built_by_code_and_only_its_weights_are_read(
     two_layers = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(4), tf.keras.layers.Dense(3)])
     shutil.rmtree(root / "models" / "v1" / "head")
     two_layers.save(str(root / "models" / "v1" / "head"), save_format="tf")
-    with pytest.raises(StageError, match="is not one Dense layer"):
+    with pytest.raises(PublishRootDamaged, match="is not one Dense layer"):
         executor.run(context(world, world.train_fair, tmp_path / "evaluate2", root, cache=world.cache))

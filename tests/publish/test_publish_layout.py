@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from hubpipe.components.common import publish_root, storage
 from hubpipe.components.publish.tensorboard_resource import logs_path_for_cluster, tensorboard_resource, viewing_hints
 from hubpipe.pipeline.config import PublishConfig, load_config
-from hubpipe.pipeline.errors import ConfigError
+from hubpipe.pipeline.errors import ConfigError, PublishRootDamaged
 
 
 def add_version(root: Path, version: str, key: str, reference: str | None, latest: bool = True) -> None:
@@ -59,6 +60,53 @@ def test_reference_skips_the_candidates_own_earlier_blessings(tmp_path: Path) ->
     assert publish_root.find_reference(root, ["k3"]).version == "v2"
     assert publish_root.find_reference(root, ["k3", "k2"]).version == "v1"
     assert publish_root.find_reference(root, ["k1", "k2", "k3"]) is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("no_folder", "(named by LATEST) is missing"),
+        ("no_record", "(named by LATEST) has no version.json"),
+        ("malformed", "(named by LATEST) has a malformed version.json"),
+        ("not_an_object", "(named by LATEST) has a malformed version.json"),
+        ("reference_gone", "(the reference of v2) is missing"),
+    ],
+)
+def test_a_version_the_root_names_but_cannot_read_is_damage_not_nothing(
+    tmp_path: Path, damage: str, problem: str
+) -> None:
+    root = str(tmp_path)
+    add_version(tmp_path, "v1", "k1", None)
+    add_version(tmp_path, "v2", "k2", "v1")
+    record = tmp_path / "models" / "v2" / "version.json"
+    if damage == "no_folder":
+        (tmp_path / "models" / "LATEST").write_text("v9\n")
+    elif damage == "no_record":
+        record.unlink()
+    elif damage == "malformed":
+        record.write_text('{"model": "m", "model_k')
+    elif damage == "not_an_object":
+        record.write_text('["m"]')
+    else:  # LATEST is the candidate itself: the reference it was compared with is what counts, and it is gone
+        shutil.rmtree(tmp_path / "models" / "v1")
+    own = ["k2"] if damage == "reference_gone" else ["other"]
+    version = "v9" if damage == "no_folder" else "v1" if damage == "reference_gone" else "v2"
+    with pytest.raises(PublishRootDamaged) as raised:
+        publish_root.find_reference(root, own)
+    message = str(raised.value)
+    assert f"publish root {root}: the blessed version {version} {problem}" in message and "\n" not in message
+    assert f"restore {tmp_path / 'models' / version}" in message and str(tmp_path / "models" / "LATEST") in message
+
+
+@pytest.mark.parametrize("content", ["", "\n", "../elsewhere\n", "v1\nv2\n", "v1\rv2", "\udcff"])
+def test_a_latest_that_holds_no_version_id_is_damage(tmp_path: Path, content: str) -> None:
+    add_version(tmp_path, "v1", "k1", None)
+    latest = tmp_path / "models" / "LATEST"
+    latest.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(PublishRootDamaged, match=r"LATEST .*write the id of a complete version"):
+        publish_root.read_latest_id(str(tmp_path))
+    latest.unlink()  # only an absent LATEST is "nothing published yet"
+    assert publish_root.read_latest_id(str(tmp_path)) is None and publish_root.find_reference(str(tmp_path), []) is None
 
 
 def test_reference_walk_stops_on_a_cycle(tmp_path: Path) -> None:
