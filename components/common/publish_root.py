@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 from hubpipe.components.common import storage
 from hubpipe.components.common.uris import require_scheme
 from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.errors import PublishRootDamaged
+from hubpipe.pipeline.errors import PublishRootDamaged, UsageError
 from hubpipe.pipeline.locking import exclusive, remove_path
 from hubpipe.pipeline.runtime import cache_root
 
@@ -52,9 +53,42 @@ LOCK_FILE = ".publish.lock"
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Before a run starts (evaluate and publish read the root): a remote root must be on a file system hubpipe
-    can write to."""
-    require_scheme(config.publish.root.strip(), "publish.root")
+    """Before a run starts (evaluate and publish read the root, publish writes to it): a remote root must be on
+    a file system hubpipe can write to, and a local (or mounted) root must let hubpipe create files.
+
+    Remote roots (``gs://`` ...) are not probed: that would need credentials and a request before any stage.
+    """
+    configured = config.publish.root.strip()
+    require_scheme(configured, "publish.root")
+    root = resolve_root(configured)
+    if not storage.is_remote(root):
+        where = "publish.root" if configured else "publish.root (or HUBPIPE_CACHE_DIR, which holds the default root)"
+        require_writable(root, f"set {where} to a folder hubpipe may write to")
+
+
+def require_writable(root: str, hint: str) -> None:
+    """:class:`UsageError` unless a file can be created in the local root and in its ``models/`` and
+    ``tensorboard/`` folders that exist, or, for a root not created yet, in its nearest existing ancestor.
+
+    Tried rather than judged from permission bits (which root ignores, and which a read-only mount does not
+    show), with a temporary file that is deleted at once.
+    """
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"publish.root {root} is not a folder")
+    if path.exists():
+        folders = [path, path / MODELS_DIR, path / TENSORBOARD_DIR]
+    else:
+        folders = [next(folder for folder in path.parents if folder.exists())]
+    for folder in filter(Path.is_dir, folders):
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".hubpipe-write-check-"):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"publish.root {root} is not writable: cannot create a file in {folder} ({exc.strerror or exc}); "
+                + hint
+            ) from None
 
 
 def default_root() -> str:
