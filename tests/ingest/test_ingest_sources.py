@@ -71,7 +71,7 @@ def test_symlinks_outside_the_root_are_quarantined_inside_followed(tmp_path: Pat
     corpus.write(root / "cat" / "a.jpg", corpus.jpeg(2))
     corpus.write(root / "dog" / "b.jpg", corpus.jpeg(3))
     (root / "cat" / "escape.jpg").symlink_to(outside)
-    (root / "dog" / "alias.jpg").symlink_to(root / "cat" / "a.jpg")
+    (root / "dog" / "alias.jpg").symlink_to(root / "dog" / "b.jpg")  # inside its class folder
     (root / "bird").symlink_to(tmp_path / "secret", target_is_directory=True)
     os.mkfifo(root / "dog" / "pipe.jpg")
     listing = list_dataset(str(root))
@@ -81,6 +81,72 @@ def test_symlinks_outside_the_root_are_quarantined_inside_followed(tmp_path: Pat
         ("dog/pipe.jpg", q.NOT_A_REGULAR_FILE),
     }
     assert sorted(f.path for f in listing.files) == ["cat/a.jpg", "dog/alias.jpg", "dog/b.jpg"]
+
+
+def _three_classes(root: Path) -> Path:
+    for seed, label in enumerate(("bird", "bird", "cat", "cat", "dog", "dog")):
+        corpus.write(root / label / f"{seed}.jpg", corpus.jpeg(seed))
+    return root
+
+
+def test_a_symlink_into_another_class_folder_is_reported_not_followed(tmp_path: Path) -> None:
+    root = _three_classes(tmp_path / "data")
+    (root / "bird" / "catlink").symlink_to("../cat", target_is_directory=True)
+    (root / "bird" / "up").symlink_to("..", target_is_directory=True)
+    corpus.write(root / "bird" / "sub" / "keep.jpg", corpus.jpeg(10))
+    (root / "bird" / "sub" / "dog.jpg").symlink_to("../../dog/4.jpg")
+    (root / "bird" / "same.jpg").symlink_to("sub/keep.jpg")  # stays in its class folder: followed
+    (root / "cat" / "again").symlink_to(".", target_is_directory=True)  # its own folder: nothing new
+    (root / "owl").symlink_to("dog", target_is_directory=True)  # a class folder that is another one
+    listing = list_dataset(str(root))
+    assert sorted((f.path, f.label) for f in listing.files) == [
+        ("bird/0.jpg", "bird"),
+        ("bird/1.jpg", "bird"),
+        ("bird/same.jpg", "bird"),
+        ("bird/sub/keep.jpg", "bird"),
+        ("cat/2.jpg", "cat"),
+        ("cat/3.jpg", "cat"),
+        ("dog/4.jpg", "dog"),
+        ("dog/5.jpg", "dog"),
+    ]
+    found = {e.path: e for e in listing.quarantined}
+    assert set(found) == {"bird/catlink", "bird/up", "bird/sub/dog.jpg", "owl"}
+    assert {e.reason for e in found.values()} == {q.SYMLINK_TO_OTHER_CLASS}
+    assert found["bird/catlink"].detail == "symbolic link into the class folder cat; its images are ingested there"
+    assert found["bird/up"].detail.startswith("symbolic link to a folder that holds the class folder ")
+    assert listing.empty_classes == []
+
+
+def test_in_the_split_layout_a_link_into_the_other_split_or_the_split_folder_is_reported(tmp_path: Path) -> None:
+    root = corpus.simple_dataset(tmp_path / "data", {"cat": (2, 1), "dog": (2, 1)})
+    (root / "train" / "cat" / "test_cats").symlink_to("../../test/cat", target_is_directory=True)
+    (root / "train" / "dog" / "all").symlink_to("..", target_is_directory=True)
+    (root / "extra").symlink_to("train/dog", target_is_directory=True)  # outside train/ and test/
+    listing = list_dataset(str(root))
+    assert {(e.path, e.reason) for e in listing.quarantined} == {
+        ("train/cat/test_cats", q.SYMLINK_TO_OTHER_CLASS),
+        ("train/dog/all", q.SYMLINK_TO_OTHER_CLASS),
+        ("extra", q.SYMLINK_TO_OTHER_CLASS),
+    }
+    assert sorted((f.split, f.label) for f in listing.files) == [
+        ("test", "cat"),
+        ("test", "dog"),
+        ("train", "cat"),
+        ("train", "cat"),
+        ("train", "dog"),
+        ("train", "dog"),
+    ]
+
+
+@pytest.mark.parametrize(("first", "second"), [("Cat", "cat"), ("STRASSE", "Stra\u00dfe"), ("Éclair", "éclair")])
+def test_class_folders_that_differ_only_in_letter_case_are_refused(tmp_path: Path, first: str, second: str) -> None:
+    corpus.write(tmp_path / "d" / first / "a.jpg", corpus.jpeg(1))
+    corpus.write(tmp_path / "d" / second / "b.jpg", corpus.jpeg(2))
+    corpus.write(tmp_path / "d" / "dog" / "c.jpg", corpus.jpeg(3))
+    names = sorted([first, second])
+    message = rf"^class folders '{names[0]}' and '{names[1]}' in the data root differ only in letter case: .*rename one"
+    with pytest.raises(DataError, match=message):
+        list_dataset(str(tmp_path / "d"))
 
 
 def test_class_names_are_normalised_but_kept() -> None:
