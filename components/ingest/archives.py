@@ -6,12 +6,19 @@ file-size limit are reported as ``file_too_large`` without being written; the to
 (an archive over the cap is refused as a whole). Files are written only below the extraction folder, with
 default permissions. An extraction is keyed by the archive's path, size and modification time and reused; its
 recorded total size is rechecked against the caller's limit on reuse. A member whose name is both a file and a
-folder in the archive (``x`` and ``x/``) is quarantined, not extracted.
+folder in the archive (``x`` and ``x/``) is quarantined, not extracted, and so is a member whose name has a
+component over the file system's NAME_MAX (255 bytes) or makes a path over PATH_MAX (``name_too_long``).
+
+A member whose bytes are bad (a bad CRC, truncated or undecompressable data, encrypted) is quarantined as
+``corrupt_archive_member``; an I/O error of the machine (a full or read-only disk, EIO, no memory: see
+:mod:`.io_errors`) stops the extraction with one line and nothing is committed, so that a rerun extracts again.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.io_errors import is_machine_error, machine_errors
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
 from hubpipe.pipeline.crashpoints import crash_point
@@ -39,6 +47,18 @@ DATA_DIR = "data"
 REPORT_FILE = "extraction.json"
 CHUNK = 1024 * 1024
 UNIX_ZIP = 3  # ZipInfo.create_system of archives made on Unix: only they carry file types in external_attr
+#: What reading an archive raises for bad bytes (OSError only without an errno: bz2/gzip on damaged streams;
+#: RuntimeError: an encrypted zip member; NotImplementedError: an unknown zip compression method).
+DAMAGE = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,8 @@ class _Extraction:
     root: Path
     max_member_bytes: int
     max_total_bytes: int
+    name_max: int = 255
+    path_max: int = 4096
     total_bytes: int = 0
     written: set[str] = field(default_factory=set)
     skipped: list[Quarantined] = field(default_factory=list)
@@ -102,19 +124,34 @@ def extract_archive(archive: Path, cache: Path, max_member_bytes: int, max_total
     final = cache / "sources" / "extracted" / key
     if (final / REPORT_FILE).is_file():
         return _load_extracted(final, archive.name, max_total_bytes)
-    remove_dead_tmp(final.parent, TMP_PATTERN)
-    with owned_tmp(final.with_name(f".{key}.tmp-{os.getpid()}")) as tmp:  # removed on the way out, however
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / DATA_DIR).mkdir(parents=True)
-        state = _Extraction(archive.name, tmp / DATA_DIR, max_member_bytes, max_total_bytes)
-        LOG.info("extracting %s", archive.name)
-        _extract_any(archive, state)
-        write_json_atomic(
-            tmp / REPORT_FILE,
-            {"archive": str(archive), "bytes": state.total_bytes, "skipped": [s.to_dict() for s in state.skipped]},
-        )
-        _commit(tmp, final)
+    with machine_errors(f"extracting {archive.name} into {final.parent}", in_cache=True):
+        remove_dead_tmp(final.parent, TMP_PATTERN)
+        with owned_tmp(final.with_name(f".{key}.tmp-{os.getpid()}")) as tmp:  # removed on the way out, however
+            _extract_into(tmp, archive, max_member_bytes, max_total_bytes)
+            _commit(tmp, final)
     return _load_extracted(final, archive.name, max_total_bytes)
+
+
+def _extract_into(tmp: Path, archive: Path, max_member_bytes: int, max_total_bytes: int) -> None:
+    """Extracts into the fresh folder ``tmp``: the files under ``tmp/data``, the report beside them."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / DATA_DIR).mkdir(parents=True)
+    state = _Extraction(archive.name, tmp / DATA_DIR, max_member_bytes, max_total_bytes)
+    state.name_max = _pathconf(tmp, "PC_NAME_MAX", state.name_max)
+    state.path_max = _pathconf(tmp, "PC_PATH_MAX", state.path_max)
+    LOG.info("extracting %s", archive.name)
+    _extract_any(archive, state)
+    write_json_atomic(
+        tmp / REPORT_FILE,
+        {"archive": str(archive), "bytes": state.total_bytes, "skipped": [s.to_dict() for s in state.skipped]},
+    )
+
+
+def _pathconf(folder: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
 
 
 def _commit(tmp: Path, final: Path) -> None:
@@ -140,7 +177,9 @@ def _extract_any(archive: Path, state: _Extraction) -> None:
         if tarfile.is_tarfile(archive):
             _extract_tar(archive, state)
             return
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+    except DAMAGE as exc:
+        if is_machine_error(exc):
+            raise
         raise DataError(f"archive {archive.name} is damaged: {exc}") from None
     raise DataError(f"{archive.name} is not a zip or tar archive")
 
@@ -161,8 +200,20 @@ def _extract_zip(archive: Path, state: _Extraction) -> None:
                 _write_member(member.filename, member.is_dir(), member.file_size, opener, state)
 
 
+class _StrictTarInfo(tarfile.TarInfo):
+    """A member header that is damaged fails the archive: tarfile itself takes any header after the first that
+    it cannot parse for the end of the archive, and would drop the rest of the members silently."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:
+            raise tarfile.ReadError(f"damaged member header at byte {tarfile_.offset:,} ({exc})") from None
+
+
 def _extract_tar(archive: Path, state: _Extraction) -> None:
-    with tarfile.open(archive, "r:*") as bundle:
+    with tarfile.open(archive, "r:*", tarinfo=_StrictTarInfo) as bundle:
         for member in _tar_members(bundle):
             if member.issym() or member.islnk():
                 state.skip(member.name, q.UNSAFE_ARCHIVE_MEMBER, f"link to {member.linkname!r}")
@@ -198,6 +249,10 @@ def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Ex
         state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, parts)
         return
     target = state.root.joinpath(*parts)
+    too_long = _name_too_long(target, parts, state)
+    if too_long:
+        state.skip(name, q.NAME_TOO_LONG, too_long)
+        return
     clash = _type_clash(state.root, parts, is_dir)
     if clash:
         state.skip(name, q.UNSAFE_ARCHIVE_MEMBER, clash)
@@ -217,12 +272,28 @@ def _write_member(name: str, is_dir: bool, size: int, opener: Opener, state: _Ex
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_member(opener, target, size)
-    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, RuntimeError) as exc:
+    except DAMAGE as exc:
+        long_name = getattr(exc, "errno", None) == errno.ENAMETOOLONG
+        if is_machine_error(exc) and not long_name:
+            raise  # the machine's, not the member's: the whole extraction stops (see extract_archive)
         target.unlink(missing_ok=True)
-        state.skip(name, q.CORRUPT_ARCHIVE_MEMBER, str(exc) or type(exc).__name__)
+        reason = q.NAME_TOO_LONG if long_name else q.CORRUPT_ARCHIVE_MEMBER
+        state.skip(name, reason, str(exc) or type(exc).__name__)
         return
     state.written.add(relative)
     crash_point("ingest.in_extraction")
+
+
+def _name_too_long(target: Path, parts: tuple[str, ...], state: _Extraction) -> str:
+    """Why the file system would refuse the member's name (a component over NAME_MAX bytes, a path over
+    PATH_MAX), or ''."""
+    longest = max(len(os.fsencode(part)) for part in parts)
+    if longest > state.name_max:
+        return f"a name of {longest} bytes in the path; the file system allows {state.name_max}"
+    length = len(os.fsencode(str(target)))
+    if length >= state.path_max:
+        return f"the path would be {length} bytes long; the file system allows {state.path_max - 1}"
+    return ""
 
 
 def _type_clash(root: Path, parts: tuple[str, ...], is_dir: bool) -> str:

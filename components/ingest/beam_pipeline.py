@@ -12,8 +12,10 @@ Element functions are module-level (picklable by reference) and import Beam only
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,13 +33,14 @@ from hubpipe.components.ingest.records import (
     assign_split,
     build_example,
     inspect_file,
-    read_bytes,
+    read_source,
     resolve_content_group,
     select_percent,
     shard_count,
     shard_name,
     shard_of,
 )
+from hubpipe.pipeline.errors import HubpipeError
 from hubpipe.pipeline.runtime import beam_pipeline_options
 
 QUARANTINE, REPORTS, VIOLATIONS, HELD_OUT = "quarantine", "reports", "violations", "held_out"
@@ -60,7 +63,7 @@ def run_pipeline(
     """Runs the pipeline to completion: shards into ``examples_dir``, JSON lines into ``work_dir``."""
     import apache_beam as beam
 
-    with beam.Pipeline(options=beam_pipeline_options(beam_args)) as pipeline:
+    with _quiet_explained_failures(), beam.Pipeline(options=beam_pipeline_options(beam_args)) as pipeline:
         files = (
             pipeline
             | "ReadListing" >> beam.io.ReadFromText(str(listing_file))
@@ -105,6 +108,25 @@ def run_pipeline(
                 | f"Json_{name}" >> beam.Map(to_json)
                 | f"Write_{name}" >> beam.io.WriteToText(str(work_dir / name), file_name_suffix=".jsonl")
             )
+
+
+class _ExplainedFailure(logging.Filter):
+    """Drops Beam's log (with a traceback) of an element function that raised a HubpipeError: the error goes
+    on to the caller, which shows it as the one line it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HubpipeError))
+
+
+@contextlib.contextmanager
+def _quiet_explained_failures() -> Iterator[None]:
+    logger = logging.getLogger("apache_beam.runners.common")
+    explained = _ExplainedFailure()
+    logger.addFilter(explained)
+    try:
+        yield
+    finally:
+        logger.removeFilter(explained)
 
 
 def _write_examples(beam: Any, examples: Any, labels: Any, examples_dir: Path, num_shards: int) -> Any:
@@ -252,10 +274,9 @@ def write_shard(
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     with tf.io.TFRecordWriter(tmp) as writer:
         for meta in sorted(metas, key=lambda m: m.id):
-            try:
-                data = read_bytes(meta.uri, meta.size + 1)
-            except OSError as exc:
-                problems.append(Quarantined(meta.path, q.UNREADABLE, str(exc)))
+            data = read_source(meta.uri, meta.path, meta.size + 1)
+            if isinstance(data, Quarantined):
+                problems.append(data)
                 continue
             if hashlib.sha256(data).hexdigest() != meta.sha256:
                 problems.append(Quarantined(meta.path, q.CHANGED_DURING_INGEST, "the file changed while ingesting"))

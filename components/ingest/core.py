@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features as f
+from hubpipe.components.common.text import summarize
 from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.io_errors import from_beam_failure
 from hubpipe.components.ingest.layout import DUPLICATES_FILE, QUARANTINE_FILE, SUMMARY_FILE
 from hubpipe.components.ingest.listing import TEST, TRAIN, Listing, list_dataset
 from hubpipe.components.ingest.quarantine import Quarantined, count_by_reason, summary_line
@@ -81,11 +83,12 @@ def ingest(request: IngestRequest) -> DataOutcome:
 
 
 def _check_listing(listing: Listing, source: ResolvedSource) -> None:
-    for folder in listing.empty_classes:
-        LOG.warning("empty class folder %s: left out", folder)
+    empty = f"empty class folders: {summarize(listing.empty_classes)}" if listing.empty_classes else ""
+    if empty:
+        LOG.warning("%s (left out)", empty)
     classes = listing.classes(TRAIN)
     if not classes:
-        empty = f" (empty class folders: {', '.join(listing.empty_classes)})" if listing.empty_classes else ""
+        empty = f" ({empty})" if empty else ""
         raise DataError(
             f"no images found in {source.description}: expected <class>/ folders of images, "
             f"or train/<class>/ and test/<class>/{empty}"
@@ -114,7 +117,13 @@ def _run_beam(listing: Listing, output_dir: Path, data: DataConfig, beam_args: S
         with open(listing_file, "w", encoding="ascii") as handle:
             for source_file in listing.files:
                 handle.write(json.dumps(asdict(source_file), ensure_ascii=True) + "\n")
-        run_pipeline(listing_file, work_dir, examples_dir, settings, beam_args)
+        try:
+            run_pipeline(listing_file, work_dir, examples_dir, settings, beam_args)
+        except Exception as exc:
+            machine = from_beam_failure(exc)  # a full or failing disk, met by an element function
+            if machine is None:
+                raise
+            raise machine from None
         return read_outputs(work_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -198,9 +207,8 @@ def _rejection(violations: list[str]) -> str | None:
         return None
     kinds = sorted({v.split(":", 1)[0] for v in violations})
     settings = ", ".join(f"{POLICY_SETTINGS[k]}=fail" for k in kinds)
-    shown = "; ".join(sorted(violations)[:5])
-    more = f"; and {len(violations) - 5} more" if len(violations) > 5 else ""
-    return f"identical images rejected by {settings}: {shown}{more} (see duplicates.json)"
+    shown = summarize(sorted(violations), separator="; ")
+    return f"identical images rejected by {settings}: {shown} (see duplicates.json)"
 
 
 def _log_summary(results: dict[str, Any], quarantined: list[Quarantined]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.io_errors import is_machine_error
 
 #: Pillow format -> the example's ``image/format`` when the bytes are kept.
 TF_NATIVE = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
@@ -144,6 +145,10 @@ def _decode_fully(data: bytes) -> Rejection | None:
 
 
 def _decode_failure(exc: Exception) -> Rejection:
+    """What a decoder's exception says about the image; the machine's errors (no memory, an OSError with an
+    errno: not raised for bad bytes) are raised again, as they say nothing about it."""
+    if is_machine_error(exc):
+        raise exc
     message = str(exc) or type(exc).__name__
     if isinstance(exc, EOFError) or "truncated" in message.lower():
         return Rejection(q.TRUNCATED, message)
@@ -154,7 +159,9 @@ def _identify_unsupported(data: bytes) -> Rejection:
     try:
         with _open(data, IDENTIFY_ONLY) as image:
             name = image.format
-    except Exception:
+    except Exception as exc:
+        if is_machine_error(exc):
+            raise
         name = "HEIF" if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS else ""
     if name:
         return Rejection(q.UNSUPPORTED_FORMAT, f"{name} images are not supported; convert them to JPEG or PNG")

@@ -4,11 +4,18 @@ Layouts (``data.layout``): ``split`` is ``train/<class>/...`` and ``test/<class>
 test split is drawn from ``train/`` by content hash); ``flat`` is ``<class>/...``, split by content hash;
 ``auto`` picks ``split`` when a ``train/`` folder exists. One wrapping folder around the dataset (as in most
 archives) is looked through. Files in nested folders of a class belong to the class. Hidden entries (names
-starting with ``.``, and ``__MACOSX``) are skipped and counted. Local symbolic links are followed only when
-their target lies inside the data root; the others are quarantined. Class names are the folder names,
-NFC-normalised and trimmed (with a warning when more than normalisation changed them); two folders that become
-one class (``cat`` and ``cat ``) and names with bidirectional controls or invisible spaces are refused. Local
-paths use ``os``; other URIs (gs://, ram://) use ``tf.io.gfile``.
+starting with ``.``, and ``__MACOSX``) are skipped and counted.
+
+Local symbolic links are followed only when their target lies inside the data root (the others are quarantined
+as ``symlink_outside_root``), and, for a link in or as a class folder, when the target neither lies in another
+class folder nor holds one (``bird/catlink -> ../cat``, ``bird/up -> ..``): such a link is quarantined as
+``symlink_to_other_class``, because the images it points at are ingested under their own class already, and
+following it would label them twice (and the duplicate rule would then drop both copies as conflicting labels).
+
+Class names are the folder names, NFC-normalised and trimmed (with a warning when more than normalisation
+changed them); two folders that become one class (``cat`` and ``cat ``), two that differ only in letter case
+(``Cat`` and ``cat``) and names with bidirectional controls or invisible spaces are refused. Local paths use
+``os``; other URIs (gs://, ram://) use ``tf.io.gfile``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class Entry:
     location: str  # local path or URI
     kind: str  # dir, file, outside_link, broken_link, special
     size: int = -1  # -1: unknown until read
+    link: bool = False  # a symbolic link (to a file or folder inside the data root when kind is dir or file)
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,19 @@ def normalize_label(folder_name: str) -> str:
 
 
 def _check_label(folder_name: str, label: str, seen: dict[str, str], where: str) -> None:
-    """Warns when a folder name was changed beyond Unicode normalisation; refuses two folders of one class."""
+    """Warns when a folder name was changed beyond Unicode normalisation; refuses two folders of one class, and
+    two whose classes differ only in letter case. ``seen``: case-folded class -> the folder it came from."""
     shown = codepoints(printable(folder_name))
-    if seen.setdefault(label, folder_name) != folder_name:
+    first = seen.setdefault(unicodedata.normalize("NFC", label.casefold()), folder_name)
+    if first != folder_name:
+        both = f"class folders '{codepoints(printable(first))}' and '{shown}' in {where or 'the data root'}"
+        if normalize_label(first) == label:
+            raise DataError(
+                f"{both} both become class '{label}' (names are trimmed and normalised); rename or merge them"
+            )
         raise DataError(
-            f"class folders '{codepoints(printable(seen[label]))}' and '{shown}' in {where or 'the data root'} "
-            f"both become class '{label}' (names are trimmed and normalised); rename or merge them"
+            f"{both} differ only in letter case: two classes that read as one (and one folder on a case-insensitive "
+            "file system); rename one of them"
         )
     if unicodedata.normalize("NFC", printable(folder_name)) != label:
         LOG.warning("class folder '%s' is read as class '%s' (trimmed, control characters replaced)", shown, label)
@@ -116,17 +131,18 @@ class LocalTree:
         return sorted(found, key=lambda e: e.name)
 
     def _entry(self, item: os.DirEntry) -> Entry:
-        if item.is_symlink():
+        link = item.is_symlink()
+        if link:
             target = os.path.realpath(item.path)
             if not os.path.exists(target):
-                return Entry(item.name, item.path, "broken_link")
+                return Entry(item.name, item.path, "broken_link", link=True)
             if os.path.commonpath([self.real_base, target]) != self.real_base:
-                return Entry(item.name, item.path, "outside_link")
+                return Entry(item.name, item.path, "outside_link", link=True)
         if item.is_dir():
-            return Entry(item.name, item.path, "dir")
+            return Entry(item.name, item.path, "dir", link=link)
         if item.is_file():
-            return Entry(item.name, item.path, "file", item.stat().st_size)
-        return Entry(item.name, item.path, "special")
+            return Entry(item.name, item.path, "file", item.stat().st_size, link=link)
+        return Entry(item.name, item.path, "special", link=link)
 
     def real(self, location: str) -> str:
         return os.path.realpath(location)
@@ -161,6 +177,14 @@ class GFileTree:
 Tree = LocalTree | GFileTree
 
 
+def _ancestors(path: str) -> Iterator[str]:
+    """The folders above ``path`` (a real, absolute path), nearest first."""
+    parent = os.path.dirname(path)
+    while parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
+
+
 def open_tree(location: str) -> Tree:
     return GFileTree(location) if "://" in location else LocalTree(location)
 
@@ -178,12 +202,16 @@ def list_dataset(location: str, layout: str = "auto") -> Listing:
     listing = Listing(root=root, layout=layout)
     walker = _Walker(tree, listing)
     if layout == "flat":
+        walker.claim(top, prefix)
         walker.class_folders(top, prefix, HASH_SPLIT)
         return listing
+    splits = {e.name: tree.entries(e.location) for e in top if e.name in (TRAIN, TEST) and e.kind == "dir"}
+    for name, entries in splits.items():
+        walker.claim(entries, f"{prefix}{name}/")
     for entry in top:
-        if entry.name in (TRAIN, TEST) and entry.kind == "dir":
+        if entry.name in splits:
             split = TRAIN if entry.name == TRAIN and TEST in names else (TEST if entry.name == TEST else HASH_SPLIT)
-            walker.class_folders(tree.entries(entry.location), f"{prefix}{entry.name}/", split)
+            walker.class_folders(splits[entry.name], f"{prefix}{entry.name}/", split)
         else:
             walker.outside(entry, prefix, "not in train/ or test/")
     return listing
@@ -209,25 +237,45 @@ class _Walker:
     def __init__(self, tree: Tree, listing: Listing):
         self.tree, self.listing = tree, listing
         self.visited: set[str] = set()
+        self.claimed: dict[str, str] = {}  # real path of a folder -> the class folder whose images it holds
+        self.holders: dict[str, list[str]] = {}  # real path above claimed folders -> two of their class folders
+
+    def claim(self, entries: list[Entry], prefix: str) -> None:
+        """Registers the class folders among ``entries`` that are real folders, before any link is followed."""
+        for entry in entries:
+            if entry.kind == "dir" and not entry.link and not is_hidden(entry.name):
+                self._claim(self.tree.real(entry.location), f"{prefix}{entry.name}")
+
+    def _claim(self, real: str, folder: str) -> None:
+        self.claimed.setdefault(real, folder)
+        for above in _ancestors(real):
+            below = self.holders.setdefault(above, [])
+            if folder not in below and len(below) < 2:  # enough to name one that is not the linking class
+                below.append(folder)
 
     def class_folders(self, entries: list[Entry], prefix: str, split: str) -> None:
-        seen: dict[str, str] = {}  # class -> the folder name it came from
+        seen: dict[str, str] = {}  # case-folded class -> the folder name it came from
         for entry in entries:
             if entry.kind != "dir" or is_hidden(entry.name):
                 self.outside(entry, prefix, "not in a class folder")
                 continue
+            folder = f"{prefix}{entry.name}"
+            if self._crosses_classes(entry, folder, folder):
+                continue
             label = normalize_label(entry.name)
             _check_label(entry.name, label, seen, prefix)
             before = len(self.listing.files)
-            for item, path in self._files(entry, f"{prefix}{entry.name}/"):
+            for item, path in self._files(entry, f"{folder}/", folder):
                 self._add(item, path, label, split)
             if len(self.listing.files) == before:
-                self.listing.empty_classes.append(printable(f"{prefix}{entry.name}"))
+                self.listing.empty_classes.append(printable(folder))
 
     def outside(self, entry: Entry, prefix: str, where: str) -> None:
         """An entry outside any class folder: each file in it is quarantined."""
         if is_hidden(entry.name):
             self.listing.hidden_skipped += 1
+            return
+        if self._crosses_classes(entry, f"{prefix}{entry.name}", ""):
             return
         if entry.kind != "dir":
             self._add(entry, f"{prefix}{entry.name}", "", None, where)
@@ -235,19 +283,44 @@ class _Walker:
         for item, path in self._files(entry, f"{prefix}{entry.name}/"):
             self._add(item, path, "", None, where)
 
-    def _files(self, folder: Entry, prefix: str) -> Iterator[tuple[Entry, str]]:
-        """Non-directory entries below ``folder`` (depth first, sorted), with their source-relative paths."""
+    def _files(self, folder: Entry, prefix: str, owner: str = "") -> Iterator[tuple[Entry, str]]:
+        """Non-directory entries below ``folder`` (depth first, sorted), with their source-relative paths.
+
+        ``owner``: the class folder being walked ("" outside class folders); links that cross into other
+        class folders are quarantined.
+        """
         real = self.tree.real(folder.location)
         if real in self.visited:
             return
         self.visited.add(real)
+        if owner and folder.link:
+            self._claim(real, owner)
         for entry in self.tree.entries(folder.location):
+            path = f"{prefix}{entry.name}"
             if is_hidden(entry.name):
                 self.listing.hidden_skipped += 1
+            elif self._crosses_classes(entry, path, owner):
+                continue
             elif entry.kind == "dir":
-                yield from self._files(entry, f"{prefix}{entry.name}/")
+                yield from self._files(entry, f"{path}/", owner)
             else:
-                yield entry, f"{prefix}{entry.name}"
+                yield entry, path
+
+    def _crosses_classes(self, entry: Entry, path: str, owner: str) -> bool:
+        """Quarantines ``entry`` when it is a link into a class folder other than ``owner``, or to a folder that
+        holds one (the data root, a split folder); True when it did."""
+        if not entry.link or entry.kind not in ("dir", "file"):
+            return False
+        target = self.tree.real(entry.location)
+        into = [self.claimed.get(folder, owner) for folder in (target, *_ancestors(target))]
+        holds = self.holders.get(target, [])
+        other = next((f for f in into if f != owner), "") or next((f for f in holds if f != owner), "")
+        if not other:
+            return False
+        where = "into the class folder" if other in into else "to a folder that holds the class folder"
+        detail = f"symbolic link {where} {printable(other)}; its images are ingested there"
+        self.listing.quarantined.append(Quarantined(printable(path), q.SYMLINK_TO_OTHER_CLASS, detail))
+        return True
 
     def _add(self, entry: Entry, path: str, label: str, split: str | None, where: str = "") -> None:
         reason = {

@@ -21,9 +21,11 @@ CHANGED_DURING_INGEST = "changed_during_ingest"
 HIDDEN_FILE = "hidden_file"
 OUTSIDE_CLASS_FOLDER = "outside_class_folder"
 SYMLINK_OUTSIDE_ROOT = "symlink_outside_root"
+SYMLINK_TO_OTHER_CLASS = "symlink_to_other_class"
 NOT_A_REGULAR_FILE = "not_a_regular_file"
 UNSAFE_ARCHIVE_MEMBER = "unsafe_archive_member"
 CORRUPT_ARCHIVE_MEMBER = "corrupt_archive_member"
+NAME_TOO_LONG = "name_too_long"
 # Content shared between files, and classes
 DUPLICATE_IN_CLASS = "duplicate_in_class"
 CONFLICTING_LABELS = "conflicting_labels"
@@ -44,9 +46,11 @@ REASONS = (
     HIDDEN_FILE,
     OUTSIDE_CLASS_FOLDER,
     SYMLINK_OUTSIDE_ROOT,
+    SYMLINK_TO_OTHER_CLASS,
     NOT_A_REGULAR_FILE,
     UNSAFE_ARCHIVE_MEMBER,
     CORRUPT_ARCHIVE_MEMBER,
+    NAME_TOO_LONG,
     DUPLICATE_IN_CLASS,
     CONFLICTING_LABELS,
     TRAIN_TEST_LEAKAGE,

@@ -5,14 +5,17 @@ leakage, ``--percent`` subsetting, shard assignment and example building. The Be
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from hubpipe.components.common import features as f
+from hubpipe.components.common.text import first_line, summarize
 from hubpipe.components.ingest import images
 from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.io_errors import is_machine_read_error, machine_failure
 from hubpipe.components.ingest.listing import HASH_SPLIT, TEST, TRAIN, SourceFile
 from hubpipe.components.ingest.quarantine import Quarantined
 
@@ -59,30 +62,47 @@ class ImageMeta:
 
 
 def read_bytes(uri: str, limit: int) -> bytes:
-    """At most ``limit`` bytes of a local file or a ``tf.io.gfile`` URI; OSError when it cannot be read."""
+    """At most ``limit`` bytes of a local file or a ``tf.io.gfile`` URI; OSError (with an errno) when it cannot
+    be read. A gfile error that says the file is gone or forbidden becomes ENOENT or EACCES, any other (a
+    network or service failure) EIO: the machine's (see :mod:`.io_errors`)."""
     if "://" not in uri:
         with open(uri, "rb") as handle:
             return handle.read(limit)
     from hubpipe.pipeline.runtime import import_tensorflow
 
+    tf = import_tensorflow()
     try:
-        with import_tensorflow().io.gfile.GFile(uri, "rb") as handle:
+        with tf.io.gfile.GFile(uri, "rb") as handle:
             return handle.read(limit)
     except Exception as exc:  # gfile raises tf.errors.OpError subclasses
-        raise OSError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        code = {tf.errors.NotFoundError: errno.ENOENT, tf.errors.PermissionDeniedError: errno.EACCES}
+        raise OSError(code.get(type(exc), errno.EIO), first_line(exc), uri) from None
+
+
+def read_source(uri: str, path: str, limit: int) -> bytes | Quarantined:
+    """``read_bytes``, or an ``unreadable`` entry when the file cannot be read because of what it is (gone,
+    not a file, forbidden); raises MachineIOError when the machine failed (EIO, no memory, ...)."""
+    try:
+        return read_bytes(uri, limit)
+    except (OSError, MemoryError) as exc:
+        if not isinstance(exc, OSError) or is_machine_read_error(exc):
+            raise machine_failure(exc, f"reading {uri}") from None
+        return Quarantined(path, q.UNREADABLE, exc.strerror or str(exc))
 
 
 def inspect_file(source: SourceFile, limits: Limits) -> ImageMeta | Quarantined:
     """Reads one file (never more than the size limit) and decides whether it can become an example."""
     if source.size > limits.max_file_bytes:
         return Quarantined(source.path, q.FILE_TOO_LARGE, f"{source.size:,} bytes, limit {limits.max_file_bytes:,}")
-    try:
-        data = read_bytes(source.uri, limits.max_file_bytes + 1)
-    except OSError as exc:
-        return Quarantined(source.path, q.UNREADABLE, exc.strerror or str(exc))
+    data = read_source(source.uri, source.path, limits.max_file_bytes + 1)
+    if isinstance(data, Quarantined):
+        return data
     if len(data) > limits.max_file_bytes:
         return Quarantined(source.path, q.FILE_TOO_LARGE, f"over {limits.max_file_bytes:,} bytes")
-    verdict = images.inspect_image(data, limits.max_pixels)
+    try:
+        verdict = images.inspect_image(data, limits.max_pixels)
+    except (OSError, MemoryError) as exc:  # only the machine's errors leave inspect_image
+        raise machine_failure(exc, f"decoding {source.uri}") from None
     if isinstance(verdict, images.Rejection):
         return Quarantined(source.path, verdict.reason, verdict.detail)
     digest = hashlib.sha256(data).hexdigest()
@@ -137,7 +157,7 @@ class Resolution:
             }
         )
         if policy == FAIL:
-            self.violations.append(f"{kind}: {', '.join(paths)}")
+            self.violations.append(f"{kind}: {summarize(paths)}")
 
 
 def resolve_content_group(metas: Iterable[ImageMeta], policies: Policies) -> Resolution:
@@ -154,8 +174,8 @@ def resolve_content_group(metas: Iterable[ImageMeta], policies: Policies) -> Res
         result.report(q.CONFLICTING_LABELS, ordered, policies.duplicates_across_classes)
         if policies.duplicates_across_classes == DROP:
             for meta in ordered:
-                others = ", ".join(m.path for m in ordered if m is not meta)
-                detail = f"same content labelled {' and '.join(labels)} (also at {others})"
+                others = summarize(m.path for m in ordered if m is not meta)
+                detail = f"same content labelled {summarize(labels, separator=' and ')} (also at {others})"
                 result.quarantined.append(Quarantined(meta.path, q.CONFLICTING_LABELS, detail))
             return result
     for label in labels:

@@ -22,7 +22,7 @@ from hubpipe.components.ingest.download import copy_remote, download
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.data.presets import PRESETS, get_preset
 from hubpipe.pipeline.config import SAMPLE_SOURCE, DataConfig, PipelineConfig
-from hubpipe.pipeline.errors import DataError, UsageError
+from hubpipe.pipeline.errors import DataError, HubpipeError, UsageError
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ def _resolve_remote(uri: str, data: DataConfig, cache: Path) -> ResolvedSource:
             return ResolvedSource("remote", uri.rstrip("/"), uri)
         if gfile.exists(uri) and has_archive_suffix(uri):
             return _from_archive("remote", copy_remote(uri, cache, data.max_extract_bytes), uri, data, cache)
+    except HubpipeError:  # already one line: a damaged archive, a full cache disk
+        raise
     except Exception as exc:  # file-system plugins raise their own error types
         raise DataError(f"cannot read data source {uri}: {first_line(exc)}") from None
     raise DataError(f"data source {uri} is neither a folder nor a .zip/.tar archive that can be read")

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hubpipe.components.common import features as f
+from hubpipe.components.common.text import summarize
 
 ERROR, WARNING = "error", "warning"
+SHOWN_VALUES = 5  # values of a long list shown in an anomaly's description
 
 #: TFDV anomaly type (per feature, or any feature when None) -> our kind.
 TFDV_KINDS = {
@@ -53,9 +55,19 @@ def from_tfdv(anomalies: Any, split: str) -> list[Anomaly]:
         for reason in info.reason:
             type_name = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
             kind = TFDV_KINDS.get((type_name, feature)) or TFDV_KINDS.get((type_name, None)) or type_name.lower()
-            description = (reason.description or reason.short_description).strip()
+            description = _shortened((reason.description or reason.short_description).strip())
             found.append(Anomaly(severity, kind, feature, description, split))
     return found
+
+
+def _shortened(description: str) -> str:
+    """A TFDV description that lists values (``Examples contain values missing from the schema: a (<1%), b
+    (<1%), ...``, every one of them) cut to the first few; ``anomalies_<split>.pbtxt`` keeps the whole text."""
+    head, colon, listed = description.partition(": ")
+    values = listed.split(", ")
+    if not colon or len(values) <= SHOWN_VALUES:
+        return description
+    return f"{head} ({len(values):,}): {summarize(values, SHOWN_VALUES)}"
 
 
 def class_counts(statistics: Any) -> dict[str, int]:
@@ -80,7 +92,7 @@ def missing_classes(expected: Iterable[str] | None, counts: Mapping[str, int]) -
     missing = sorted(set(expected or ()) - {label for label, n in counts.items() if n > 0})
     if not missing:
         return []
-    text = f"classes of the schema without training images: {', '.join(missing)}"
+    text = f"classes of the schema without training images ({len(missing):,}): {summarize(missing, SHOWN_VALUES)}"
     return [Anomaly(ERROR, "missing_classes", f.LABEL_TEXT, text, "train")]
 
 
@@ -88,8 +100,8 @@ def few_images(counts: Mapping[str, int], minimum: int) -> list[Anomaly]:
     few = sorted((label, n) for label, n in counts.items() if n < minimum)
     if not few:
         return []
-    listed = ", ".join(f"{label} ({n})" for label, n in few)
-    text = f"classes with fewer than {minimum} training images: {listed}"
+    listed = summarize((f"{label} ({n})" for label, n in few), SHOWN_VALUES)
+    text = f"classes with fewer than {minimum} training images ({len(few):,}): {listed}"
     return [Anomaly(WARNING, "few_images_per_class", f.LABEL_TEXT, text, "train")]
 
 

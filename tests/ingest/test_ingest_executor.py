@@ -3,6 +3,7 @@ right reason, the counts add up, and the examples are what the train stage reads
 
 from __future__ import annotations
 
+import errno
 import os
 import zipfile
 from collections import Counter
@@ -231,3 +232,56 @@ def test_single_class_or_no_images_is_a_clear_error(tmp_path: Path, classes: dic
     (root / "train" / "empty").mkdir(parents=True)
     with pytest.raises(DataError, match=message):
         run(context(tmp_path, root))
+
+
+def test_symlinks_into_other_classes_are_reported_and_move_no_image(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for seed in range(12):
+        corpus.write(root / ("bird", "cat", "dog")[seed % 3] / f"{seed}.jpg", corpus.jpeg(seed))
+    (root / "bird" / "catlink").symlink_to("../cat", target_is_directory=True)
+    (root / "bird" / "up").symlink_to("..", target_is_directory=True)
+    result = run(context(tmp_path, root))
+    quarantined = {e["path"]: e["reason"] for e in read_json(tmp_path / "ingest-output" / "quarantine.json")}
+    assert quarantined == {"bird/catlink": q.SYMLINK_TO_OTHER_CLASS, "bird/up": q.SYMLINK_TO_OTHER_CLASS}
+    labels = {row[f.SOURCE_PATH]: row[f.LABEL_TEXT] for row in read_examples(tmp_path / "ingest-output")}
+    assert labels == {
+        f"{label}/{seed}.jpg": label for seed in range(12) for label in [("bird", "cat", "dog")[seed % 3]]
+    }
+    assert result.results["empty_class_folders"] == [] and result.results["classes"] == 3
+    assert result.results["files_seen"] == 14 and result.rejected is None
+
+
+@pytest.mark.parametrize("failing_read", [1, 2], ids=["inspect", "write-shard"])
+def test_a_machine_error_inside_the_beam_pipeline_stops_ingest_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_read: int
+) -> None:
+    """An EIO on the first read of a file (inspection) or the second (writing its shard) fails the stage."""
+    from hubpipe.components.ingest import records
+    from hubpipe.components.ingest.io_errors import MachineIOError
+
+    root = corpus.simple_dataset(tmp_path / "pets", {CAT: (4, 1), DOG: (4, 1)})
+    reads: Counter[str] = Counter()
+
+    def failing_disk(path, *args, **kwargs):
+        reads[str(path)] += 1
+        if str(path).endswith(f"{DOG}/002.jpg") and reads[str(path)] == failing_read:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(records, "open", failing_disk, raising=False)
+    with pytest.raises(MachineIOError) as info:
+        run(context(tmp_path, root))
+    assert str(info.value) == f"input/output error while reading {root}/train/{DOG}/002.jpg"
+    assert reads[str(root / "train" / DOG / "002.jpg")] == failing_read
+
+
+def test_many_empty_class_folders_make_one_short_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for i in range(300):
+        (tmp_path / "data" / f"empty_{i:03d}").mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="hubpipe.ingest"), pytest.raises(DataError) as info:
+        run(context(tmp_path, tmp_path / "data"))
+    assert str(info.value).endswith(
+        "(empty class folders: empty_000, empty_001, empty_002, empty_003, empty_004 ... and 295 more)"
+    )
+    assert len(str(info.value)) < 300
+    assert [len(r.getMessage()) < 200 for r in caplog.records] == [True]

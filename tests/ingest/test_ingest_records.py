@@ -86,3 +86,17 @@ def test_percent_is_deterministic_keeps_one_and_is_stable_under_additions() -> N
 def test_shard_names_match_the_example_format() -> None:
     assert shard_name("train", 3, 12) == "train-00003-of-00012.tfrecord"
     assert shard_count(1, 0) == 1 and shard_count(4001, 0) == 3 and shard_count(5, 8) == 5
+
+
+def test_one_image_copied_into_many_classes_gives_short_details_and_violations() -> None:
+    copies = [meta(f"class_{i:04d}/same.jpg", f"class_{i:04d}", "train") for i in range(1000)]
+    dropped = resolve_content_group(copies, Policies())
+    assert len(dropped.quarantined) == 1000
+    assert max(len(e.detail) for e in dropped.quarantined) < 300
+    assert dropped.quarantined[0].detail.endswith(" ... and 994 more)")
+    assert len(dropped.reports[0]["paths"]) == 1000  # duplicates.json keeps every path
+    refused = resolve_content_group(copies, Policies(duplicates_across_classes="fail"))
+    assert refused.violations == [
+        "conflicting_labels: class_0000/same.jpg, class_0001/same.jpg, class_0002/same.jpg, class_0003/same.jpg, "
+        "class_0004/same.jpg ... and 995 more"
+    ]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.server
 import io
 import os
+import signal
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -69,7 +71,7 @@ def test_symlinks_outside_the_root_are_quarantined_inside_followed(tmp_path: Pat
     corpus.write(root / "cat" / "a.jpg", corpus.jpeg(2))
     corpus.write(root / "dog" / "b.jpg", corpus.jpeg(3))
     (root / "cat" / "escape.jpg").symlink_to(outside)
-    (root / "dog" / "alias.jpg").symlink_to(root / "cat" / "a.jpg")
+    (root / "dog" / "alias.jpg").symlink_to(root / "dog" / "b.jpg")  # inside its class folder
     (root / "bird").symlink_to(tmp_path / "secret", target_is_directory=True)
     os.mkfifo(root / "dog" / "pipe.jpg")
     listing = list_dataset(str(root))
@@ -79,6 +81,72 @@ def test_symlinks_outside_the_root_are_quarantined_inside_followed(tmp_path: Pat
         ("dog/pipe.jpg", q.NOT_A_REGULAR_FILE),
     }
     assert sorted(f.path for f in listing.files) == ["cat/a.jpg", "dog/alias.jpg", "dog/b.jpg"]
+
+
+def _three_classes(root: Path) -> Path:
+    for seed, label in enumerate(("bird", "bird", "cat", "cat", "dog", "dog")):
+        corpus.write(root / label / f"{seed}.jpg", corpus.jpeg(seed))
+    return root
+
+
+def test_a_symlink_into_another_class_folder_is_reported_not_followed(tmp_path: Path) -> None:
+    root = _three_classes(tmp_path / "data")
+    (root / "bird" / "catlink").symlink_to("../cat", target_is_directory=True)
+    (root / "bird" / "up").symlink_to("..", target_is_directory=True)
+    corpus.write(root / "bird" / "sub" / "keep.jpg", corpus.jpeg(10))
+    (root / "bird" / "sub" / "dog.jpg").symlink_to("../../dog/4.jpg")
+    (root / "bird" / "same.jpg").symlink_to("sub/keep.jpg")  # stays in its class folder: followed
+    (root / "cat" / "again").symlink_to(".", target_is_directory=True)  # its own folder: nothing new
+    (root / "owl").symlink_to("dog", target_is_directory=True)  # a class folder that is another one
+    listing = list_dataset(str(root))
+    assert sorted((f.path, f.label) for f in listing.files) == [
+        ("bird/0.jpg", "bird"),
+        ("bird/1.jpg", "bird"),
+        ("bird/same.jpg", "bird"),
+        ("bird/sub/keep.jpg", "bird"),
+        ("cat/2.jpg", "cat"),
+        ("cat/3.jpg", "cat"),
+        ("dog/4.jpg", "dog"),
+        ("dog/5.jpg", "dog"),
+    ]
+    found = {e.path: e for e in listing.quarantined}
+    assert set(found) == {"bird/catlink", "bird/up", "bird/sub/dog.jpg", "owl"}
+    assert {e.reason for e in found.values()} == {q.SYMLINK_TO_OTHER_CLASS}
+    assert found["bird/catlink"].detail == "symbolic link into the class folder cat; its images are ingested there"
+    assert found["bird/up"].detail.startswith("symbolic link to a folder that holds the class folder ")
+    assert listing.empty_classes == []
+
+
+def test_in_the_split_layout_a_link_into_the_other_split_or_the_split_folder_is_reported(tmp_path: Path) -> None:
+    root = corpus.simple_dataset(tmp_path / "data", {"cat": (2, 1), "dog": (2, 1)})
+    (root / "train" / "cat" / "test_cats").symlink_to("../../test/cat", target_is_directory=True)
+    (root / "train" / "dog" / "all").symlink_to("..", target_is_directory=True)
+    (root / "extra").symlink_to("train/dog", target_is_directory=True)  # outside train/ and test/
+    listing = list_dataset(str(root))
+    assert {(e.path, e.reason) for e in listing.quarantined} == {
+        ("train/cat/test_cats", q.SYMLINK_TO_OTHER_CLASS),
+        ("train/dog/all", q.SYMLINK_TO_OTHER_CLASS),
+        ("extra", q.SYMLINK_TO_OTHER_CLASS),
+    }
+    assert sorted((f.split, f.label) for f in listing.files) == [
+        ("test", "cat"),
+        ("test", "dog"),
+        ("train", "cat"),
+        ("train", "cat"),
+        ("train", "dog"),
+        ("train", "dog"),
+    ]
+
+
+@pytest.mark.parametrize(("first", "second"), [("Cat", "cat"), ("STRASSE", "Stra\u00dfe"), ("Éclair", "éclair")])
+def test_class_folders_that_differ_only_in_letter_case_are_refused(tmp_path: Path, first: str, second: str) -> None:
+    corpus.write(tmp_path / "d" / first / "a.jpg", corpus.jpeg(1))
+    corpus.write(tmp_path / "d" / second / "b.jpg", corpus.jpeg(2))
+    corpus.write(tmp_path / "d" / "dog" / "c.jpg", corpus.jpeg(3))
+    names = sorted([first, second])
+    message = rf"^class folders '{names[0]}' and '{names[1]}' in the data root differ only in letter case: .*rename one"
+    with pytest.raises(DataError, match=message):
+        list_dataset(str(tmp_path / "d"))
 
 
 def test_class_names_are_normalised_but_kept() -> None:
@@ -227,24 +295,6 @@ def test_damaged_and_foreign_archives_give_one_line_errors(tmp_path: Path) -> No
         resolve_source(DataConfig(source=str(tmp_path / "nope")), tmp_path / "cache")
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path / "www"
-    folder.mkdir()
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder
-    server.shutdown()
-    server.server_close()
-
-
 def test_url_download_is_verified_cached_and_extracted(tmp_path: Path, http_root: tuple[str, Path]) -> None:
     base, folder = http_root
     archive = _zip(folder / "pets.zip", {"pets/cat/a.jpg": corpus.jpeg(1), "pets/dog/b.jpg": corpus.jpeg(2)})
@@ -350,3 +400,98 @@ def test_fingerprints_are_cheap_and_change_with_the_data(tmp_path: Path) -> None
     assert preset["url"].endswith("10_food_classes_10_percent.zip")
     with pytest.raises(UsageError, match="does not exist"):
         source_fingerprint(load_config(overrides={"data.source": "/does/not/exist"}), {}, None)
+
+
+LONG_NAMES = {
+    "pets/cat/" + "a" * 300 + ".jpg": corpus.jpeg(2),  # a file name over NAME_MAX
+    "pets/" + "\u00e9" * 130 + "/x.jpg": corpus.jpeg(3),  # 130 characters, 260 bytes
+    "pets/dog/" + "/".join(["b" * 250] * 17) + "/y.jpg": corpus.jpeg(4),  # a path over PATH_MAX
+}
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as bundle:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_member_name_too_long_for_the_file_system_is_quarantined(tmp_path: Path, kind: str) -> None:
+    members = {"pets/cat/ok.jpg": corpus.jpeg(1), **LONG_NAMES, "pets/dog/ok.jpg": corpus.jpeg(5)}
+    archive = _zip(tmp_path / "pets.zip", members) if kind == "zip" else _tar(tmp_path / "pets.tar.gz", members)
+    extracted = extract_archive(archive, tmp_path / "cache", max_member_bytes=GIB, max_total_bytes=GIB)
+    assert {(s.path, s.reason) for s in extracted.skipped} == {(name, q.NAME_TOO_LONG) for name in LONG_NAMES}
+    assert all("the file system allows" in s.detail for s in extracted.skipped)
+    listing = list_dataset(str(extracted.root))
+    assert sorted((f.path, f.label) for f in listing.files) == [("pets/cat/ok.jpg", "cat"), ("pets/dog/ok.jpg", "dog")]
+
+
+class StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD; the first request stops after STALL_AT bytes until ``release`` is set."""
+
+    PAYLOAD = os.urandom(3 * 1024 * 1024)
+    STALL_AT = 2 * 1024 * 1024
+    release = threading.Event()
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        first = not self.requests
+        self.requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.PAYLOAD)))
+        self.end_headers()
+        try:
+            if first:
+                self.wfile.write(self.PAYLOAD[: self.STALL_AT])
+                self.wfile.flush()
+                self.release.wait(60)
+                return
+            self.wfile.write(self.PAYLOAD)
+        except OSError:
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_partial_file_of_a_killed_download_is_removed_by_the_next_download(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StallingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/pets.zip"
+    cache = tmp_path / "cache"
+    code = (
+        "from pathlib import Path\n"
+        "from hubpipe.components.ingest.download import download\n"
+        f"download({url!r}, Path({str(cache)!r}))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        partial = _wait_for_partial(cache, child)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        assert partial.is_file() and partial.stat().st_size >= 1024 * 1024
+    finally:
+        if child.poll() is None:
+            child.kill()
+        StallingHandler.release.set()
+    try:
+        target = download(url, cache)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert target.read_bytes() == StallingHandler.PAYLOAD
+    assert sorted(p.name for p in target.parent.iterdir()) == ["download.json", "pets.zip"]
+
+
+def _wait_for_partial(cache: Path, child: subprocess.Popen) -> Path:
+    """The downloader's temporary file once it holds at least a chunk (1 MiB)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        found = [p for p in cache.rglob(".pets.zip.tmp-*") if not p.name.endswith(".lock")]
+        if found and found[0].stat().st_size >= 1024 * 1024:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no partial download appeared (the downloader exited with {child.poll()})")

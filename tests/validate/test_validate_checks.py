@@ -47,6 +47,34 @@ def test_missing_classes_few_images_and_empty_splits() -> None:
     assert [a.split for a in checks.empty_splits({"train": 4})] == ["test"]
 
 
+def test_long_lists_in_anomalies_are_summarised() -> None:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    labels = [f"class_{i:05d}" for i in range(10_000)]
+    (missing,) = checks.missing_classes(labels, {})
+    (few,) = checks.few_images(dict.fromkeys(labels, 1), 10)
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.anomaly_info[f.LABEL_TEXT]
+    listed = ", ".join(f"{label} (<1%)" for label in labels)
+    info.reason.add(
+        type=anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
+        description=f"Examples contain values missing from the schema: {listed}.",
+    )
+    (unexpected,) = checks.from_tfdv(anomalies, "train")
+    assert missing.description.endswith(
+        "(10,000): class_00000, class_00001, class_00002, class_00003, class_00004 ... and 9,995 more"
+    )
+    assert few.description.endswith(
+        "(10,000): class_00000 (1), class_00001 (1), class_00002 (1), class_00003 (1), class_00004 (1) "
+        "... and 9,995 more"
+    )
+    assert unexpected.description == (
+        "Examples contain values missing from the schema (10,000): class_00000 (<1%), class_00001 (<1%), "
+        "class_00002 (<1%), class_00003 (<1%), class_00004 (<1%) ... and 9,995 more"
+    )
+    assert max(len(a.line()) for a in (missing, few, unexpected)) < 250
+
+
 def test_tfdv_anomalies_are_translated_to_readable_kinds() -> None:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
