@@ -12,7 +12,7 @@ import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,7 @@ def run(
         resolved = replace(resolved, runner=replace(resolved.runner, cache=False))
     with _visible_progress():
         report = run_pipeline(resolved, Path(output), until=until)
-    return Run(report.output_dir)
+    return Run(report.output_dir, resolved)
 
 
 def load(run_dir: str | Path) -> Run:
@@ -157,9 +157,14 @@ def _encoded(image: Any) -> bytes:
 
 @dataclass(frozen=True)
 class Run:
-    """A finished (or failed) run folder, read through what its stages wrote."""
+    """A finished (or failed) run folder, read through what its stages wrote.
+
+    ``config`` is the configuration :func:`run` ran with (None from :func:`load`): ``predict`` takes the backbones
+    it may rebuild models on and the image limits from it, else from the defaults.
+    """
 
     output_dir: Path
+    config: PipelineConfig | None = field(default=None, compare=False, repr=False)
 
     def _run_file(self) -> dict[str, Any]:
         return read_json(Path(self.output_dir) / RUN_FILE)
@@ -220,30 +225,33 @@ class Run:
         logs_dir = read_json(published).get("logs_dir") if published and published.is_file() else None
         return Path(logs_dir) if logs_dir else Path(self.output_dir) / train_layout.STAGE / train_layout.LOGS_DIR
 
-    def _serving_dir(self, model: str | None) -> Path:
-        from hubpipe.components.train.serving import resolve_serving_dir
+    def _model_dir(self, model: str | None) -> Path:
+        from hubpipe.components.train.serving import resolve_model_dir
 
         name = model or self.blessed
         if name is None:
             logging.getLogger(__name__).warning("no model is blessed in this run: predicting with the best model")
-            return resolve_serving_dir(Path(self.output_dir))
+            return resolve_model_dir(Path(self.output_dir))
         folder = Path(self.output_dir) / train_layout.STAGE / train_layout.MODELS_DIR / name
         if not folder.is_dir():
             known = ", ".join(self.models["model"]) or "none"
             raise UsageError(f"no model {name!r} in this run (models: {known})")
-        return resolve_serving_dir(folder)
+        return resolve_model_dir(folder)
 
     def predict(self, images: Sequence[Any] | Any, model: str | None = None, top_k: int = 3) -> pd.DataFrame:
         """The top classes of each image (paths, PIL images or RGB arrays) by the blessed model, or by
-        ``model`` (a model name of this run). One row per image: image, label, probability, top."""
+        ``model`` (a model name of this run). One row per image: image, label, probability, top. The model is
+        rebuilt by hubpipe's code from its weights, as ``hubpipe predict`` does."""
         import pandas as pd
 
-        from hubpipe.components.train.serving import classify_encoded
+        from hubpipe.components.train.serving import classify_encoded, load_classifier
 
         if isinstance(images, (str, Path, bytes)) or not isinstance(images, Sequence):
             images = [images]
         encoded = [_encoded(image) for image in images]
-        tops = classify_encoded(self._serving_dir(model), encoded, top_k)
+        config = self.config or load_config()
+        classifier = load_classifier(self._model_dir(model), backbones=config.train.backbones)
+        tops = classify_encoded(classifier, encoded, top_k, config.data)
         rows = [
             {
                 "image": str(img) if isinstance(img, (str, Path)) else f"#{i}",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hubpipe.pipeline.errors import UsageError
+
 
 def _default_file_mode() -> int:
     """The mode a plain ``open()`` would give a new file (0o666 less the umask); mkstemp would give 0o600."""
@@ -69,6 +71,57 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+#: What a JSON file must hold, for :func:`read_json_checked`: a type (``dict``, ``str``, a tuple of types),
+#: ``[shape]`` (a list of items of that shape) or ``{key: shape}`` (an object whose listed keys, when present and
+#: not null, have those shapes; the key ``"*"`` stands for every key).
+JsonShape = type | tuple | list | dict
+
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number"}
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def shape_mismatch(value: Any, shape: JsonShape, where: str = "the top level") -> str | None:
+    """Where ``value`` (parsed JSON) departs from ``shape``, in words; None when it fits."""
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is {_kind(value)}, expected a list"
+        return next((m for i, item in enumerate(value) if (m := shape_mismatch(item, shape[0], f"{where}[{i}]"))), None)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where} is {_kind(value)}, expected an object"
+        for key, inner in shape.items():
+            for name, item in value.items() if key == "*" else [(key, value.get(key))]:
+                problem = None if item is None else shape_mismatch(item, inner, f"{where}.{name}")
+                if problem:
+                    return problem
+        return None
+    if isinstance(value, shape):
+        return None
+    expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in (shape if isinstance(shape, tuple) else (shape,)))
+    return f"{where} is {_kind(value)}, expected {expected}"
+
+
+def read_json_checked(path: Path, shape: JsonShape, default: Any = None) -> Any:
+    """``path``'s JSON when it has ``shape``; ``default`` when the file does not exist.
+
+    For the files of a folder a user points a command at (a run folder): invalid JSON or another shape raises
+    UsageError, one line that names the file and what is wrong with it.
+    """
+    if not path.exists():
+        return default
+    try:
+        value = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not readable JSON ({exc}); rerun the stage that wrote it or delete it") from None
+    problem = shape_mismatch(value, shape)
+    if problem:
+        raise UsageError(f"{path} is not what hubpipe writes there ({problem}); rerun the stage or delete it")
+    return value
 
 
 def dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

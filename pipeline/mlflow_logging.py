@@ -137,10 +137,16 @@ def log_run(
     succeeded: bool,
 ) -> dict[str, Any]:
     """Logs the parent run and the ``pending`` stages' outputs; returns the ids for run.json."""
+    if target.local_dir:
+        Path(target.local_dir).mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(target.uri)
     client = MlflowClient(target.uri)
     experiment = client.get_experiment_by_name(target.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(target.experiment)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(target.experiment, artifact_location=target.artifact_location or None)
+    )
     parent = client.create_run(experiment_id, run_name=output_dir.name, tags={"hubpipe.run_folder": str(output_dir)})
     run_id = parent.info.run_id
     _log_parent(client, run_id, run_file, params)

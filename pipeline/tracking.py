@@ -11,14 +11,21 @@ runner's :func:`~hubpipe.pipeline.runner.run_pipeline`, and the Kubeflow publish
 stage's fingerprint. ``DIR/tracking.json`` remembers which stage outputs (by fingerprint) went to which server,
 so a cached stage is not logged twice. Tracking never fails a run: a server that is down or an error while
 logging gives one warning line and ``tracking: {status: failed, error}`` in run.json, which the report shows.
+
+A plain path or a ``file://`` URI names a local store without a server: MLflow 3's file-store backend refuses
+to start ("in maintenance mode"), so hubpipe keeps the runs in a SQLite database in that folder
+(``<dir>/mlflow.db``, the backend MLflow recommends instead) and the artifacts beside it (``<dir>/artifacts``,
+the artifact location of the experiments it creates there).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +45,12 @@ TRACKING_FILE = "tracking.json"
 TRACKED_STAGES = (train_layout.STAGE, evaluate_layout.STAGE)
 PROBE_TIMEOUT_S = 5.0
 INSTALL_HINT = "pip install -c constraints.txt -e '.[mlflow]'"
+#: A local tracking folder's database and artifact folder (``track.mlflow_uri`` a path or ``file://`` URI).
+LOCAL_DATABASE = "mlflow.db"
+LOCAL_ARTIFACTS = "artifacts"
+#: Tracking URIs MLflow knows without a scheme (Databricks workspaces), which are not paths.
+_NAMED_URIS = ("databricks", "databricks-uc", "uc")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 class TrackingFailed(Exception):
@@ -51,14 +64,37 @@ class TrackingTarget:
     uri: str
     experiment: str
     registered_model: str
+    local_dir: str = ""  # a local tracking folder (made when missing); empty for servers and database URIs
+    artifact_location: str = ""  # of the experiments created there; empty: the server's default
+
+
+def local_tracking_dir(uri: str) -> Path | None:
+    """The folder that a plain path or a ``file://`` URI names, absolute; None for any other URI."""
+    if uri.lower().startswith("file:"):
+        return Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path)).expanduser().resolve()
+    if _SCHEME.match(uri) or uri.lower() in _NAMED_URIS:
+        return None
+    return Path(uri).expanduser().resolve()
 
 
 def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
-    """The configured tracking target, ``$MLFLOW_TRACKING_URI`` when the setting is empty; None: no tracking."""
+    """The configured tracking target, ``$MLFLOW_TRACKING_URI`` when the setting is empty; None: no tracking.
+
+    A local folder becomes the SQLite store in it, with its artifacts beside the database (see above).
+    """
     uri = config.track.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
         return None
-    return TrackingTarget(uri, config.track.experiment, config.track.registered_model)
+    folder = local_tracking_dir(uri)
+    if folder is None:
+        return TrackingTarget(uri, config.track.experiment, config.track.registered_model)
+    return TrackingTarget(
+        f"sqlite:///{folder / LOCAL_DATABASE}",
+        config.track.experiment,
+        config.track.registered_model,
+        local_dir=str(folder),
+        artifact_location=(folder / LOCAL_ARTIFACTS).as_uri(),
+    )
 
 
 def flatten(data: Mapping[str, Any]) -> dict[str, str]:

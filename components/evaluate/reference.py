@@ -35,7 +35,7 @@ import numpy as np
 
 from hubpipe.components.common import storage
 from hubpipe.components.common.feature_vectors import line_up, vectors_in_order
-from hubpipe.components.common.head import HEAD_LAYER, build_head
+from hubpipe.components.common.head import head_from_weights
 from hubpipe.components.common.publish_root import PublishedVersion, damaged
 from hubpipe.components.common.text import first_line
 from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
@@ -44,9 +44,6 @@ from hubpipe.components.train.layout import FEATURE_EXTRACTION, HEAD_DIR, LABELS
 from hubpipe.pipeline.errors import PublishRootDamaged, StageError
 
 LOG = logging.getLogger(__name__)
-
-#: Where a compiled Keras model keeps its metrics' counters in a checkpoint (not read).
-METRIC_VARIABLES = "keras_api/metrics/"
 
 
 @dataclass(frozen=True)
@@ -126,28 +123,6 @@ def _head_probabilities(
         return None
     head = head_from_weights(tf, storage.join(reference.path, HEAD_DIR))
     return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
-
-
-def head_from_weights(tf: Any, head_dir: str) -> Any:
-    """The head architecture built by this code, with only the weights read from the published folder.
-
-    ``tf.keras.models.load_model`` would rebuild whatever layers the folder describes (a Lambda layer carries
-    Python code); the checkpoint reader reads tensors only. The training metrics' counters that a compiled
-    head carries are not read; any other layer than one Dense layer's kernel and bias is refused.
-    """
-    reader = tf.train.load_checkpoint(f"{head_dir.rstrip('/')}/variables/variables")
-    shapes = {
-        key: shape
-        for key, shape in reader.get_variable_to_shape_map().items()
-        if key != "_CHECKPOINTABLE_OBJECT_GRAPH" and not key.startswith(METRIC_VARIABLES)
-    }
-    kernel_key, bias_key = (f"layer_with_weights-0/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in ("kernel", "bias"))
-    if set(shapes) != {kernel_key, bias_key} or len(shapes[kernel_key]) != 2:
-        raise ValueError(f"the head in {head_dir} is not one Dense layer (variables: {sorted(shapes)[:4]})")
-    feature_dim, num_classes = shapes[kernel_key]
-    head = build_head(tf, feature_dim, num_classes)
-    head.get_layer(HEAD_LAYER).set_weights([reader.get_tensor(kernel_key), reader.get_tensor(bias_key)])
-    return head
 
 
 def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_classes: int) -> np.ndarray | str:

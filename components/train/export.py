@@ -30,6 +30,8 @@ LABELS = "labels"
 LABEL_IDS = "label_ids"
 CLASSES = "classes"
 MAX_PIXELS = "max_pixels"
+#: The attribute the serving module keeps the classifier's variables under (in ``classifier.variables`` order).
+CLASSIFIER_VARIABLES = "classifier_variables"
 
 
 def write_labels(path: Path, class_names: Sequence[str]) -> None:
@@ -49,7 +51,9 @@ def save_serving_model(
     """Saves ``classifier`` (images in [0, 1] -> probabilities) behind a signature that takes encoded images.
 
     An image whose header declares more than ``max_pixels`` fails the call with InvalidArgumentError before
-    it is decoded; the cap is also stored in the folder (the ``max_pixels`` variable) for ``hubpipe predict``.
+    it is decoded; the cap is also stored in the folder (the ``max_pixels`` variable), for serving systems that
+    load the folder. ``hubpipe predict`` runs none of it: it rebuilds the model (:mod:`.serving`) and reads the
+    weights with :func:`restore_classifier_weights`.
     """
     names = tf.constant(list(class_names))
     pixels_spec = tf.TensorSpec([input_size, input_size, 3], tf.float32)
@@ -73,11 +77,32 @@ def save_serving_model(
     module = tf.Module()
     # Tracking the variables rather than the Keras model skips Keras' per-layer serialisation (seconds per model);
     # ``serve`` is the only function the folder needs.
-    module.classifier_variables = list(classifier.variables)
+    setattr(module, CLASSIFIER_VARIABLES, list(classifier.variables))
     module.labels_file = tf.saved_model.Asset(str(labels_file))
     module.max_pixels = tf.Variable(max_pixels, dtype=tf.int64, trainable=False, name=MAX_PIXELS)
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+
+
+def restore_classifier_weights(tf: Any, classifier: Any, serving_dir: Path) -> Any:
+    """``classifier`` (built by hubpipe's code as training built it) with the weights of a serving folder.
+
+    Only tensors are read (the checkpoint reader), by position in ``classifier.variables``; a count or shape
+    that differs raises ValueError. Returns ``classifier``.
+    """
+    reader = tf.train.load_checkpoint(str(serving_dir / "variables" / "variables"))
+    stored = reader.get_variable_to_shape_map()
+    keys = [f"{CLASSIFIER_VARIABLES}/{i}/.ATTRIBUTES/VARIABLE_VALUE" for i in range(len(classifier.variables))]
+    count = sum(1 for key in stored if key.startswith(f"{CLASSIFIER_VARIABLES}/"))
+    if count != len(keys):
+        raise ValueError(f"the serving folder holds {count} weights, the model built for it {len(keys)}")
+    for variable, key in zip(classifier.variables, keys, strict=True):
+        if list(stored[key]) != variable.shape.as_list():
+            raise ValueError(
+                f"weight {key.split('/')[1]} ({variable.name}) has shape {stored[key]}, not {variable.shape}"
+            )
+        variable.assign(reader.get_tensor(key))
+    return classifier
 
 
 def save_head(head: Any, path: Path) -> None:

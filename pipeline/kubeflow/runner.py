@@ -214,7 +214,23 @@ def submit_pipeline(
             run = client.create_run_from_pipeline_package(
                 str(package), arguments={}, run_name=run_name, experiment_name=experiment, namespace=namespace
             )
-    return SubmittedRun(run_id=run.run_id, url=f"{host.rstrip('/')}/#/runs/details/{run.run_id}")
+    run_id = _run_id(host, run)
+    return SubmittedRun(run_id=run_id, url=f"{host.rstrip('/')}/#/runs/details/{run_id}")
+
+
+def _run_id(host: str, run: Any) -> str:
+    """The id of the run the API created (KFP v2beta1's ``run_id``); SubmitError when its answer holds none.
+
+    The client builds its result from whatever JSON the API answered, so a 200 ``{}`` (a proxy or a login page
+    answering for the API) would otherwise read as a run with no id.
+    """
+    run_id = getattr(run, "run_id", None)
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise SubmitError(
+            f"the Kubeflow Pipelines API at {host} answered without a run id, so no run is known "
+            "to have started: check that --host is the KFP API (e.g. https://HOST/pipeline)"
+        )
+    return run_id
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,7 @@ from hubpipe.components.ingest import layout as ingest_layout
 from hubpipe.components.publish import layout as publish_layout
 from hubpipe.components.train import layout as train_layout
 from hubpipe.components.validate import layout as validate_layout
-from hubpipe.pipeline.artifacts import write_text_atomic
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.artifacts import read_json_checked, write_text_atomic
 from hubpipe.pipeline.execution import complete_dir
 from hubpipe.pipeline.locking import run_in_progress
 from hubpipe.pipeline.runner import RUN_FILE
@@ -31,6 +29,22 @@ from hubpipe.pipeline.runner import RUN_FILE
 #: The report's file name in a run folder unless told otherwise (``hubpipe report``, MLflow tracking).
 REPORT_FILE = "report.html"
 QUARANTINE_ROWS = 100
+
+#: What the report reads from each file (see :func:`~hubpipe.pipeline.artifacts.read_json_checked`): the
+#: containers it walks through; the values it shows are escaped whatever their type.
+_NUMBER = (int, float)
+RUN_SHAPE = {"stages": [dict], "process": dict, "tracking": dict}
+QUARANTINE_SHAPE = [dict]
+ANOMALIES_SHAPE = [dict]
+INGEST_SUMMARY_SHAPE = {"source": dict, "formats": dict, "per_class": {"*": {"*": _NUMBER}}}
+BLESSING_SHAPE = {
+    "candidates": [{"accuracy": _NUMBER}],
+    "checks": [dict],
+    "reasons": list,
+    "reference": {"metrics": dict},
+    "thresholds": dict,
+}
+PUBLISH_SHAPE = {"hints": list}
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -50,33 +64,12 @@ def _image(path: Path, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
-
-
-def _run_record(path: Path) -> dict[str, Any]:
-    """``run.json`` as written by the runner ({} when absent); raises UsageError when it is damaged."""
-    if not path.exists():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} is not readable JSON ({exc}); rerun the pipeline or delete it") from None
-    stages = record.get("stages", []) if isinstance(record, dict) else None
-    if not isinstance(stages, list) or not all(isinstance(stage, dict) for stage in stages):
-        raise UsageError(f"{path} is not a hubpipe run record (expected an object with a list of stages)")
-    return record
-
-
 class RunFolder:
     """A run folder's stage folders and run.json."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.run = _run_record(self.root / RUN_FILE)
+        self.run = read_json_checked(self.root / RUN_FILE, RUN_SHAPE, {})
 
     def stage(self, name: str) -> Path | None:
         """The stage's folder when it is complete (has its manifest), else None."""
@@ -91,7 +84,7 @@ class RunFolder:
         return status
 
     def record(self, name: str) -> dict[str, Any]:
-        return next((s for s in self.run.get("stages", []) if s.get("name") == name), {})
+        return next((s for s in self.run.get("stages") or [] if s.get("name") == name), {})
 
 
 def _not_run(stage: str, run: RunFolder) -> str:
@@ -103,7 +96,7 @@ def _not_run(stage: str, run: RunFolder) -> str:
 
 def _overview(run: RunFolder) -> str:
     rows = []
-    for record in run.run.get("stages", []):
+    for record in run.run.get("stages") or []:
         status = record.get("status", "")
         kind = {"ran": "ok", "cached": "neutral", "failed": "bad"}.get(status, "warn")
         rows.append(
@@ -158,7 +151,7 @@ def _class_table(per_class: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def _quarantine(ingest: Path) -> str:
-    entries = _read_json(ingest / ingest_layout.QUARANTINE_FILE, []) or []
+    entries = read_json_checked(ingest / ingest_layout.QUARANTINE_FILE, QUARANTINE_SHAPE, [])
     if not entries:
         return "<p>No file was quarantined.</p>"
     summary, files, not_shown = quarantine_tables(entries, QUARANTINE_ROWS)
@@ -172,8 +165,8 @@ def _data_section(run: RunFolder) -> str:
     ingest = run.stage(ingest_layout.STAGE)
     if ingest is None:
         return "<h2>Data</h2>" + _not_run(ingest_layout.STAGE, run)
-    summary = _read_json(ingest / ingest_layout.SUMMARY_FILE, {}) or {}
-    source = summary.get("source", {})
+    summary = read_json_checked(ingest / ingest_layout.SUMMARY_FILE, INGEST_SUMMARY_SHAPE, {})
+    source = summary.get("source") or {}
     facts = [
         ["source", escape(source.get("description") or source.get("location") or "?")],
         ["layout", escape(summary.get("layout", "?"))],
@@ -252,7 +245,7 @@ def _validation_section(run: RunFolder) -> str:
     results = run.record(validate_layout.STAGE).get("results", {})
     verdict = results.get("verdict", "?")
     kind = {"passed": "ok", "warned": "warn", "failed": "bad"}.get(verdict, "neutral")
-    anomalies = _read_json(validate / validate_layout.ANOMALIES_FILE, []) or []
+    anomalies = read_json_checked(validate / validate_layout.ANOMALIES_FILE, ANOMALIES_SHAPE, [])
     drift = results.get("class_drift_linf")
     head = f"<p>Verdict: {_pill(verdict, kind)}"
     head += f" &nbsp; class drift (L-infinity) vs the previous run: {_num(drift)}</p>" if drift is not None else "</p>"
@@ -279,12 +272,14 @@ def model_rows(run: RunFolder, blessing: Mapping[str, Any], evaluate: Path | Non
     train = run.stage(train_layout.STAGE)
     if train is None:
         return []
-    passed = {c["name"]: c.get("passed") for c in blessing.get("candidates", [])}
+    passed = {c.get("name"): c.get("passed") for c in blessing.get("candidates") or []}
     rows = []
     for info_path in sorted((train / train_layout.MODELS_DIR).glob(f"*/{train_layout.MODEL_FILE}")):
-        info = _read_json(info_path, {}) or {}
-        name = info.get("name", info_path.parent.name)
-        metrics = (_read_json(evaluate / evaluate_layout.METRICS_DIR / f"{name}.json", {}) if evaluate else {}) or {}
+        info = read_json_checked(info_path, dict, {})
+        name = str(info.get("name") or info_path.parent.name)
+        metrics = (
+            read_json_checked(evaluate / evaluate_layout.METRICS_DIR / f"{name}.json", dict, {}) if evaluate else {}
+        )
         backbone = info.get("backbone") if isinstance(info.get("backbone"), dict) else {}
         rows.append(
             {
@@ -336,7 +331,7 @@ def _gate(name: str, blessing: Mapping[str, Any], passed: Mapping[str, Any]) -> 
 
 def _checks_table(blessing: Mapping[str, Any]) -> str:
     rows = []
-    for check in blessing.get("checks", []):
+    for check in blessing.get("checks") or []:
         result = {True: _pill("passed", "ok"), False: _pill("failed", "bad")}.get(
             check.get("passed"), _pill("skipped", "neutral")
         )
@@ -356,7 +351,7 @@ def _checks_table(blessing: Mapping[str, Any]) -> str:
 def _pictures(evaluate: Path, blessing: Mapping[str, Any]) -> str:
     folders = sorted(p for p in (evaluate / evaluate_layout.IMAGES_DIR).glob("*") if p.is_dir())
     first = blessing.get("blessed") or max(
-        blessing.get("candidates", []), key=lambda c: c.get("accuracy", 0), default={}
+        blessing.get("candidates") or [], key=lambda c: c.get("accuracy") or 0, default={}
     ).get("name")
     parts = []
     for folder in sorted(folders, key=lambda f: (f.name != first, f.name)):
@@ -371,7 +366,7 @@ def _blessing_section(run: RunFolder, blessing: Mapping[str, Any], evaluate: Pat
         return "<h2>Blessing</h2>" + _not_run(evaluate_layout.STAGE, run)
     blessed = blessing.get("blessed")
     verdict = _pill(f"blessed: {blessed}", "ok") if blessed else _pill("not blessed", "bad")
-    reasons = "".join(f"<li>{escape(r)}</li>" for r in blessing.get("reasons", []))
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in blessing.get("reasons") or [])
     reference = blessing.get("reference") or {}
     if reference.get("metrics"):
         accuracy = _num(reference["metrics"].get("accuracy"))
@@ -393,7 +388,7 @@ def _publish_section(run: RunFolder) -> str:
     publish = run.stage(publish_layout.STAGE)
     if publish is None:
         return "<h2>Publication</h2>" + _not_run(publish_layout.STAGE, run)
-    record = _read_json(publish / publish_layout.PUBLISH_FILE, {}) or {}
+    record = read_json_checked(publish / publish_layout.PUBLISH_FILE, PUBLISH_SHAPE, {})
     facts = [
         ["model", escape(record.get("note", "-"))],
         ["published version", escape(record.get("version") or "none")],
@@ -402,7 +397,7 @@ def _publish_section(run: RunFolder) -> str:
         ["this run's logs", f"<code>{escape(record.get('logs_dir', '?'))}</code>"],
         ["Kubeflow Tensorboard", escape(record.get("tensorboard_resource") or record.get("resource_note") or "-")],
     ]
-    hints = "".join(f"<li><code>{escape(h)}</code></li>" for h in record.get("hints", []))
+    hints = "".join(f"<li><code>{escape(h)}</code></li>" for h in record.get("hints") or [])
     return "<h2>Publication</h2>" + table(["", ""], facts) + (f"<p>View the logs:</p><ul>{hints}</ul>" if hints else "")
 
 
@@ -412,7 +407,7 @@ SECTIONS: tuple[Callable[[RunFolder], str], ...] = (_overview, _data_section, _v
 def read_blessing(run: RunFolder) -> tuple[dict[str, Any], Path | None]:
     """The evaluate stage's blessing.json (empty when evaluate has not run) and its folder."""
     evaluate = run.stage(evaluate_layout.STAGE)
-    blessing = (_read_json(evaluate / evaluate_layout.BLESSING_FILE, {}) or {}) if evaluate else {}
+    blessing = read_json_checked(evaluate / evaluate_layout.BLESSING_FILE, BLESSING_SHAPE, {}) if evaluate else {}
     return blessing, evaluate
 
 

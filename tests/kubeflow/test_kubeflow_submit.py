@@ -146,7 +146,10 @@ class StandInApi(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/apis/v2beta1/experiments"):
             self._answer({"experiment_id": "exp-1", "display_name": body.get("display_name")})
         else:
-            self._answer({"run_id": "run-1", "display_name": body.get("display_name"), "experiment_id": "exp-1"})
+            self._answer(self.run_answer)
+
+    #: What a run submission gets back (KFP v2beta1: the created run, with its ``run_id``).
+    run_answer: ClassVar[dict] = {"run_id": "run-1", "experiment_id": "exp-1"}
 
     def log_message(self, *args) -> None:
         pass
@@ -237,3 +240,28 @@ def test_a_token_over_plain_http_is_warned_about(caplog: pytest.LogCaptureFixtur
         warn_if_plain_http("http://kfp.example.com", "t")
     (record,) = caplog.records
     assert "plain http://" in record.getMessage() and "kfp.example.com" in record.getMessage()
+
+
+@pytest.mark.parametrize("answer", [{}, {"run_id": ""}, {"display_name": "try-1", "experiment_id": "exp-1"}])
+def test_an_answer_without_a_run_id_is_a_failure(answer: dict) -> None:
+    """A 200 without a run id (e.g. a proxy answering for the API) must not read as a started run."""
+
+    class Empty(StandInApi):
+        received: ClassVar[list[tuple[str, str, dict]]] = []
+        run_answer: ClassVar[dict] = answer
+
+    server = _serve(Empty)
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        result = subprocess.run(
+            [sys.executable, "-m", "hubpipe.pipeline.cli", "submit", "--host", host, "--experiment", "e", "--pvc", "d"],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: the Kubeflow Pipelines API at {host} answered without a run id")
+    assert any(path.startswith("/apis/v2beta1/runs") for _, path, _ in Empty.received)

@@ -1,14 +1,18 @@
-"""MLflow tracking against a real `mlflow server` (SQLite backend, local artifact store), and with the server down."""
+"""MLflow tracking against a real `mlflow server` (SQLite backend, local artifact store), into a local folder without
+a server, and with the server down."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import tiny_pipeline as tiny
-from notebook_fixtures import free_port, mlflow_server, tiny_config
+from notebook_fixtures import free_port, mlflow_server, tiny_config, tiny_config_file
 
 from hubpipe.pipeline.config import PipelineConfig, replace
 from hubpipe.pipeline.runner import run_pipeline
@@ -133,3 +137,51 @@ def test_kubeflow_run_logs_to_a_real_server_from_its_publish_task(tmp_path: Path
         assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"report.html", "blessing.json"}
         (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
         assert version.run_id == parent.info.run_id
+
+
+def test_a_path_or_file_uri_is_a_local_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hubpipe.pipeline.tracking import local_tracking_dir, tracking_target
+
+    monkeypatch.chdir(tmp_path)
+    assert local_tracking_dir("mlruns") == tmp_path / "mlruns"
+    assert local_tracking_dir(f"file://{tmp_path}/a%20b") == tmp_path / "a b"
+    assert local_tracking_dir("file:relative") == tmp_path / "relative"
+    for uri in ("http://h:5000", "https://h", "sqlite:///x.db", "postgresql://u@h/db", "databricks", "databricks://p"):
+        assert local_tracking_dir(uri) is None
+    target = tracking_target(replace(tiny_config(tmp_path), track=replace(tiny_config(tmp_path).track, mlflow_uri="t")))
+    assert target.uri == f"sqlite:///{tmp_path}/t/mlflow.db"
+    assert target.artifact_location == (tmp_path / "t" / "artifacts").as_uri()
+
+
+def _hubpipe_run(*args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    command = [sys.executable, "-m", "hubpipe.pipeline.cli", "run", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, env=env)
+
+
+def test_run_logs_into_a_local_folder_without_a_server(tmp_path: Path) -> None:
+    """`--set track.mlflow_uri=PATH` (and `file://PATH`): parent run, child runs and the registered model, in a
+    SQLite store in that folder with the artifacts beside it; MLflow 3's file store would refuse both."""
+    from mlflow.tracking import MlflowClient
+
+    gate = ["evaluate.min_accuracy=0", "evaluate.min_margin_over_baseline=-1", "evaluate.max_drop_vs_blessed=1"]
+    settings = [f"--set={item}" for item in (*gate, f"track.registered_model={MODEL_NAME}")]
+    common = ["--config", str(tiny_config_file(tmp_path)), "--output", str(tmp_path / "run"), *settings]
+    for store, uri in ((tmp_path / "plain", str(tmp_path / "plain")), (tmp_path / "uri", (tmp_path / "uri").as_uri())):
+        result = _hubpipe_run(*common, "--set", f"track.mlflow_uri={uri}")  # the second run: stages cached
+        assert result.returncode == 0, result.stderr
+        assert "tracking failed" not in result.stderr and "maintenance mode" not in result.stderr
+        tracking = json.loads((tmp_path / "run" / "run.json").read_text())["tracking"]
+        assert tracking["status"] == "logged" and tracking["uri"] == f"sqlite:///{store}/mlflow.db", tracking
+        client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+        experiment = client.get_experiment_by_name("hubpipe")
+        assert experiment.artifact_location == (store / "artifacts").as_uri()
+        runs = client.search_runs([experiment.experiment_id])
+        (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        models = {folder.name for folder in (tmp_path / "run" / "train" / "models").iterdir()}
+        assert parent.info.run_id == tracking["run_id"] and children == models and len(models) == 2
+        assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"report.html", "blessing.json"}
+        (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
+        assert version.run_id == parent.info.run_id
+        assert (store / "artifacts" / parent.info.run_id / "artifacts" / "report.html").is_file()

@@ -94,3 +94,61 @@ def test_report_command_refuses_a_damaged_run_json(tmp_path: Path, capsys: pytes
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run.json" in err and "Traceback" not in err
+
+
+#: Each JSON file the report reads from a stage folder (stage, file name), as the stages' layouts name them.
+REPORTED_FILES = [
+    ("ingest", "quarantine.json"),
+    ("ingest", "summary.json"),
+    ("validate", "anomalies.json"),
+    ("evaluate", "blessing.json"),
+    ("publish", "publish.json"),
+]
+
+
+@pytest.mark.parametrize(("stage", "name"), REPORTED_FILES)
+@pytest.mark.parametrize(
+    "content", ['["str"]', '"text"', '{"a": ', "\xff\xfe not utf-8"], ids=["list", "string", "truncated", "not-utf8"]
+)
+def test_a_damaged_stage_file_is_one_line_and_exit_2(
+    finished_run: Path, capsys: pytest.CaptureFixture, stage: str, name: str, content: str
+) -> None:
+    folder = finished_run / stage
+    if not (folder / "manifest.json").is_file():  # the fake run has no validate stage: make a complete folder
+        folder.mkdir()
+        (folder / "manifest.json").write_text("{}")
+    (folder / name).write_bytes(content.encode("latin-1"))
+    assert main(["report", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {folder / name} is not ")
+
+
+@pytest.mark.parametrize(
+    ("stage", "name", "content"),
+    [
+        ("ingest", "quarantine.json", '["str"]'),
+        ("ingest", "summary.json", '{"per_class": {"red": {"train": "six"}}}'),
+        ("ingest", "summary.json", '{"source": ["x"]}'),
+        ("evaluate", "blessing.json", '{"candidates": ["good"]}'),
+        ("evaluate", "blessing.json", '{"candidates": [{"name": "good", "accuracy": "high"}]}'),
+        ("evaluate", "blessing.json", '{"reference": {"metrics": 0.5}}'),
+        ("publish", "publish.json", '{"hints": "hubpipe tensorboard"}'),
+    ],
+)
+def test_a_wrong_shape_inside_a_stage_file_names_where(
+    finished_run: Path, capsys: pytest.CaptureFixture, stage: str, name: str, content: str
+) -> None:
+    (finished_run / stage / name).write_text(content)
+    assert main(["report", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"{name} is not what hubpipe writes there (" in err
+
+
+def test_missing_and_null_fields_are_not_an_error(finished_run: Path) -> None:
+    blessing = finished_run / "evaluate" / "blessing.json"
+    record = json.loads(blessing.read_text())
+    record.update(reasons=None, checks=None, reference=None, thresholds=None)
+    blessing.write_text(json.dumps(record))
+    (finished_run / "publish" / "publish.json").write_text("{}")
+    assert "blessed: good" in render_report(finished_run)

@@ -11,7 +11,7 @@ import pytest
 import train_fixtures
 
 from hubpipe.components.common.feature_vectors import load_embeddings
-from hubpipe.components.evaluate.reference import head_from_weights
+from hubpipe.components.common.head import head_from_weights
 from hubpipe.pipeline.runtime import ONEDNN_ENV, import_tensorflow
 
 FE_MODEL = "tiny_backbone"
