@@ -10,8 +10,9 @@ from a chosen one onwards removed is run again into a new publish root and
 * killed (by the crash point, or by the benchmark at a random time within the remaining stages' duration), or
 * meets an injected I/O error at a crash point (``HUBPIPE_CRASH_AT=POINT:1:enospc`` or ``:eio``), which must
   end the run with a non-zero status and one ``error:`` line, or
-* runs with one folder on a small tmpfs (about half of what the folder needs; the benchmark runs in a mount
-  namespace of its own, as root), which must end the same way; the tmpfs is then enlarged,
+* runs with one folder on a small tmpfs (the source extraction's a few files short of what it needs, the run
+  folder's and the publish root's about half; the benchmark runs in a mount namespace of its own, as root),
+  which must end the same way; the tmpfs is then enlarged,
 
 and rerun without a fault. Each rerun must exit 0, hold the same kinds of files as the reference, keep every
 example, leave LATEST on the complete version it blessed, and leave nothing temporary behind (run folder,
@@ -101,7 +102,7 @@ class Inputs:
     source: Path  # the sample dataset's archive
     cache: Path  # HUBPIPE_CACHE_DIR of every run
     counts: tuple[int, int]  # the reference's examples written and files quarantined
-    disk_bytes: dict[str, int]  # what each folder of FULL_DISKS held after the reference run
+    disk_bytes: dict[str, int]  # the size of the small disk under each folder of FULL_DISKS
 
 
 def prepare(reference: Path, run_dir: Path, restart: str | None, cache: Path) -> None:
@@ -189,7 +190,7 @@ def check_io_fault(fault: Fault, work: Path, inputs: Inputs, tally: Tally) -> No
     enlarged disk) must recover everything."""
     disk = {"extraction": inputs.cache / "sources" / "extracted", "run folder": work / "run"}
     folder = {**disk, "publish root": work / "published"}.get(fault.full_disk or "")
-    with small_disk(folder, inputs.disk_bytes.get(fault.full_disk or "", 0) // 2):
+    with small_disk(folder, inputs.disk_bytes.get(fault.full_disk or "", 0)):
         trial = Trial.prepared(work, fault, inputs)
         run_dir = trial.run_dir
         env = harness.crash_env(fault.io_error, inputs.cache)
@@ -246,8 +247,9 @@ def enlarge(folder: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=4g", str(folder)], check=True)
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+def disk_usage(folder: Path) -> int:
+    """The bytes the files under ``folder`` take on disk (whole blocks, as on a tmpfs: whole pages)."""
+    return sum(path.stat().st_blocks * 512 for path in folder.rglob("*") if path.is_file())
 
 
 def sample_archive(folder: Path) -> Path:
@@ -303,16 +305,17 @@ def work_folder(base: Path, name: str) -> Iterator[Path]:
 
 
 def reference_inputs(base: Path, cache: Path) -> Inputs:
-    """Runs the uninterrupted reference and measures what the folders of FULL_DISKS hold after it."""
+    """Runs the uninterrupted reference and sizes the small disks from what it wrote: the extraction's disk
+    runs out during its last few members (as in issue 22's report), the others halfway through."""
     reference, source = base / "reference", sample_archive(base)
     config_file = write_config(base / "reference.yaml", source, base / "pub")
     started = time.monotonic()
     assert harness.hubpipe_run(config_file, reference, harness.crash_env(None, cache)) == 0
     LOG.info("uninterrupted run: %.1f s", time.monotonic() - started)
     sizes = {
-        "extraction": folder_bytes(cache / "sources" / "extracted"),
-        "run folder": folder_bytes(reference / "ingest"),  # half of it: the disk fills while ingest writes
-        "publish root": folder_bytes(base / "pub"),
+        "extraction": disk_usage(cache / "sources" / "extracted") - 48 * 1024,
+        "run folder": disk_usage(reference / "ingest") // 2,  # the disk fills while ingest writes its records
+        "publish root": disk_usage(base / "pub") // 2,
     }
     return Inputs(reference, source, cache, harness.ingest_counts(reference), sizes)
 
