@@ -10,9 +10,11 @@ from a chosen one onwards removed is run again into a new publish root and
 * killed (by the crash point, or by the benchmark at a random time within the remaining stages' duration), or
 * meets an injected I/O error at a crash point (``HUBPIPE_CRASH_AT=POINT:1:enospc`` or ``:eio``), which must
   end the run with a non-zero status and one ``error:`` line, or
-* runs with one folder on a small tmpfs (the source extraction's a few files short of what it needs, the run
-  folder's and the publish root's about half; the benchmark runs in a mount namespace of its own, as root),
-  which must end the same way; the tmpfs is then enlarged,
+* runs with one folder on a small tmpfs (the benchmark runs in a mount namespace of its own, as root), which
+  must end the same way; the tmpfs is then enlarged. The run folder's and the publish root's get about half
+  of what they need. The source extraction's holds the sample's extraction plus 1 MiB, and the archive has
+  its last three images padded to 2 MiB (still valid JPEGs), so that only they meet the full disk, as in
+  issue 22's report,
 
 and rerun without a fault. Each rerun must exit 0, hold the same kinds of files as the reference, keep every
 example, leave LATEST on the complete version it blessed, and leave nothing temporary behind (run folder,
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +103,7 @@ class Fault:
 class Inputs:
     reference: Path  # the uninterrupted run folder
     source: Path  # the sample dataset's archive
+    padded: Path  # the same with its last members padded (see :func:`padded_archive`)
     cache: Path  # HUBPIPE_CACHE_DIR of every run
     counts: tuple[int, int]  # the reference's examples written and files quarantined
     disk_bytes: dict[str, int]  # the size of the small disk under each folder of FULL_DISKS
@@ -148,7 +152,8 @@ class Trial:
     def prepared(cls, work: Path, fault: Fault, inputs: Inputs) -> Trial:
         trial = cls(work / "run", work / "published", work / "config.yaml")
         prepare(inputs.reference, trial.run_dir, fault.restart, inputs.cache)
-        write_config(trial.config_file, inputs.source, trial.root)
+        source = inputs.padded if fault.full_disk == "extraction" else inputs.source
+        write_config(trial.config_file, source, trial.root)
         return trial
 
 
@@ -259,6 +264,17 @@ def sample_archive(folder: Path) -> Path:
     return harness.zip_images(generate(folder / "sample"), folder / "sample.zip")
 
 
+def padded_archive(source: Path, target: Path, members: int = 3, size: int = 2 * 1024**2) -> Path:
+    """``source`` with its last ``members`` images padded with zero bytes to ``size`` (JPEG decoders stop at the
+    end-of-image marker), the last ones extracted."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as padded:
+        infos = original.infolist()
+        for index, info in enumerate(infos):
+            data = original.read(info)
+            padded.writestr(info.filename, data.ljust(size, b"\0") if index >= len(infos) - members else data)
+    return target
+
+
 def random_kill(index: int, durations: dict[str, float], rng: random.Random) -> Fault:
     """A kill at a random moment of a run that restarts at a random stage."""
     restart = rng.choice(harness.STAGES)
@@ -306,18 +322,19 @@ def work_folder(base: Path, name: str) -> Iterator[Path]:
 
 def reference_inputs(base: Path, cache: Path) -> Inputs:
     """Runs the uninterrupted reference and sizes the small disks from what it wrote: the extraction's disk
-    runs out during its last few members (as in issue 22's report), the others halfway through."""
+    fits all but the padded members, the others run out halfway through."""
     reference, source = base / "reference", sample_archive(base)
     config_file = write_config(base / "reference.yaml", source, base / "pub")
     started = time.monotonic()
     assert harness.hubpipe_run(config_file, reference, harness.crash_env(None, cache)) == 0
     LOG.info("uninterrupted run: %.1f s", time.monotonic() - started)
     sizes = {
-        "extraction": disk_usage(cache / "sources" / "extracted") - 48 * 1024,
+        "extraction": disk_usage(cache / "sources" / "extracted") + 1024**2,
         "run folder": disk_usage(reference / "ingest") // 2,  # the disk fills while ingest writes its records
         "publish root": disk_usage(base / "pub") // 2,
     }
-    return Inputs(reference, source, cache, harness.ingest_counts(reference), sizes)
+    padded = padded_archive(source, base / "sample-padded.zip")
+    return Inputs(reference, source, padded, cache, harness.ingest_counts(reference), sizes)
 
 
 def main() -> None:
