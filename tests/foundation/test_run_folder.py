@@ -114,3 +114,11 @@ def test_an_empty_or_new_folder_needs_no_flag(tmp_path: Path, counts: Path) -> N
     for folder in (tmp_path / "empty", tmp_path / "new" / "deeper"):
         assert run_pipeline(load_config(), folder, fake_stages.CHAIN).status == "succeeded"
         assert (folder / RUN_MARKER).is_file()
+
+
+def test_the_swept_cache_folders_are_the_ones_the_stages_fill() -> None:
+    from hubpipe.components.common.feature_vectors import EMBEDDINGS_DIR
+    from hubpipe.components.train.session import CHECKPOINTS_DIR, DECODED_DIR
+    from hubpipe.pipeline.execution import CACHE_FOLDERS
+
+    assert sorted(CACHE_FOLDERS) == sorted([EMBEDDINGS_DIR, CHECKPOINTS_DIR, DECODED_DIR])
