@@ -90,6 +90,7 @@ def run(
     config: str | Path | None = None,
     until: str | None = None,
     cache: bool = True,
+    force_output: bool = False,
     **settings: Mapping[str, Any],
 ) -> Run:
     """Runs the pipeline locally, like ``hubpipe run``, and returns its :class:`Run`.
@@ -97,8 +98,10 @@ def run(
     ``data``, ``backbones`` and ``epochs`` are the flags of the same names; ``config`` a YAML file; any other
     setting is given by section, e.g. ``train={"batch_size": 16}, evaluate={"min_accuracy": 0.6}`` (``data``
     takes the source, or a dict of the data section's settings with ``source`` among them). With no
-    arguments: the embedded sample dataset and the offline backbone into ``hubpipe-output/``. A bad setting
-    raises ConfigError; rejected data raises DataRejected (the Run is then ``load(output)``).
+    arguments: the embedded sample dataset and the offline backbone into ``hubpipe-output/``. An ``output``
+    folder that is not empty and is not a run folder is refused (UsageError) unless ``force_output`` (the flag
+    ``--force-output``). A bad setting raises ConfigError; rejected data raises DataRejected (the Run is then
+    ``load(output)``).
     """
     from hubpipe.pipeline.runner import run_pipeline
 
@@ -110,7 +113,7 @@ def run(
     if not cache:
         resolved = replace(resolved, runner=replace(resolved.runner, cache=False))
     with _visible_progress():
-        report = run_pipeline(resolved, Path(output), until=until)
+        report = run_pipeline(resolved, Path(output), until=until, force_output=force_output)
     return Run(report.output_dir, resolved)
 
 

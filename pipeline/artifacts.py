@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,16 @@ def _default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+#: The names of :func:`write_text_atomic`'s temporary files (``.<name>.<random>.tmp``): only a killed process
+#: leaves them.
+ATOMIC_TMP_NAME = re.compile(r"^\..+\.[a-z0-9_]+\.tmp$")
+
+
+def atomic_tmp_name(name: str) -> re.Pattern[str]:
+    """The names of :func:`write_text_atomic`'s temporary files for the file ``name``."""
+    return re.compile(rf"^\.{re.escape(name)}\.[a-z0-9_]+\.tmp$")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -53,14 +64,22 @@ def replace_dir(staging: Path, target: Path, between: Callable[[], None] | None 
 
     An existing ``target`` is renamed aside (``.old-<name>-<pid>``) first and removed last, so a reader sees the
     old folder or the new one, never a mixture; only between the two renames is there no ``target`` at all,
-    and ``between`` (a crash point) is called there.
+    and ``between`` (a crash point) is called there. When the second rename fails (or ``between`` raises), the
+    old folder is put back before the error goes on.
     """
     retired = target.with_name(f".old-{target.name}-{os.getpid()}")
-    if target.exists():
-        os.replace(target, retired)
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    os.replace(target, retired)
+    try:
         if between is not None:
             between()
-    os.replace(staging, target)
+        os.replace(staging, target)
+    except BaseException:
+        with contextlib.suppress(OSError):  # another process may have put its folder there meanwhile
+            os.replace(retired, target)
+        raise
     shutil.rmtree(retired, ignore_errors=True)
 
 
@@ -140,6 +159,12 @@ def stable_hash(data: Any) -> str:
     """sha256 of the canonical JSON form of ``data`` (sorted keys)."""
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 of the file at ``path``, read in blocks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def hash_files(paths: Iterable[Path], root: Path) -> str:

@@ -77,6 +77,8 @@ def configure_logging(debug: bool) -> None:
         return
     handler.addFilter(_DropKnownNoise())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # deprecation notices from inside TF and TFDV
+    # A failing Beam step logs its traceback, then raises: the command prints that error in one line.
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up lines (CUDA plugin registration)
     warnings.filterwarnings("ignore", message="You are using a Python version", category=FutureWarning)
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

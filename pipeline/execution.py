@@ -3,16 +3,20 @@
 A runner decides only where a stage runs and where its folders live (the local runner: ``DIR/<stage>`` through
 a temporary sibling; a Kubeflow task: the folder KFP hands it); everything else is here, in this order:
 
-1. :func:`claim_folder` takes the OS lock of the folder the runner writes into (the run folder; for a Kubeflow
-   task, the shared folder that keeps stage folders for the next run) and removes what killed processes left
-   there; the lock of a killed process is gone with it (see :mod:`hubpipe.pipeline.locking`);
+1. :func:`claim_folder` marks the folder the runner writes into as hubpipe's (the run folder; for a Kubeflow
+   task, the shared folder that keeps stage folders for the next run), takes its OS lock and removes what
+   killed processes left there, by the exact names hubpipe gives its temporaries; it refuses a non-empty
+   folder that hubpipe never claimed unless told otherwise. The lock of a killed process is gone with it (see
+   :mod:`hubpipe.pipeline.locking`);
 2. :func:`check_inputs` reads the manifest of every upstream folder (a missing, foreign or rejected input
    stops the stage);
 3. :func:`fingerprint_inputs` gathers what identifies the stage's output: its parameters, its code version,
    its external inputs and its upstream fingerprints; their :func:`~hubpipe.pipeline.artifacts.stable_hash` is
    the stage's fingerprint;
 4. :func:`execute` empties the work folder, builds the :class:`StageContext`, calls the executor, checks its
-   :class:`StageResult` and writes ``manifest.json`` last, so that a folder with a manifest is complete;
+   :class:`StageResult` and writes ``manifest.json`` last, so that a folder with a manifest is complete; the
+   manifest records the size and sha256 of every file of the folder, which :func:`damaged_file` checks before
+   a runner reuses the folder;
 5. :func:`commit` swaps a finished folder into place with renames only (the local runner's stage folders, a
    Kubeflow task's kept folder); a Kubeflow task's own output stays where KFP put it.
 
@@ -35,7 +39,10 @@ from typing import Any
 
 from hubpipe.pipeline import __version__
 from hubpipe.pipeline.artifacts import (
+    ATOMIC_TMP_NAME,
     STAGING_NAME,
+    atomic_tmp_name,
+    file_digest,
     hash_files,
     read_json,
     replace_dir,
@@ -44,42 +51,114 @@ from hubpipe.pipeline.artifacts import (
 )
 from hubpipe.pipeline.config import PipelineConfig, section_dict
 from hubpipe.pipeline.crashpoints import crash_point
-from hubpipe.pipeline.errors import DataRejected, HubpipeError, StageError
-from hubpipe.pipeline.locking import RUN_LOCK_FILE, RunLock, exclusive, remove_path
+from hubpipe.pipeline.errors import DataRejected, HubpipeError, StageError, UsageError
+from hubpipe.pipeline.locking import OWNED_TMP_NAME, RUN_LOCK_FILE, RunLock, exclusive, remove_path
 from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.execution")
 
 #: The file that marks a stage folder complete; written last.
 MANIFEST = "manifest.json"
-#: Temporary names under ``<folder>/cache`` (embeddings, checkpoint histories) that only a killed run leaves.
-LEFTOVER_IN_CACHE = re.compile(r"^\..+\.tmp(-\d+|\.npz)?$")
+#: A local run folder's record of its last run, and its configuration (see :mod:`hubpipe.pipeline.runner`).
+RUN_FILE = "run.json"
+CONFIG_FILE = "resolved_config.yaml"
+#: The file hubpipe writes into a folder when it first claims it: only in a folder that holds it does hubpipe
+#: remove anything. A folder with what versions before the marker wrote (see :func:`is_run_folder`) is claimed
+#: without asking.
+RUN_MARKER = ".hubpipe-run"
+#: The run folder's cache, shared by its runs, and the folders stages keep there: feature vectors
+#: (``components/common/feature_vectors.py``), training checkpoints and decoded-image snapshots
+#: (``components/train/session.py``). Killed runs' temporaries are looked for in these folders only.
+CACHE_DIR = "cache"
+CACHE_FOLDERS = ("embeddings", "checkpoints", "decoded")
 
 
 @contextlib.contextmanager
-def claim_folder(folder: Path, wait: bool = False) -> Iterator[Path]:
-    """Holds the OS lock of ``folder`` (``folder/.lock``) and, holding it, removes what killed runs left there.
+def claim_folder(folder: Path, stages: Iterable[str], *, wait: bool = False, force: bool = False) -> Iterator[Path]:
+    """Claims ``folder`` as a run folder, holds its OS lock (``folder/.lock``) and, holding it, removes what
+    killed runs left there.
 
-    Without ``wait`` a second claim fails at once with "another run (pid N) is using DIR" (the local run
-    folder); with ``wait`` it waits for the holder (folders that concurrent Kubeflow tasks share). Leftovers are
-    those of :func:`killed_run_leftovers`.
+    A folder that exists, is not empty and was never claimed (:func:`is_run_folder`) is refused with a
+    :class:`UsageError` unless ``force``; claiming writes :data:`RUN_MARKER`. Without ``wait`` a second claim
+    fails at once with "another run (pid N) is using DIR" (the local run folder); with ``wait`` it waits for
+    the holder (folders that concurrent Kubeflow tasks share). Leftovers are those of
+    :func:`killed_run_leftovers` for the stage folders named ``stages``.
     """
     folder = Path(folder)
+    if not force:
+        refuse_foreign_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / RUN_MARKER).is_file():
+        write_json_atomic(folder / RUN_MARKER, {"hubpipe_version": __version__, "claimed": _now()})
     lock = exclusive(folder / RUN_LOCK_FILE) if wait else RunLock(folder)
     with lock:
-        for leftover in killed_run_leftovers(folder):
+        for leftover in killed_run_leftovers(folder, stages):
             LOG.info("removing %s, left by a run that was killed", leftover.name)
             remove_path(leftover)
         yield folder
 
 
-def killed_run_leftovers(folder: Path) -> list[Path]:
-    """What killed runs left in the run folder ``folder``: :func:`commit`'s ``.tmp-*``/``.old-*`` folders, and
-    temporary files and staging folders (:data:`~hubpipe.pipeline.artifacts.STAGING_NAME`) under its cache."""
-    found = [*folder.glob(".tmp-*"), *folder.glob(".old-*")]
-    cache = (folder / "cache").rglob("*")
-    return found + [path for path in cache if LEFTOVER_IN_CACHE.match(path.name) or STAGING_NAME.match(path.name)]
+def is_run_folder(folder: Path) -> bool:
+    """True when hubpipe has claimed ``folder``: it holds :data:`RUN_MARKER`, or what an earlier version wrote
+    first into a run folder (its run.json, or the process record in its lock file)."""
+    if (folder / RUN_MARKER).is_file():
+        return True
+    return _json_with(folder / RUN_FILE, "stages") or _json_with(folder / RUN_LOCK_FILE, "pid", "started")
+
+
+def _json_with(path: Path, *keys: str) -> bool:
+    """True when the file at ``path`` holds a JSON object with ``keys``."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and all(key in record for key in keys)
+
+
+def refuse_foreign_folder(folder: Path) -> None:
+    """Raises :class:`UsageError` when ``folder`` exists, is not empty and is not a run folder."""
+    if not folder.exists() or is_run_folder(folder):
+        return
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder; choose another --output")
+    if any(folder.iterdir()):
+        raise UsageError(
+            f"{folder} is not empty and is not a hubpipe run folder; choose another --output, or run into it "
+            "anyway with --force-output (force_output=True in hubpipe.run)"
+        )
+
+
+def killed_run_leftovers(folder: Path, stages: Iterable[str]) -> list[Path]:
+    """What killed runs left in the run folder ``folder``, by the exact names hubpipe gives its temporaries:
+    :func:`commit`'s ``.tmp-<stage>-<pid>``/``.old-<stage>-<pid>`` folders of the stages ``stages``, the
+    temporary files of run.json and the configuration, and temporary files and staging folders in the
+    :data:`CACHE_FOLDERS`. Nothing in a folder without :data:`RUN_MARKER`.
+    """
+    folder = Path(folder)
+    if not (folder / RUN_MARKER).is_file():
+        return []
+    alternatives = "|".join(re.escape(stage) for stage in sorted(stages)) or "(?!)"
+    stage_staging = re.compile(rf"^\.(tmp|old)-({alternatives})-\d+$")
+    own_files = [atomic_tmp_name(name) for name in (RUN_FILE, CONFIG_FILE, RUN_MARKER)]
+    found = [
+        path
+        for path in folder.iterdir()
+        if stage_staging.match(path.name) or any(pattern.match(path.name) for pattern in own_files)
+    ]
+    for name in CACHE_FOLDERS:
+        cache = folder / CACHE_DIR / name
+        found += [path for path in cache.rglob("*") if _is_cache_temporary(path.name)]
+    return found
+
+
+def _is_cache_temporary(name: str) -> bool:
+    """A name hubpipe gives a temporary in its cache folders: a staging or retired folder
+    (:func:`~hubpipe.pipeline.artifacts.staging_dir`), an atomic write's file, an owned temporary."""
+    return any(pattern.match(name) for pattern in (STAGING_NAME, ATOMIC_TMP_NAME, OWNED_TMP_NAME))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def commit(work_dir: Path, final_dir: Path) -> None:
@@ -178,8 +257,17 @@ def fingerprint_inputs(spec: StageSpec, config: PipelineConfig, placement: Place
         "parameters": section_dict(config, *spec.sections),
         "code": code_version(spec.code),
         "external": dict(external),
-        "upstream": {name: manifest.get("fingerprint", "") for name, manifest in upstream.items()},
+        "upstream": {name: output_identity(manifest) for name, manifest in upstream.items()},
     }
+
+
+def output_identity(manifest: Mapping[str, Any]) -> str:
+    """What identifies a stage folder to the stages that read it: its fingerprint and its files' digests.
+
+    A stage that reran with the same fingerprint (its folder was missing or damaged) makes its readers rerun
+    when its files came out different.
+    """
+    return stable_hash({"fingerprint": manifest.get("fingerprint", ""), "files": manifest.get("files")})
 
 
 def execute(
@@ -200,7 +288,7 @@ def execute(
         previous_dir=placement.previous_dir,
         beam_args=tuple(config.runner.beam_args),
     )
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started_at = _now()
     started = time.monotonic()
     result = spec.load_executor()(context)
     if not isinstance(result, StageResult):
@@ -214,9 +302,49 @@ def execute(
         "artifacts": dict(result.artifacts),
         "results": result.results,
         "rejected": result.rejected,
+        "files": file_digests(placement.work_dir),
     }
     write_json_atomic(placement.work_dir / MANIFEST, manifest)
     return result, manifest
+
+
+def file_digests(stage_dir: Path) -> dict[str, dict[str, Any]]:
+    """The size and sha256 of every file in ``stage_dir`` except its manifest, by path relative to it."""
+    return {
+        path.relative_to(stage_dir).as_posix(): {"bytes": path.stat().st_size, "sha256": file_digest(path)}
+        for path in sorted(stage_dir.rglob("*"))
+        if path.is_file() and not path.is_symlink() and path != stage_dir / MANIFEST
+    }
+
+
+def damaged_file(stage_dir: Path, manifest: Mapping[str, Any]) -> str | None:
+    """Why the complete stage folder ``stage_dir`` cannot be reused as its manifest describes it, or None.
+
+    Every file the manifest lists must be there with its recorded size (checked first, for all files) and
+    sha256. A manifest without digests (written by an earlier version) cannot be verified, so its folder is
+    not reused: the stage reruns once.
+    """
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return f"its {MANIFEST} records no file digests (written by an earlier version)"
+    entries = [(stage_dir / name, entry) for name, entry in files.items() if isinstance(entry, dict)]
+    if len(entries) != len(files) or any(".." in Path(name).parts or Path(name).is_absolute() for name in files):
+        return f"its {MANIFEST} lists files it cannot describe"
+    for path, entry in entries:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{path.relative_to(stage_dir)} is missing"
+        if size != entry.get("bytes"):
+            return f"{path.relative_to(stage_dir)} is damaged ({size} bytes, {entry.get('bytes')} when written)"
+    for path, entry in entries:
+        try:
+            digest = file_digest(path)
+        except OSError as exc:
+            return f"{path.relative_to(stage_dir)} cannot be read ({exc.strerror or exc})"
+        if digest != entry.get("sha256"):
+            return f"{path.relative_to(stage_dir)} is damaged (its sha256 differs from the one recorded when written)"
+    return None
 
 
 def empty_dir(folder: Path) -> None:

@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -35,8 +36,9 @@ LOG = logging.getLogger(__name__)
 
 RUN_LOCK_FILE = ".lock"
 OWNER_SUFFIX = ".lock"
-#: The names the shared caches give their temporary folders: ``.<final name>.tmp-<pid>``.
+#: The names the shared caches give their temporary folders: ``.<final name>.tmp-<pid>`` (a glob and a regex).
 TMP_PATTERN = ".*.tmp-*"
+OWNED_TMP_NAME = re.compile(r"^\..+\.tmp-\d+$")
 
 
 def process_identity() -> dict[str, Any]:

@@ -2,21 +2,26 @@
 
 Layout of a run folder ``DIR``::
 
+    DIR/.hubpipe-run           written when hubpipe first claims the folder: only then does it remove anything
     DIR/resolved_config.yaml   the configuration of the last run
     DIR/run.json               every stage's status, duration, artifacts and key results
     DIR/<stage>/               a stage's artifacts, with manifest.json written last
-    DIR/cache/                 caches shared by the runs of this folder (embeddings)
+    DIR/cache/                 caches shared by the runs of this folder (embeddings, checkpoints, snapshots)
 
-A run holds an OS lock on ``DIR/.lock`` from start to end (see :mod:`hubpipe.pipeline.locking`): a second
-run into the same folder stops with "another run (pid N) is using DIR", while the lock of a killed run is
-gone with its process. Holding the lock, a run removes what killed runs left (``.tmp-*``, ``.old-*``, and
-temporary files in ``DIR/cache``). run.json records the run's pid, host and start time.
+A run into a folder that is not empty and was never claimed is refused unless ``force_output`` (the user's
+files are not hubpipe's to sweep). A run holds an OS lock on ``DIR/.lock`` from start to end (see
+:mod:`hubpipe.pipeline.locking`): a second run into the same folder stops with "another run (pid N) is using
+DIR", while the lock of a killed run is gone with its process. Holding the lock, a run removes what killed runs
+left, by exact names (``.tmp-<stage>-<pid>``, ``.old-<stage>-<pid>``, and temporaries in the cache's folders;
+see :func:`~hubpipe.pipeline.execution.killed_run_leftovers`). run.json records the run's pid, host and start
+time.
 
 A stage runs in ``DIR/.tmp-<stage>-<pid>`` and is renamed to ``DIR/<stage>`` only once its executor has
 returned and its manifest is written, so a stage that is killed midway leaves no folder a rerun would take
 for complete. A stage is skipped (``cached``) when ``DIR/<stage>/manifest.json`` holds the fingerprint the
-stage would have now: a hash of its parameters, its code version, its external inputs and the
-fingerprints of its upstream stages (so a change reruns the stage and everything downstream). How a stage
+stage would have now (a hash of its parameters, its code version, its external inputs and the identities of
+its upstream folders, so a change reruns the stage and everything downstream) and every file the manifest
+lists still has its recorded size and sha256; a damaged or missing file reruns the stage. How a stage
 executes (fingerprint, context, manifest) is :mod:`hubpipe.pipeline.execution`, shared with Kubeflow tasks;
 this module decides only where the folders are, the cache check and run.json.
 """
@@ -29,7 +34,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +43,26 @@ from hubpipe.pipeline.artifacts import read_json, stable_hash, staging_dir, writ
 from hubpipe.pipeline.config import PipelineConfig, to_yaml
 from hubpipe.pipeline.errors import DataRejected, UsageError
 from hubpipe.pipeline.execution import (
+    CACHE_DIR,
+    CONFIG_FILE,
     MANIFEST,
+    RUN_FILE,
     Placement,
     claim_folder,
     commit,
     complete_dir,
+    damaged_file,
     execute,
     fingerprint_inputs,
     read_manifest,
+    refuse_foreign_folder,
     topological_order,
 )
 from hubpipe.pipeline.locking import process_identity
+from hubpipe.pipeline.runtime import writable_cache_root
 from hubpipe.pipeline.stage import StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.runner")
-
-RUN_FILE = "run.json"
-CONFIG_FILE = "resolved_config.yaml"
 
 
 @dataclass
@@ -111,15 +119,22 @@ def preflight(stages: Sequence[StageSpec], config: PipelineConfig) -> None:
 class LocalRunner:
     """Runs stages in order in this process; see the module docstring for the folder layout."""
 
-    def __init__(self, config: PipelineConfig, output_dir: Path, stages: Sequence[StageSpec]):
+    def __init__(
+        self, config: PipelineConfig, output_dir: Path, stages: Sequence[StageSpec], force_output: bool = False
+    ):
         self.config = config
         self.output_dir = Path(output_dir).resolve()
         self.stages = topological_order(stages)
+        self.force_output = force_output  # run into a non-empty folder that is not a run folder
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
         selected = select_until(self.stages, until)
+        if not self.force_output:
+            refuse_foreign_folder(self.output_dir)
         preflight(selected, self.config)  # before the output folder is even created
-        with claim_folder(self.output_dir):
+        writable_cache_root()
+        names = [stage.name for stage in self.stages]
+        with claim_folder(self.output_dir, names, force=self.force_output):
             return self._run_locked(selected, use_cache)
 
     def _run_locked(self, selected: list[StageSpec], use_cache: bool) -> RunReport:
@@ -147,7 +162,7 @@ class LocalRunner:
         return Placement(
             inputs={name: self.output_dir / name for name in stage.upstream},
             work_dir=staging_dir(final_dir),
-            cache_dir=self.output_dir / "cache",
+            cache_dir=self.output_dir / CACHE_DIR,
             previous_dir=complete_dir(final_dir),
         )
 
@@ -158,11 +173,12 @@ class LocalRunner:
         final_dir = self.output_dir / stage.name
         manifest = read_manifest(final_dir)
         if use_cache and manifest and manifest.get("fingerprint") == record.fingerprint:
-            self._fill_record(record, "cached", manifest, final_dir)
-            LOG.info("[%s] cached (fingerprint %s)", stage.name, record.fingerprint[:12])
-            if manifest.get("rejected"):
-                raise DataRejected(manifest["rejected"])
-            return
+            damage = damaged_file(final_dir, manifest)
+            if damage is None:
+                self._reuse(stage, record, manifest, final_dir)
+                return
+            LOG.warning("[%s] not reused: %s", stage.name, damage)
+            placement = replace(placement, previous_dir=None)  # nor is it a baseline for the rerun
         LOG.info("[%s] running", stage.name)
         started = time.monotonic()
         try:
@@ -177,6 +193,13 @@ class LocalRunner:
         if result.rejected:
             record.status, record.error = "failed", result.rejected
             raise DataRejected(result.rejected)
+
+    def _reuse(self, stage: StageSpec, record: StageRecord, manifest: dict[str, Any], final_dir: Path) -> None:
+        """Records the verified folder of ``stage`` as ``cached``; stops the run when it had rejected the data."""
+        self._fill_record(record, "cached", manifest, final_dir)
+        LOG.info("[%s] cached (fingerprint %s)", stage.name, record.fingerprint[:12])
+        if manifest.get("rejected"):
+            raise DataRejected(manifest["rejected"])
 
     def _execute(self, stage: StageSpec, placement: Placement, inputs: dict[str, Any], final_dir: Path) -> StageResult:
         """Executes ``stage`` in its work folder and commits it to ``final_dir``; a failure leaves no trace."""
@@ -226,10 +249,15 @@ def run_pipeline(
     output_dir: Path,
     stages: Sequence[StageSpec] | None = None,
     until: str | None = None,
+    force_output: bool = False,
 ) -> RunReport:
-    """Runs the pipeline's stages (by default all registered ones) into ``output_dir``."""
+    """Runs the pipeline's stages (by default all registered ones) into ``output_dir``.
+
+    ``force_output`` allows an ``output_dir`` that is not empty and is not a run folder (otherwise refused).
+    """
     if stages is None:
         from hubpipe.pipeline.stages import registered_stages
 
         stages = registered_stages()
-    return LocalRunner(config, output_dir, stages).run(until=until, use_cache=config.runner.cache)
+    runner = LocalRunner(config, output_dir, stages, force_output=force_output)
+    return runner.run(until=until, use_cache=config.runner.cache)

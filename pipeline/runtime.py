@@ -9,6 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hubpipe.pipeline.errors import ConfigError
+
 LOG = logging.getLogger(__name__)
 
 
@@ -17,11 +19,39 @@ def cache_root() -> Path:
 
     ``$HUBPIPE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hubpipe``, else ``~/.cache/hubpipe``.
     """
+    return _cache_root_and_setting()[0]
+
+
+def writable_cache_root() -> Path:
+    """:func:`cache_root`, created if needed: a runner calls it before the first stage starts.
+
+    A folder that cannot be created or written (a read-only home) is a :class:`ConfigError` naming the
+    settings that choose another.
+    """
+    root, setting = _cache_root_and_setting()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+    else:
+        reason = "" if os.access(root, os.W_OK | os.X_OK) else "not writable"
+    if reason:
+        raise ConfigError(
+            f"cannot use {root} (from {setting}) as hubpipe's cache folder: {reason}; "
+            "set HUBPIPE_CACHE_DIR (or XDG_CACHE_HOME) to a writable folder"
+        )
+    return root
+
+
+def _cache_root_and_setting() -> tuple[Path, str]:
+    """The cache folder and the setting it comes from."""
     explicit = os.environ.get("HUBPIPE_CACHE_DIR")
     if explicit:
-        return Path(explicit).expanduser()
+        return Path(explicit).expanduser(), "HUBPIPE_CACHE_DIR"
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hubpipe"
+    if xdg:
+        return Path(xdg).expanduser() / "hubpipe", "XDG_CACHE_HOME"
+    return Path.home() / ".cache" / "hubpipe", "the home folder"
 
 
 #: TensorFlow's switch for its oneDNN CPU kernels, read when TensorFlow first needs it.

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hubpipe.pipeline.config import PipelineConfig, load_config
+from hubpipe.pipeline.config import PipelineConfig, load_config, shown
 from hubpipe.pipeline.errors import ConfigError
 
 DEFAULT_OUTPUT = "hubpipe-output"
@@ -20,7 +20,7 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {shown(item)}")
         overrides[key.strip()] = value
     return overrides
 

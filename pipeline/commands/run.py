@@ -30,7 +30,13 @@ def _format_results(results: dict) -> str:
 )
 @click.option("--until", type=click.Choice(stage_names()), help="Stop after this stage, e.g. --until validate.")
 @click.option("--no-cache", is_flag=True, help="Rerun every stage even if its inputs are unchanged.")
-def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: bool) -> None:
+@click.option(
+    "--force-output",
+    is_flag=True,
+    help="Run into an --output folder that is not empty and is not a run folder (refused otherwise); "
+    "hubpipe then claims it, and still removes only the temporaries it creates itself.",
+)
+def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: bool, force_output: bool) -> None:
     """Run the pipeline locally: ingest, validate, train, evaluate, publish.
 
     With no arguments it runs on the embedded sample dataset with the offline backbone.
@@ -39,7 +45,7 @@ def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: b
 
     if no_cache:
         config = replace(config, runner=replace(config.runner, cache=False))
-    report = run_pipeline(config, output_dir, until=until)
+    report = run_pipeline(config, output_dir, until=until, force_output=force_output)
     for record in report.stages:
         click.echo(f"{record.name:<9} {record.status:<7} {record.duration_s:7.1f} s  {_format_results(record.results)}")
     click.echo(f"run folder: {report.output_dir} (see run.json)")

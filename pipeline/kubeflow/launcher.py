@@ -33,7 +33,7 @@ from hubpipe.pipeline.execution import (
 )
 from hubpipe.pipeline.kubeflow.parameters import resolve_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Artifact, Filler, Launched, scalar_results
-from hubpipe.pipeline.runtime import cache_root
+from hubpipe.pipeline.runtime import cache_root, writable_cache_root
 from hubpipe.pipeline.stage import StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.kubeflow")
@@ -105,7 +105,7 @@ def run_stage(
     policy rejected stops here with :class:`DataRejected`. A retried attempt starts from an empty folder.
     """
     placement = Placement(
-        inputs=dict(inputs), work_dir=output_dir, cache_dir=cache_root() / "stages", previous_dir=previous_dir
+        inputs=dict(inputs), work_dir=output_dir, cache_dir=writable_cache_root() / "stages", previous_dir=previous_dir
     )
     fingerprint = fingerprint_inputs(spec, config, placement)
     LOG.info("[%s] running", spec.name)
@@ -124,9 +124,12 @@ def previous_location(stage: str) -> Path:
 def keep_as_previous(output_dir: Path, location: Path) -> None:
     """Replaces ``location`` by a copy of ``output_dir`` (copied aside, then swapped in with renames).
 
-    Tasks of concurrent runs take turns through the lock of ``location``'s parent folder.
+    Tasks of concurrent runs take turns through the lock of ``location``'s parent folder, a folder of hubpipe's
+    own cache (claimed without asking, also when an earlier version left it unmarked).
     """
-    with claim_folder(location.parent, wait=True):
+    from hubpipe.pipeline.stages import stage_names
+
+    with claim_folder(location.parent, stage_names(), wait=True, force=True):
         staging = staging_dir(location)
         shutil.copytree(output_dir, staging)
         commit(staging, location)

@@ -17,10 +17,14 @@ def _count(ctx: StageContext) -> int:
 
 
 def write_value(ctx: StageContext) -> StageResult:
-    """Writes value.txt from its upstream's value plus its own parameter; dies midway when asked to."""
+    """Writes value.txt from its upstream's value plus its own parameter; dies midway when asked to.
+
+    ``FAKE_STAGE_NOISE`` goes into partial.txt and not into the fingerprint: output that differs between two
+    runs of the same inputs, as a timestamp in a report would.
+    """
     runs = _count(ctx)
     upstream = "".join((path / "value.txt").read_text() for path in ctx.inputs.values())
-    (ctx.output_dir / "partial.txt").write_text("started")
+    (ctx.output_dir / "partial.txt").write_text("started" + os.environ.get("FAKE_STAGE_NOISE", ""))
     if os.environ.get("FAKE_STAGE_KILL") == ctx.name:
         os.kill(os.getpid(), signal.SIGKILL)
     value = f"{upstream}{ctx.name}={ctx.config.train.epochs};"

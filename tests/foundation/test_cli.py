@@ -96,3 +96,23 @@ def test_data_sample_is_deterministic(tmp_path: Path) -> None:
     assert main([*args, "--seed", "1", str(tmp_path / "c")]) == 0
     assert _tree_digest(tmp_path / "c") != first
     assert main([*args, str(tmp_path / "a")]) == 2  # not empty
+
+
+def test_a_failing_beam_steps_own_traceback_is_not_shown_without_debug(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beam logs a failing step's traceback before it raises; the command then prints the error in one line."""
+    import logging
+
+    from hubpipe.pipeline.cli import configure_logging
+
+    for name in ("", "hubpipe", "apache_beam"):  # restored after the test
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+        monkeypatch.setattr(logger, "level", logger.level)
+    configure_logging(debug=False)
+    logging.getLogger("apache_beam.runners.common").error("OSError: [Errno 28] No space left on device", exc_info=False)
+    logging.getLogger("hubpipe.ingest").warning("shown")
+    assert capsys.readouterr().err == "shown\n"
+    logging.getLogger("apache_beam").setLevel(logging.NOTSET)  # as in a new process
+    configure_logging(debug=True)
+    logging.getLogger("apache_beam.runners.common").error("shown with --debug")
+    assert "shown with --debug" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hubpipe.pipeline import execution
 from hubpipe.pipeline.artifacts import replace_dir, staging_dir
 from hubpipe.pipeline.config import load_config
 from hubpipe.pipeline.errors import StageError, UsageError
-from hubpipe.pipeline.execution import MANIFEST, Placement, execute, fingerprint_inputs
+from hubpipe.pipeline.execution import MANIFEST, Placement, execute, fingerprint_inputs, output_identity
 from hubpipe.pipeline.kubeflow.launcher import keep_as_previous, run_stage
 from hubpipe.pipeline.runner import run_pipeline
 from hubpipe.pipeline.stage import StageSpec
@@ -38,7 +39,8 @@ def test_local_runner_and_kubeflow_launcher_write_the_same_manifests(tmp_path: P
     run_stage(validate, config, {"ingest": tmp_path / "kfp" / "ingest"}, tmp_path / "kfp" / "validate")
     for stage in ("ingest", "validate"):
         local, kfp = manifest_of(tmp_path / "local" / stage), manifest_of(tmp_path / "kfp" / stage)
-        assert set(local) == set(kfp) == {*TIMING, "stage", "fingerprint", "inputs", "artifacts", "results", "rejected"}
+        expected = {*TIMING, "stage", "fingerprint", "inputs", "artifacts", "results", "rejected", "files"}
+        assert set(local) == set(kfp) == expected
         for field in set(local) - TIMING:
             if field != "results":  # results count the stage's runs, which differ by design of the fake
                 assert local[field] == kfp[field], f"{stage}: {field} differs"
@@ -53,7 +55,7 @@ def test_the_fingerprint_names_parameters_code_external_inputs_and_upstream(tmp_
     placement = Placement(inputs={"ingest": tmp_path / "ingest"}, work_dir=tmp_path / "work", cache_dir=tmp_path)
     inputs = fingerprint_inputs(validate, config, placement)
     assert set(inputs) == {"stage", "parameters", "code", "external", "upstream"}
-    assert inputs["upstream"] == {"ingest": manifest_of(tmp_path / "ingest")["fingerprint"]}
+    assert inputs["upstream"] == {"ingest": output_identity(manifest_of(tmp_path / "ingest"))}
     assert set(inputs["parameters"]) == {"validate"}
     assert inputs["external"] == {}  # validate reads nothing besides its upstream folder
 
@@ -82,6 +84,22 @@ def test_replace_dir_swaps_a_folder_in_with_renames_and_leaves_nothing_aside(tmp
     assert sorted(p.name for p in target.parent.iterdir()) == ["stage"]
 
 
+def test_replace_dir_puts_the_old_folder_back_when_the_second_rename_fails(tmp_path: Path) -> None:
+    target = tmp_path / "run" / "stage"
+    target.mkdir(parents=True)
+    (target / "value.txt").write_text("old")
+    staging = staging_dir(target)
+    staging.mkdir()
+
+    def io_error() -> None:
+        raise OSError(errno.EIO, "injected")
+
+    with pytest.raises(OSError, match="injected"):
+        replace_dir(staging, target, between=io_error)
+    assert (target / "value.txt").read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == [staging.name, "stage"]  # the caller removes staging
+
+
 def test_commit_passes_the_crash_points_of_both_runners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reached: list[str] = []
     monkeypatch.setattr(execution, "crash_point", reached.append)
@@ -101,11 +119,11 @@ def test_a_kubeflow_task_keeps_its_folder_under_the_lock_and_sweeps_what_killed_
     killed.mkdir(parents=True)
     keep_as_previous(done, location)
     assert (location / MANIFEST).is_file() and not killed.exists()
-    assert sorted(p.name for p in location.parent.iterdir()) == [".lock", "ingest"]
+    assert sorted(p.name for p in location.parent.iterdir()) == [".hubpipe-run", ".lock", "ingest"]
 
 
 def test_a_second_run_into_a_claimed_folder_stops_with_one_line(tmp_path: Path) -> None:
-    with execution.claim_folder(tmp_path / "run"):
-        second = execution.claim_folder(tmp_path / "run")
+    with execution.claim_folder(tmp_path / "run", ["ingest"]):
+        second = execution.claim_folder(tmp_path / "run", ["ingest"])
         with pytest.raises(UsageError, match="another run"):
             second.__enter__()

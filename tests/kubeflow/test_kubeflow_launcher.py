@@ -42,13 +42,14 @@ def ingested(tmp_path: Path) -> Path:
 def test_run_stage_writes_the_same_manifest_as_the_local_runner(ingested: Path) -> None:
     manifest = json.loads((ingested / "manifest.json").read_text())
     assert set(manifest) == {
-        "stage", "fingerprint", "inputs", "started", "duration_s", "artifacts", "results", "rejected"
+        "stage", "fingerprint", "inputs", "started", "duration_s", "artifacts", "results", "rejected", "files"
     }  # fmt: skip
     assert manifest["stage"] == "ingest"
     assert manifest["artifacts"] == {"examples": "examples", "report": "report.html"}
     assert manifest["results"]["source"] == "here"
     assert manifest["inputs"]["parameters"]["data"]["source"] == "here"
     assert len(manifest["fingerprint"]) == 64
+    assert set(manifest["files"]) >= {"report.html"} and len(manifest["files"]["report.html"]["sha256"]) == 64
 
 
 def test_a_retried_task_starts_from_an_empty_folder(tmp_path: Path) -> None:
