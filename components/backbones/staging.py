@@ -1,9 +1,10 @@
 """Staging backbones for machines without internet: copy a resolved SavedModel to a directory or bucket.
 
 ``pull`` resolves a handle once through tensorflow_hub (which downloads into ``TFHUB_CACHE_DIR``) and copies
-the SavedModel to the destination; ``import_offline`` does the same for the offline ``efficientnet_lite0``
-build. Destinations are written through ``tf.io.gfile`` so that ``gs://`` works. A local destination appears
-atomically (copied next to it, then renamed); in a bucket the manifest is written last and marks completion.
+the SavedModel to the destination; ``import_offline`` does the same for an offline build (``efficientnet_lite0``,
+``efficientnet_lite1``, ``efficientnet_lite2``). Destinations are written through ``tf.io.gfile`` so that
+``gs://`` works. A local destination appears atomically (copied next to it, then renamed); in a bucket the
+manifest is written last and marks completion.
 """
 
 from __future__ import annotations
@@ -106,24 +107,27 @@ def _resolve_online(hub: Any, spec: BackboneSpec) -> str:
         ) from exc
 
 
-def import_offline(dest: str, force: bool = False) -> str:
-    """Builds (or reuses the cached) ``efficientnet_lite0`` SavedModel and copies it to ``dest``."""
+def import_offline(dest: str, force: bool = False, name: str = offline.NAME) -> str:
+    """Builds (or reuses the cached) SavedModel of the offline backbone ``name`` and copies it to ``dest``."""
+    variant = offline.find_variant(name)
+    if variant is None:
+        raise UsageError(f"{name!r} is not an offline backbone; offline backbones: {', '.join(offline.NAMES)}")
     from hubpipe.pipeline.runtime import import_tensorflow
 
     tf = import_tensorflow()
     dest = _prepare_destination(tf, dest, force)
-    source = offline.ensure_offline_model()
-    spec = resolve_backbone(offline.NAME)
+    source = offline.ensure_offline_model(variant)
+    spec = resolve_backbone(variant.name)
     _write_staged(tf, str(source), dest, _stage_manifest(spec, read_manifest(source)))
-    LOG.info("staged %s at %s", offline.NAME, dest)
+    LOG.info("staged %s at %s", variant.name, dest)
     return dest
 
 
 def pull(name_or_handle: str, dest: str, force: bool = False) -> str:
     """Resolves a preset or handle once (online) and stores its SavedModel at ``dest`` (a directory or bucket)."""
     spec = resolve_backbone(name_or_handle)
-    if spec.name == offline.NAME:
-        return import_offline(dest, force)
+    if offline.find_variant(spec.name):
+        return import_offline(dest, force, spec.name)
     from hubpipe.pipeline.runtime import import_tensorflow
 
     tf = import_tensorflow()

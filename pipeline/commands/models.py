@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hubpipe.components.backbones.offline import NAMES as OFFLINE_BACKBONES
+
 
 @click.group()
 def models() -> None:
@@ -47,12 +49,12 @@ def pull(handle: str, dest: str, force: bool) -> None:
 
 
 @models.command("import")
-@click.argument("name", type=click.Choice(["efficientnet_lite0"]))
+@click.argument("name", type=click.Choice(OFFLINE_BACKBONES))
 @click.option("--to", "dest", required=True, help="Directory or gs:// path that receives the SavedModel.")
 @click.option("--force", is_flag=True, help="Replace a non-empty destination.")
 def import_model(name: str, dest: str, force: bool) -> None:
     """Build the offline backbone NAME into --to (e.g. to bake it into an image or a PVC); no network needed."""
     from hubpipe.components.backbones.staging import import_offline
 
-    staged = import_offline(dest, force=force)
+    staged = import_offline(dest, force=force, name=name)
     click.echo(f"built {name} at {staged}; use it with --backbone {staged}")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from hubpipe.components.backbones.offline import NAMES as OFFLINE_BACKBONES
 from hubpipe.pipeline import __version__
 from hubpipe.pipeline.errors import UsageError
 
@@ -21,7 +22,7 @@ DEFAULT_CPU_IMAGE = f"{DEFAULT_IMAGE}-cpu"
 GPU_RESOURCE = "nvidia.com/gpu"
 #: Where the image holds the offline backbones, baked in at build time and named by $HUBPIPE_MODELS_DIR there.
 BAKED_MODELS_DIR = "/opt/hubpipe/models"
-BAKED_BACKBONES = ("efficientnet_lite0",)
+BAKED_BACKBONES = OFFLINE_BACKBONES
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|[KMGTPE]i?)?$")

