@@ -131,8 +131,9 @@ class LocalRunner:
         selected = select_until(self.stages, until)
         if not self.force_output:
             refuse_foreign_folder(self.output_dir)
-        writable_cache_root()  # first: the default publish root and every shared cache live there
+        writable_cache_root(create=False)  # first: the default publish root and every shared cache live there
         preflight(selected, self.config)  # before the output folder is even created
+        writable_cache_root()
         names = [stage.name for stage in self.stages]
         with claim_folder(self.output_dir, names, force=self.force_output):
             return self._run_locked(selected, use_cache)

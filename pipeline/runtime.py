@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -22,25 +23,38 @@ def cache_root() -> Path:
     return _cache_root_and_setting()[0]
 
 
-def writable_cache_root() -> Path:
+def writable_cache_root(create: bool = True) -> Path:
     """:func:`cache_root`, created if needed: a runner calls it before the first stage starts.
 
     A folder that cannot be created or written (a read-only home) is a :class:`ConfigError` naming the
-    settings that choose another.
+    settings that choose another. With ``create=False`` nothing is created: the folder, or the nearest folder
+    above it that exists, must let a file be created (tried, not judged from permission bits).
     """
     root, setting = _cache_root_and_setting()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-    else:
-        reason = "" if os.access(root, os.W_OK | os.X_OK) else "not writable"
+    reason = _unwritable_reason(root) if create else _uncreatable_reason(root)
     if reason:
         raise ConfigError(
             f"cannot use {root} (from {setting}) as hubpipe's cache folder: {reason}; "
             "set HUBPIPE_CACHE_DIR (or XDG_CACHE_HOME) to a writable folder"
         )
     return root
+
+
+def _unwritable_reason(root: Path) -> str:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return "" if os.access(root, os.W_OK | os.X_OK) else "not writable"
+
+
+def _uncreatable_reason(root: Path) -> str:
+    existing = next(folder for folder in (root, *root.parents) if folder.exists())
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".hubpipe-write-check-"):
+            return ""
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
 
 
 def _cache_root_and_setting() -> tuple[Path, str]:
