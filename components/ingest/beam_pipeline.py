@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.ingest import quarantine as q
+from hubpipe.components.ingest.io_errors import tensorflow_write_errors
 from hubpipe.components.ingest.listing import TRAIN, SourceFile
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.components.ingest.records import (
@@ -272,7 +273,7 @@ def write_shard(
     formats: Counter[str] = Counter()
     problems: list[Quarantined] = []
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with tf.io.TFRecordWriter(tmp) as writer:
+    with tensorflow_write_errors(tf, f"writing {path}"), tf.io.TFRecordWriter(tmp) as writer:
         for meta in sorted(metas, key=lambda m: m.id):
             data = read_source(meta.uri, meta.path, meta.size + 1)
             if isinstance(data, Quarantined):
@@ -286,7 +287,8 @@ def write_shard(
             formats[meta.format] += 1
             if meta.transcode:
                 transcoded[meta.transcode] += 1
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    with tensorflow_write_errors(tf, f"writing {path}"):
+        tf.io.gfile.rename(tmp, path, overwrite=True)
     summary = {
         "examples": sum(by_label.values()),
         "by_label": dict(by_label),

@@ -18,7 +18,9 @@ import contextlib
 import errno
 import os
 from collections.abc import Iterator
+from typing import Any
 
+from hubpipe.components.common.text import first_line
 from hubpipe.pipeline.errors import StageError
 
 #: errnos of reading one source file that describe the file, not the machine.
@@ -86,3 +88,15 @@ def from_beam_failure(exc: BaseException) -> MachineIOError | None:
         _, found, message = line.partition(f"{MachineIOError.__name__}: ")
         text = message if found else text
     return MachineIOError(text.split(" [while running")[0].strip()) if text else None
+
+
+@contextlib.contextmanager
+def tensorflow_write_errors(tf: Any, action: str) -> Iterator[None]:
+    """Raises what TensorFlow's file system met while ``action`` (writing a TFRecord shard into the run folder)
+    as one :class:`MachineIOError`: its errors carry no errno (a full disk is a ``ResourceExhaustedError``), and a
+    write into hubpipe's own folder fails only because of the machine."""
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        reason = first_line(exc, 200).rsplit("; ", 1)[-1]
+        raise MachineIOError(f"{reason[:1].lower() + reason[1:]} while {action}") from None

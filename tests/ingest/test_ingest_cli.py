@@ -130,6 +130,21 @@ def test_a_full_cache_disk_fails_the_run_in_one_line_and_a_larger_one_gets_every
     assert (ingest["files_seen"], ingest["examples_written"], ingest["quarantined"]) == (60, 60, 0)
 
 
+def test_a_full_run_folder_disk_while_writing_shards_is_one_plain_line(
+    tmp_path: Path, small_disk: Callable[[str], Path]
+) -> None:
+    """TensorFlow's file system reports a full disk without an errno (a ResourceExhaustedError): the line still
+    says what the machine ran out of, and which shard it was writing."""
+    data = tmp_path / "pets"
+    for i in range(24):  # about 3 MB of images for a 1 MB disk
+        corpus.write(data / ("cat", "dog")[i % 2] / f"{i:03d}.jpg", corpus.jpeg(i, (400, 400)))
+    out = small_disk("1m")
+    full = hubpipe(tmp_path, "run", "--until", "ingest", "--data", str(data), "--output", str(out / "run"))
+    assert full.returncode == 1, full.stderr
+    line = one_line_error(full)
+    assert re.fullmatch(r"error: no space left on device while writing \S+/examples/\S+\.tfrecord", line), line
+
+
 LONGEST_LOG_LINE = 1000
 
 
