@@ -38,9 +38,9 @@ RUN python=python$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])
     && apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $build_only "${python}-venv" \
     && python3 -m venv /opt/hubpipe/venv \
-    && mkdir -p pipeline/toplevel components data \
-    && printf '__version__ = "0.0.0"\n' > pipeline/__init__.py \
-    && touch README.md pipeline/toplevel/__init__.py components/__init__.py data/__init__.py \
+    && mkdir -p pipeline/hubpipe_package pipeline/core components data \
+    && printf '__version__ = "0.0.0"\n' > pipeline/core/version.py \
+    && touch README.md pipeline/hubpipe_package/__init__.py components/__init__.py data/__init__.py \
     && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt setuptools wheel \
     && pip install ${PIP_CA_BUNDLE:+--cert "$PIP_CA_BUNDLE"} --no-cache-dir -c constraints.txt ".[mlflow]" \
     && pip uninstall --yes hubpipe \

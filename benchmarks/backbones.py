@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.backbones import load_feature_extractor, resolve_backbone
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 
 def _models(tf: Any, size: int) -> dict[str, Callable[[Any], Any]]:

@@ -38,7 +38,7 @@ from pathlib import Path
 from tracking import run_stages, timed_run
 
 from hubpipe.components.train.naming import SCRATCH_MODEL
-from hubpipe.pipeline.runtime import ONEDNN_ENV
+from hubpipe.pipeline.core.runtime import ONEDNN_ENV
 
 KERNELS = {"own": "0", "onednn": "1"}
 

@@ -11,7 +11,7 @@ both alike:
 * **previous**: ``--set train.engine=tensorflow --set train.decode_cache=false``, and TensorFlow's own choice
   of CPU kernels: ``TF_ENABLE_ONEDNN_OPTS`` set to what TensorFlow picks on this CPU when the variable is unset
   (oneDNN only on CPUs with AVX-512 VNNI, BF16 or AMX), where hubpipe now turns oneDNN on everywhere (see
-  :func:`hubpipe.pipeline.runtime.import_tensorflow`). On a CPU where TensorFlow already picks oneDNN, both
+  :func:`hubpipe.pipeline.core.runtime.import_tensorflow`). On a CPU where TensorFlow already picks oneDNN, both
   sides run the same kernels;
 * **flags** (only where TensorFlow's own choice is not oneDNN): the previous side's ``--set`` flags on the
   default's kernels. It splits the difference in two: ``flags`` against ``default`` is what the extraction
@@ -47,7 +47,7 @@ from tracking import run_stages, timed_run
 from train_vs_fit import tensorflow_picks_onednn
 
 from hubpipe.components.train.engine import conversion_dir
-from hubpipe.pipeline.runtime import ONEDNN_ENV
+from hubpipe.pipeline.core.runtime import ONEDNN_ENV
 
 PREVIOUS = ("--set", "train.engine=tensorflow", "--set", "train.decode_cache=false")
 

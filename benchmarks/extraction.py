@@ -60,7 +60,8 @@ from hubpipe.components.train.inputs import image_dataset, load_split
 from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
 from hubpipe.components.train.transfer import EXTRACTION_BATCH, frozen_features
 from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
-from hubpipe.pipeline.runtime import cache_root, import_tensorflow
+from hubpipe.pipeline.core.cache_root import cache_root
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 
 def main() -> None:

@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "faults")
 
 import harness  # the fault-injection tests' checks
 
-from hubpipe.pipeline.config import load_config, to_yaml
-from hubpipe.pipeline.crashpoints import CRASH_POINTS, IO_ERRORS, Target
+from hubpipe.pipeline.core.config import load_config, to_yaml
+from hubpipe.pipeline.core.crashpoints import CRASH_POINTS, IO_ERRORS, Target
 
 LOG = logging.getLogger("faults")
 

@@ -26,8 +26,8 @@ def child(dataset: str, output: str) -> None:
     """Ingests ``dataset`` into ``output`` and prints one JSON line of measurements."""
     from hubpipe.components.ingest.core import IngestRequest, ingest
     from hubpipe.components.ingest.sources import ResolvedSource
-    from hubpipe.pipeline.config import DataConfig
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.config import DataConfig
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     import_tensorflow()
     import apache_beam  # noqa: F401  (imported before timing)
@@ -51,7 +51,7 @@ def measure(dataset: Path) -> dict:
 
 def main() -> None:
     from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
-    from hubpipe.pipeline.runtime import cache_root
+    from hubpipe.pipeline.core.cache_root import cache_root
 
     logging.basicConfig(level=logging.WARNING)
     figures = {}

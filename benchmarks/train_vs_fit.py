@@ -19,7 +19,7 @@ process, one after the other:
   (untimed), as every run after one that converted.
 
 Both paths get the same process settings (AutoGraph skips tf-keras' internals, see
-:func:`hubpipe.pipeline.runtime.import_tensorflow`), except TensorFlow's CPU kernels: hubpipe turns oneDNN on,
+:func:`hubpipe.pipeline.core.runtime.import_tensorflow`), except TensorFlow's CPU kernels: hubpipe turns oneDNN on,
 while the course's code runs with TensorFlow's own choice, which is oneDNN only on CPUs with AVX-512 VNNI, BF16
 or AMX. So the classic side runs in a child process with ``TF_ENABLE_ONEDNN_OPTS`` set to TensorFlow's own
 choice (``fit_s``), and, where that choice is not oneDNN, also in this process with oneDNN (``fit_onednn_s``:
@@ -60,8 +60,9 @@ from hubpipe.components.train.core import train_models
 from hubpipe.components.train.engine import TFLITE, conversion_dir
 from hubpipe.components.train.session import TrainRequest
 from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
-from hubpipe.pipeline.config import TrainConfig
-from hubpipe.pipeline.runtime import ONEDNN_ENV, cache_root, import_tensorflow
+from hubpipe.pipeline.core.cache_root import cache_root
+from hubpipe.pipeline.core.config import TrainConfig
+from hubpipe.pipeline.core.runtime import ONEDNN_ENV, import_tensorflow
 
 SPLITS = ("train", "test")
 
@@ -152,7 +153,7 @@ def tensorflow_picks_onednn() -> bool:
     """Whether TensorFlow turns its oneDNN kernels on by itself on this CPU (``TF_ENABLE_ONEDNN_OPTS`` unset)."""
     env = {name: value for name, value in os.environ.items() if name != ONEDNN_ENV}
     # onednn_enabled without import_tensorflow, which would set the variable.
-    probe = "from hubpipe.pipeline.runtime import onednn_enabled; print(onednn_enabled())"
+    probe = "from hubpipe.pipeline.core.runtime import onednn_enabled; print(onednn_enabled())"
     result = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True)
     return result.stdout.strip().splitlines()[-1] == "True"
 

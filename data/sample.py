@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
-from hubpipe.pipeline.progress import progress
+from hubpipe.pipeline.core.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
+from hubpipe.pipeline.core.progress import progress
 
 LOG = logging.getLogger(__name__)
 

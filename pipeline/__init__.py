@@ -1,3 +1,2 @@
-"""hubpipe's pipeline layer: configuration, stage wiring, runners and the command-line interface."""
-
-__version__ = "0.1.0"
+"""hubpipe's pipeline layer: the foundation (core/), stage wiring, runners, the command-line interface and the
+Python API."""

@@ -1,7 +1,7 @@
 """The Python API, for notebooks and scripts: ``hubpipe.run(...)``, ``hubpipe.load(dir)``, ``hubpipe.compare(...)``.
 
 ``run`` takes the same settings tree as the command line and validates it the same way (a bad value raises
-:class:`~hubpipe.pipeline.errors.ConfigError` with the line ``hubpipe run`` prints), runs the local runner and
+:class:`~hubpipe.pipeline.core.errors.ConfigError` with the line ``hubpipe run`` prints), runs the local runner and
 returns a :class:`Run`: a view of the run folder (stages, models table, blessing, predictions, TensorBoard logs)
 that reads only what the stages wrote, so ``load`` gives the same view of any finished run folder.
 """
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from hubpipe.components.publish import layout as publish_layout
 from hubpipe.components.train import layout as train_layout
-from hubpipe.pipeline.artifacts import read_json
-from hubpipe.pipeline.config import PipelineConfig, load_config, replace
-from hubpipe.pipeline.errors import ConfigError, UsageError
-from hubpipe.pipeline.runner import RUN_FILE
+from hubpipe.pipeline.core.artifacts import read_json
+from hubpipe.pipeline.core.config import PipelineConfig, load_config, replace
+from hubpipe.pipeline.core.errors import ConfigError, UsageError
+from hubpipe.pipeline.core.run_folder import RUN_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,7 +103,7 @@ def run(
     ``--force-output``). A bad setting raises ConfigError; rejected data raises DataRejected (the Run is then
     ``load(output)``).
     """
-    from hubpipe.pipeline.runner import run_pipeline
+    from hubpipe.pipeline.local_runner import run_pipeline
 
     if isinstance(data, Mapping):  # data={...}: the data section's settings, not the source
         settings = {**settings, "data": data}

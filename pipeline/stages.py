@@ -1,11 +1,11 @@
 """The pipeline's stages as data: the DAG both runners execute.
 
-Each entry names its executor lazily (``module:function``); see :mod:`hubpipe.pipeline.stage`.
+Each entry names its executor lazily (``module:function``); see :mod:`hubpipe.pipeline.core.stage`.
 """
 
 from __future__ import annotations
 
-from hubpipe.pipeline.stage import StageSpec
+from hubpipe.pipeline.core.stage import StageSpec
 
 PACKAGE = "hubpipe.components"
 COMMON_CODE = (f"{PACKAGE}.common",)
@@ -66,5 +66,5 @@ def registered_stages() -> list[StageSpec]:
 
 
 def stage_names() -> list[str]:
-    """The one list of stage names, in execution order (``--until``, the run report, the import-graph test)."""
+    """The one list of stage names, in execution order (``--until``, the run report, the layer tests)."""
     return [stage.name for stage in STAGE_SPECS]

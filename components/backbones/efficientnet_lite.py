@@ -6,7 +6,7 @@ the official TensorFlow EfficientNet-Lite builder), which the checkpoints were c
 * stem 3x3/2 conv with 32 filters and head 1x1 conv with 1280 filters (not width-scaled for Lite),
 * seven stages of MBConv blocks (expand 1x1, depthwise kxk, project 1x1) without squeeze-excite, ReLU6
   activations, a residual connection when stride is 1 and the channel count is unchanged,
-* compound scaling per variant (:class:`~.offline.LiteVariant`): the stages' filters are multiplied by ``width``
+* compound scaling per variant (:class:`~.lite_variant.LiteVariant`): the stages' filters are multiplied by ``width``
   and rounded to multiples of 8 (never down by more than 10%), the repeats of stages 2-6 by ``depth`` and rounded
   up; the first and last stages keep their repeats. Lite0 has 16 blocks, Lite1 and Lite2 21,
 * TensorFlow "SAME" padding everywhere (the reference's static same-padding pads ``total // 2`` before and
@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.backbones.hub_format import feature_vector_root
+from hubpipe.components.backbones.lite_variant import FEATURE_DIM, LiteVariant
 from hubpipe.components.backbones.manifest import write_manifest
-from hubpipe.components.backbones.offline import FEATURE_DIM, LiteVariant
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.errors import DataError
 
 LOG = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def export_saved_model(
 
     ``manifest`` is written into it (see :func:`.manifest.write_manifest`), with the model's shapes added.
     """
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     model, classifier = _load_weights(tf, state, variant)

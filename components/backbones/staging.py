@@ -20,7 +20,7 @@ from typing import Any
 from hubpipe.components.backbones import offline
 from hubpipe.components.backbones.manifest import MANIFEST_NAME, manifest_text, read_manifest, write_manifest
 from hubpipe.components.backbones.registry import BackboneSpec, backbone_fingerprint, is_remote, resolve_backbone
-from hubpipe.pipeline.errors import StageError, UsageError
+from hubpipe.pipeline.core.errors import StageError, UsageError
 
 LOG = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def import_offline(dest: str, force: bool = False, name: str = offline.NAME) -> 
     variant = offline.find_variant(name)
     if variant is None:
         raise UsageError(f"{name!r} is not an offline backbone; offline backbones: {', '.join(offline.NAMES)}")
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     dest = _prepare_destination(tf, dest, force)
@@ -128,7 +128,7 @@ def pull(name_or_handle: str, dest: str, force: bool = False) -> str:
     spec = resolve_backbone(name_or_handle)
     if offline.find_variant(spec.name):
         return import_offline(dest, force, spec.name)
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     import tensorflow_hub as hub

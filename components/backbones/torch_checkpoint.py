@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.errors import DataError
 
 LOG = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from hubpipe.pipeline.locking import owned_tmp
+from hubpipe.pipeline.core.locking import owned_tmp
 
 
 def sha256_file(path: Path) -> str:
@@ -30,8 +30,8 @@ def write_durably(path: Path, write: Callable[[BinaryIO], object]) -> str:
     makes it ``path``; returns the written file's SHA-256.
 
     The temporary file exists only while its writer holds its owner lock
-    (:func:`~hubpipe.pipeline.locking.owned_tmp`), so a folder that several processes share can have killed
-    writers' files removed (:func:`~hubpipe.pipeline.locking.remove_dead_tmp` with ``TMP_PATTERN``).
+    (:func:`~hubpipe.pipeline.core.locking.owned_tmp`), so a folder that several processes share can have killed
+    writers' files removed (:func:`~hubpipe.pipeline.core.locking.remove_dead_tmp` with ``TMP_PATTERN``).
     """
     with owned_tmp(path.with_name(f".{path.name}.tmp-{os.getpid()}")) as tmp:
         with open(tmp, "wb") as handle:

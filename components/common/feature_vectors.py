@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.common.checked_files import digest_problem, write_durably
-from hubpipe.pipeline.artifacts import read_json, replace_dir, staging_dir, write_json_atomic
+from hubpipe.pipeline.core.artifacts import read_json, replace_dir, staging_dir, write_json_atomic
 
 LOG = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ INT_FEATURES = (HEIGHT, WIDTH, TRANSCODED, LABEL)
 
 def make_example(values: dict[str, Any]) -> bytes:
     """A serialised ``tf.train.Example`` from a dict holding every feature above (str or bytes, int)."""
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     missing = set(BYTES_FEATURES + INT_FEATURES) - set(values)
@@ -51,7 +51,7 @@ def make_example(values: dict[str, Any]) -> bytes:
 
 def feature_spec() -> dict[str, Any]:
     """The parsing spec for ``tf.io.parse_example``."""
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     spec = {name: tf.io.FixedLenFeature([], tf.string) for name in BYTES_FEATURES}
@@ -74,7 +74,7 @@ def read_labels(examples_root: Path) -> list[str]:
 
 def read_class_names(examples_root: Path) -> list[str]:
     """Class names in label order for training or scoring; DataError when labels.txt is unreadable or has < 2."""
-    from hubpipe.pipeline.errors import DataError
+    from hubpipe.pipeline.core.errors import DataError
 
     try:
         names = read_labels(examples_root)
@@ -86,7 +86,7 @@ def read_class_names(examples_root: Path) -> list[str]:
 
 
 def write_labels(examples_root: Path, labels: list[str]) -> None:
-    from hubpipe.pipeline.artifacts import write_text_atomic
+    from hubpipe.pipeline.core.artifacts import write_text_atomic
 
     write_text_atomic(Path(examples_root) / LABELS_FILE, "".join(f"{label}\n" for label in labels))
 

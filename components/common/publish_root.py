@@ -10,7 +10,7 @@ Layout (the root is a local directory, a ``gs://`` path or a mounted PVC path)::
 A version counts only once its ``version.json`` is there, and LATEST moves (temporary file, then rename)
 only after that, so a reader that follows LATEST never finds a half-copied model. So a version that LATEST
 names (or that the version it names was compared with) and that cannot be read is damage, not "nothing
-blessed yet": :func:`reference_from` raises :class:`~hubpipe.pipeline.errors.PublishRootDamaged` for it, and
+blessed yet": :func:`reference_from` raises :class:`~hubpipe.pipeline.core.errors.PublishRootDamaged` for it, and
 only an absent LATEST means that nothing was blessed.
 
 Publishing a model to a local (or mounted) root happens under an OS lock on ``<root>/.publish.lock``
@@ -36,10 +36,10 @@ from typing import Any
 
 from hubpipe.components.common import storage
 from hubpipe.components.common.uris import require_scheme
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.errors import PublishRootDamaged, UsageError
-from hubpipe.pipeline.locking import exclusive, remove_path
-from hubpipe.pipeline.runtime import cache_root
+from hubpipe.pipeline.core.cache_root import cache_root
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.errors import PublishRootDamaged, UsageError
+from hubpipe.pipeline.core.locking import exclusive, remove_path
 
 LOG = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def join(base: str, *parts: str) -> str:
 
 
 def _gfile() -> ModuleType:
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     return import_tensorflow().io.gfile
 

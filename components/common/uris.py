@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.core.errors import UsageError
 
 #: Schemes ``tf.io.gfile`` serves in this installation (TensorFlow 2.16 has no s3:// without tensorflow-io).
 GFILE_SCHEMES = ("gs", "hdfs", "ram")

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from hubpipe.pipeline.config import EvaluateConfig
+from hubpipe.pipeline.core.config import EvaluateConfig
 
 if TYPE_CHECKING:
     from hubpipe.components.evaluate.metrics import ClassificationMetrics

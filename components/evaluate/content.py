@@ -115,7 +115,7 @@ def write_tensorboard(
     run_id: str,
 ) -> Pictures:
     """Writes the evaluation's TensorBoard tree; returns the pictures drawn for it."""
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     _write_sessions(tf, folder, models, train_logs, run_id)

@@ -23,9 +23,9 @@ from hubpipe.components.evaluate.content import write_tensorboard
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.evaluate.reference import ReferenceScore, TestSplit, score_reference
 from hubpipe.components.train.layout import LOGS_DIR, SCRATCH, TRANSFER
-from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
-from hubpipe.pipeline.config import EvaluateConfig
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.core.artifacts import stable_hash, write_json_atomic
+from hubpipe.pipeline.core.config import EvaluateConfig
+from hubpipe.pipeline.core.errors import StageError
 
 LOG = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubpipe.components.common import features
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.errors import DataError
 
 BATCH_SIZE = 32
 _USED = (features.IMAGE, features.ID, features.LABEL)
@@ -22,7 +22,7 @@ class ImageBatch:
 
 def test_batches(ingest_dir: Path, batch_size: int = BATCH_SIZE) -> Iterator[ImageBatch]:
     """The test split's examples in file order, ``batch_size`` at a time."""
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     files = features.example_files(ingest_dir, "test")

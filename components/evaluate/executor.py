@@ -10,9 +10,9 @@ from hubpipe.components.common.publish_root import find_reference, resolve_root
 from hubpipe.components.evaluate.candidates import candidate_keys
 from hubpipe.components.evaluate.core import EvaluateRequest, evaluate
 from hubpipe.components.evaluate.layout import artifacts
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.errors import PublishRootDamaged
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.errors import PublishRootDamaged
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -19,7 +19,7 @@ compared, and the check against it is skipped with that reason.
 
 A blessed version that lacks what scoring it needs (``labels.txt``, ``model.json``, the head's weights, the
 stored predictions) or holds them unreadable is damage, not a reason to skip: the evaluation stops with
-:class:`~hubpipe.pipeline.errors.PublishRootDamaged` rather than bless a candidate unchecked.
+:class:`~hubpipe.pipeline.core.errors.PublishRootDamaged` rather than bless a candidate unchecked.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from hubpipe.components.common.text import first_line
 from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, HEAD_DIR, LABELS_FILE, MODEL_FILE, PREDICTIONS_FILE
-from hubpipe.pipeline.errors import PublishRootDamaged, StageError
+from hubpipe.pipeline.core.errors import PublishRootDamaged, StageError
 
 LOG = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def score_reference(
     if order is None:
         reason = f"the blessed model {reference.version} was trained on other classes"
         return ReferenceScore(reference.version, None, "", reason)
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     twin = _twin_candidate(_model_info(reference), candidates)

@@ -34,10 +34,10 @@ from typing import IO
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.io_errors import is_machine_error, machine_errors
 from hubpipe.components.ingest.quarantine import Quarantined
-from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
-from hubpipe.pipeline.crashpoints import crash_point
-from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
+from hubpipe.pipeline.core.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.core.crashpoints import crash_point
+from hubpipe.pipeline.core.errors import DataError
+from hubpipe.pipeline.core.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
 
 LOG = logging.getLogger("hubpipe.ingest")
 

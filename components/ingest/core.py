@@ -1,5 +1,5 @@
 """The ingest core: an :class:`IngestRequest` in (a resolved source), the artifact folder of
-:mod:`.layout` and a :class:`~hubpipe.pipeline.stage.DataOutcome` out.
+:mod:`.layout` and a :class:`~hubpipe.pipeline.core.stage.DataOutcome` out.
 
 Every file seen is accounted for: ``files_seen = examples_written + quarantined + held_out_by_percent``.
 """
@@ -25,10 +25,10 @@ from hubpipe.components.ingest.listing import TEST, TRAIN, Listing, list_dataset
 from hubpipe.components.ingest.quarantine import Quarantined, count_by_reason, summary_line
 from hubpipe.components.ingest.records import Limits, Policies, shard_name
 from hubpipe.components.ingest.sources import ResolvedSource
-from hubpipe.pipeline.artifacts import write_json_atomic
-from hubpipe.pipeline.config import DataConfig
-from hubpipe.pipeline.errors import DataError, StageError
-from hubpipe.pipeline.stage import DataOutcome
+from hubpipe.pipeline.core.artifacts import write_json_atomic
+from hubpipe.pipeline.core.config import DataConfig
+from hubpipe.pipeline.core.errors import DataError, StageError
+from hubpipe.pipeline.core.stage import DataOutcome
 
 LOG = logging.getLogger("hubpipe.ingest")
 
@@ -100,7 +100,7 @@ def _check_listing(listing: Listing, source: ResolvedSource) -> None:
 
 
 def _run_beam(listing: Listing, output_dir: Path, data: DataConfig, beam_args: Sequence[str]) -> dict[str, list]:
-    from hubpipe.components.ingest.beam_pipeline import PipelineSettings, read_outputs, run_pipeline
+    from hubpipe.components.ingest.beam_job import PipelineSettings, read_outputs, run_beam_job
 
     settings = PipelineSettings(
         limits=Limits(data.max_file_bytes, data.max_pixels),
@@ -118,7 +118,7 @@ def _run_beam(listing: Listing, output_dir: Path, data: DataConfig, beam_args: S
             for source_file in listing.files:
                 handle.write(json.dumps(asdict(source_file), ensure_ascii=True) + "\n")
         try:
-            run_pipeline(listing_file, work_dir, examples_dir, settings, beam_args)
+            run_beam_job(listing_file, work_dir, examples_dir, settings, beam_args)
         except Exception as exc:
             machine = from_beam_failure(exc)  # a full or failing disk, met by an element function
             if machine is None:

@@ -14,10 +14,10 @@ from typing import IO
 from urllib.parse import unquote, urlparse
 
 from hubpipe.components.ingest.io_errors import machine_errors
-from hubpipe.pipeline.artifacts import read_json, stable_hash, write_json_atomic
-from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
-from hubpipe.pipeline.progress import progress
+from hubpipe.pipeline.core.artifacts import read_json, stable_hash, write_json_atomic
+from hubpipe.pipeline.core.errors import DataError
+from hubpipe.pipeline.core.locking import TMP_PATTERN, owned_tmp, remove_dead_tmp
+from hubpipe.pipeline.core.progress import progress
 
 LOG = logging.getLogger("hubpipe.ingest")
 
@@ -126,7 +126,7 @@ def copy_remote(uri: str, cache: Path, max_bytes: int = 0) -> Path:
 
     A file over ``max_bytes`` (0: no limit) is refused before it is copied.
     """
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     gfile = import_tensorflow().io.gfile
     info = gfile.stat(uri)

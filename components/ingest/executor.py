@@ -6,9 +6,9 @@ from __future__ import annotations
 from hubpipe.components.ingest.core import IngestRequest, ingest
 from hubpipe.components.ingest.layout import ARTIFACTS
 from hubpipe.components.ingest.sources import resolve_source
-from hubpipe.pipeline.crashpoints import crash_point
-from hubpipe.pipeline.runtime import cache_root
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.cache_root import cache_root
+from hubpipe.pipeline.core.crashpoints import crash_point
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 
 def run(ctx: StageContext) -> StageResult:

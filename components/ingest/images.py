@@ -180,7 +180,7 @@ def _looks_like_text(data: bytes) -> bool:
 
 def tf_decoded_size(data: bytes) -> tuple[int, int] | None:
     """(height, width) of what TensorFlow decodes from ``data``, or None when it cannot."""
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     try:

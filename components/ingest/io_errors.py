@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hubpipe.components.common.text import first_line
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.core.errors import StageError
 
 #: errnos of reading one source file that describe the file, not the machine.
 FILE_ERRNOS = frozenset(

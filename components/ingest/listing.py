@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from hubpipe.components.common.text import INVISIBLE_FORMATTING, codepoints
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.quarantine import Quarantined
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.errors import DataError
 
 LOG = logging.getLogger("hubpipe.ingest")
 
@@ -152,7 +152,7 @@ class GFileTree:
     """Directory entries through ``tf.io.gfile`` (gs://, ram://, ...); there are no symlinks there."""
 
     def __init__(self, base: str):
-        from hubpipe.pipeline.runtime import import_tensorflow
+        from hubpipe.pipeline.core.runtime import import_tensorflow
 
         self.gfile = import_tensorflow().io.gfile
 

@@ -1,6 +1,6 @@
 """The per-image logic of the ingest pipeline as plain functions: inspection, split assignment, duplicates and
 leakage, ``--percent`` subsetting, shard assignment and example building. The Beam wiring is in
-:mod:`hubpipe.components.ingest.beam_pipeline`.
+:mod:`hubpipe.components.ingest.beam_job`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def read_bytes(uri: str, limit: int) -> bytes:
     if "://" not in uri:
         with open(uri, "rb") as handle:
             return handle.read(limit)
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     try:

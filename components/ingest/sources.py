@@ -21,8 +21,8 @@ from hubpipe.components.ingest.archives import extract_archive, has_archive_suff
 from hubpipe.components.ingest.download import copy_remote, download
 from hubpipe.components.ingest.quarantine import Quarantined
 from hubpipe.data.presets import PRESETS, get_preset
-from hubpipe.pipeline.config import SAMPLE_SOURCE, DataConfig, PipelineConfig
-from hubpipe.pipeline.errors import DataError, HubpipeError, UsageError
+from hubpipe.pipeline.core.config import SAMPLE_SOURCE, DataConfig, PipelineConfig
+from hubpipe.pipeline.core.errors import DataError, HubpipeError, UsageError
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _from_archive(kind: str, archive: Path, description: str, data: DataConfig, 
 
 
 def _gfile() -> Any:
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     return import_tensorflow().io.gfile
 

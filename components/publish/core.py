@@ -23,10 +23,10 @@ from hubpipe.components.publish.layout import PUBLISH_FILE, RESOURCE_FILE
 from hubpipe.components.publish.tensorboard_resource import tensorboard_resource, viewing_hints
 from hubpipe.components.train.layout import LOGS_DIR as TRAIN_LOGS
 from hubpipe.components.train.layout import MODELS_DIR as TRAIN_MODELS
-from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
-from hubpipe.pipeline.config import PublishConfig
-from hubpipe.pipeline.crashpoints import crash_point
-from hubpipe.pipeline.errors import PublishConflict, StageError
+from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic, write_text_atomic
+from hubpipe.pipeline.core.config import PublishConfig
+from hubpipe.pipeline.core.crashpoints import crash_point
+from hubpipe.pipeline.core.errors import PublishConflict, StageError
 
 LOG = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 from hubpipe.components.common.publish_root import resolve_root
 from hubpipe.components.publish.core import PublishRequest, missing_publication, publish
 from hubpipe.components.publish.layout import PUBLISH_FILE, artifacts
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 
 def run(ctx: StageContext) -> StageResult:

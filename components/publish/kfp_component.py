@@ -3,7 +3,8 @@
 Outputs: ``publication`` (the stage folder: publish.json and, when the logs are on a volume or bucket, the
 Kubeflow Tensorboard resource), an HTML report and a Markdown summary. The published logs and models go to
 the publish root (``publish_root``: a path on the mounted volume or a gs:// path). With ``mlflow_uri`` (or
-``$MLFLOW_TRACKING_URI`` in the pod) the run is logged to MLflow too (see :mod:`hubpipe.pipeline.kubeflow.tracking`).
+``$MLFLOW_TRACKING_URI`` in the pod) the run is logged to MLflow too (see
+:mod:`hubpipe.pipeline.tracking.kubeflow_run`).
 """
 
 from collections.abc import Callable
@@ -43,8 +44,8 @@ def component_function() -> Callable[..., None]:
             summary: Status and key results.
         """
         from hubpipe.pipeline.kubeflow.launcher import launch
-        from hubpipe.pipeline.kubeflow.tracking import track_in_mlflow
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, write_summary
+        from hubpipe.pipeline.tracking.kubeflow_run import track_in_mlflow
 
         launch(
             "publish",

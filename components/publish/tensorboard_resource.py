@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from hubpipe.pipeline.config import PublishConfig
+from hubpipe.pipeline.core.config import PublishConfig
 
 API_VERSION = "tensorboard.kubeflow.org/v1alpha1"
 KIND = "Tensorboard"

@@ -34,9 +34,9 @@ from hubpipe.components.train.session import DatasetInfo, ModelResult, Session, 
 from hubpipe.components.train.summaries import write_experiment
 from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
 from hubpipe.components.train.transfer import train_transfer
-from hubpipe.pipeline.artifacts import write_json_atomic
-from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.runtime import import_tensorflow, onednn_enabled
+from hubpipe.pipeline.core.artifacts import write_json_atomic
+from hubpipe.pipeline.core.errors import DataError
+from hubpipe.pipeline.core.runtime import import_tensorflow, onednn_enabled
 
 LOG = logging.getLogger(__name__)
 

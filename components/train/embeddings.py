@@ -20,8 +20,8 @@ import numpy as np
 
 from hubpipe.components.common.feature_vectors import Embeddings, load_embeddings, save_embeddings, split_dir
 from hubpipe.components.train.inputs import RESIZE_METHOD, SplitData, image_dataset
-from hubpipe.pipeline.artifacts import stable_hash
-from hubpipe.pipeline.progress import progress
+from hubpipe.pipeline.core.artifacts import stable_hash
+from hubpipe.pipeline.core.progress import progress
 
 LOG = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ import numpy as np
 
 from hubpipe.components.common.checked_files import digest_problem, write_durably
 from hubpipe.components.common.text import first_line
-from hubpipe.pipeline.artifacts import read_json, stable_hash
-from hubpipe.pipeline.locking import TMP_PATTERN, remove_dead_tmp
-from hubpipe.pipeline.runtime import cache_root
+from hubpipe.pipeline.core.artifacts import read_json, stable_hash
+from hubpipe.pipeline.core.cache_root import cache_root
+from hubpipe.pipeline.core.locking import TMP_PATTERN, remove_dead_tmp
 
 LOG = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def _store_conversion(folder: Path, key: str, model: bytes, record: dict[str, An
     cannot.
 
     The folder is shared by every process on the machine (or the volume), so a temporary file is created only
-    while its writer holds its owner lock (:func:`~hubpipe.pipeline.locking.owned_tmp`), and the temporary
+    while its writer holds its owner lock (:func:`~hubpipe.pipeline.core.locking.owned_tmp`), and the temporary
     files of killed writers are removed here first, once their owners are dead.
     """
     try:

@@ -12,8 +12,8 @@ from typing import Any
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.layout import ARTIFACTS
 from hubpipe.components.train.session import TrainRequest
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 #: The packages whose code decides how models train (the stage's code version adds the backbones and the example
 #: format); a change makes interrupted trainings restart instead of resuming.
@@ -29,7 +29,7 @@ def preflight(config: PipelineConfig) -> None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    from hubpipe.pipeline.execution import code_version
+    from hubpipe.pipeline.core.execution import code_version
 
     request = TrainRequest(
         ingest_dir=Path(ctx.inputs["ingest"]),

@@ -23,7 +23,7 @@ import numpy as np
 from hubpipe.components.train.inputs import decode_and_resize
 from hubpipe.components.train.layout import PROBABILITIES, TFLITE_FILE, TFLITE_QUANTIZED_FILE
 from hubpipe.components.train.pixel_limit import check_pixels
-from hubpipe.pipeline.artifacts import write_text_atomic
+from hubpipe.pipeline.core.artifacts import write_text_atomic
 
 SERVING_INPUT = "images"
 LABELS = "labels"

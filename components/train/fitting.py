@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubpipe.pipeline.artifacts import read_json, write_json_atomic
-from hubpipe.pipeline.crashpoints import crash_point
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic
+from hubpipe.pipeline.core.crashpoints import crash_point
+from hubpipe.pipeline.core.errors import StageError
 
 LOG = logging.getLogger(__name__)
 

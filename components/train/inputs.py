@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features
-from hubpipe.pipeline.artifacts import hash_files
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.artifacts import hash_files
+from hubpipe.pipeline.core.errors import DataError
 
 #: How images are resized; part of the embedding cache key.
 RESIZE_METHOD = "bilinear"

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.core.errors import StageError
 
 #: Variable names (the last part of ``layer/variable``) of BatchNormalization; they stay frozen when fine-tuning.
 BATCH_NORM_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")

@@ -58,10 +58,10 @@ from hubpipe.components.train.layout import (
     SUMMARY_FILE,
 )
 from hubpipe.components.train.pixel_limit import declared_pixels, too_many_pixels_message
-from hubpipe.pipeline.artifacts import read_json, read_json_checked
-from hubpipe.pipeline.config import DataConfig
-from hubpipe.pipeline.errors import DataError, UsageError
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.artifacts import read_json, read_json_checked
+from hubpipe.pipeline.core.config import DataConfig
+from hubpipe.pipeline.core.errors import DataError, UsageError
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 LOG = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from hubpipe.components.train.layout import (
     MODELS_DIR,
 )
 from hubpipe.components.train.summaries import write_model_logs
-from hubpipe.pipeline.artifacts import stable_hash, write_json_atomic
-from hubpipe.pipeline.config import DataConfig, TrainConfig
+from hubpipe.pipeline.core.artifacts import stable_hash, write_json_atomic
+from hubpipe.pipeline.core.config import DataConfig, TrainConfig
 
 LOG = logging.getLogger(__name__)
 

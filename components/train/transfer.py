@@ -28,7 +28,7 @@ from hubpipe.components.train.inputs import AUTOTUNE, SplitData
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, FINE_TUNED, TRANSFER
 from hubpipe.components.train.naming import FINE_TUNED_SUFFIX
 from hubpipe.components.train.session import ModelRecord, ModelResult, Session
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.errors import DataError
 
 LOG = logging.getLogger(__name__)
 

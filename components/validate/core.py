@@ -1,5 +1,5 @@
 """The validate core: a :class:`ValidateRequest` in (an ingest folder), statistics, schema, anomalies and a
-report out (the folder of :mod:`.layout`), and a :class:`~hubpipe.pipeline.stage.DataOutcome`.
+report out (the folder of :mod:`.layout`), and a :class:`~hubpipe.pipeline.core.stage.DataOutcome`.
 
 The previous run's schema and training statistics (``previous_dir``) are the baseline for class checks and
 drift only when they describe the same data source; a new source starts a new baseline. Rejected data never
@@ -30,11 +30,11 @@ from hubpipe.components.validate.layout import (
 )
 from hubpipe.components.validate.report import ReportData, render_report
 from hubpipe.components.validate.statistics import compute_statistics, load_statistics
-from hubpipe.pipeline.artifacts import read_json, write_json_atomic, write_text_atomic
-from hubpipe.pipeline.config import DataConfig, ValidateConfig
-from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.runtime import import_tfdv
-from hubpipe.pipeline.stage import DataOutcome
+from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic, write_text_atomic
+from hubpipe.pipeline.core.config import DataConfig, ValidateConfig
+from hubpipe.pipeline.core.errors import DataError
+from hubpipe.pipeline.core.runtime import import_tfdv
+from hubpipe.pipeline.core.stage import DataOutcome
 
 LOG = logging.getLogger("hubpipe.validate")
 

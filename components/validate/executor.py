@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hubpipe.components.validate.core import ValidateRequest, validate
 from hubpipe.components.validate.layout import ARTIFACTS
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 
 def run(ctx: StageContext) -> StageResult:

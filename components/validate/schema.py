@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import features as f
-from hubpipe.pipeline.errors import ConfigError
-from hubpipe.pipeline.runtime import import_tfdv
+from hubpipe.pipeline.core.errors import ConfigError
+from hubpipe.pipeline.core.runtime import import_tfdv
 
 #: What tf.io.decode_image reads, as written in image/format.
 SUPPORTED_FORMATS = ("bmp", "gif", "jpeg", "png")
@@ -114,6 +114,6 @@ def load_schema(path: Path, setting: str = "validate.schema") -> Any:
 def write_schema(schema: Any, path: Path) -> None:
     from google.protobuf import text_format
 
-    from hubpipe.pipeline.artifacts import write_text_atomic
+    from hubpipe.pipeline.core.artifacts import write_text_atomic
 
     write_text_atomic(path, text_format.MessageToString(schema))

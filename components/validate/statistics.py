@@ -14,7 +14,7 @@ from typing import Any
 
 from hubpipe.components.common import features as f
 from hubpipe.components.validate.layout import STATS_DIR
-from hubpipe.pipeline.runtime import import_tfdv
+from hubpipe.pipeline.core.runtime import import_tfdv
 
 #: Class histograms keep this many classes (TFDV's default is 20 top values).
 MAX_CLASSES = 10_000
@@ -86,7 +86,7 @@ def compute_statistics(
     tfdv = import_tfdv()
     from tfx_bsl.public import tfxio
 
-    from hubpipe.pipeline.runtime import beam_pipeline_options
+    from hubpipe.pipeline.core.runtime import beam_pipeline_options
 
     (output_dir / STATS_DIR).mkdir(parents=True, exist_ok=True)
     options = stats_options(schema)

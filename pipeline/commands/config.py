@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from hubpipe.pipeline.commands.options import config_options
-from hubpipe.pipeline.config import PipelineConfig, to_yaml
+from hubpipe.pipeline.core.config import PipelineConfig, to_yaml
 
 
 @click.group()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.core.errors import UsageError
 
 
 @click.group()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from hubpipe.pipeline.commands.options import config_options
-from hubpipe.pipeline.config import PipelineConfig
+from hubpipe.pipeline.core.config import PipelineConfig
 from hubpipe.pipeline.kubeflow.options import (
     DEFAULT_CPU_IMAGE,
     DEFAULT_IMAGE,
@@ -82,7 +82,7 @@ def compile_command(config: PipelineConfig, options: KubeflowOptions, output_pat
 
     The configuration (--config and flags) becomes the defaults of the pipeline's parameters.
     """
-    from hubpipe.pipeline.kubeflow.runner import compile_pipeline
+    from hubpipe.pipeline.kubeflow.client import compile_pipeline
 
     path = compile_pipeline(config, options, output_path)
     click.echo(f"wrote {path} (image {options.image})")
@@ -109,7 +109,7 @@ def submit_command(
     Authentication: a bearer token in $HUBPIPE_KFP_TOKEN, else the service-account token file named by
     $KF_PIPELINES_SA_TOKEN_PATH (inside the cluster).
     """
-    from hubpipe.pipeline.kubeflow.runner import submit_pipeline
+    from hubpipe.pipeline.kubeflow.client import submit_pipeline
 
     run = submit_pipeline(config, options, host, experiment=experiment, namespace=namespace, run_name=run_name)
     click.echo(f"started run {run.run_id}: {run.url}")

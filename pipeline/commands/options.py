@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from hubpipe.pipeline.config import PipelineConfig, load_config, shown
-from hubpipe.pipeline.errors import ConfigError
+from hubpipe.pipeline.core.config import PipelineConfig, load_config, shown
+from hubpipe.pipeline.core.errors import ConfigError
 
 DEFAULT_OUTPUT = "hubpipe-output"
 

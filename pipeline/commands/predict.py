@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from hubpipe.pipeline.commands.options import config_flags
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.errors import DataError, UsageError
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.errors import DataError, UsageError
 
 
 @click.command()

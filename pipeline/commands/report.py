@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from hubpipe.pipeline.errors import UsageError
-from hubpipe.pipeline.execution import MANIFEST
+from hubpipe.pipeline.core.errors import UsageError
+from hubpipe.pipeline.core.execution import MANIFEST
+from hubpipe.pipeline.core.run_folder import RUN_FILE
 from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
-from hubpipe.pipeline.runner import RUN_FILE
 from hubpipe.pipeline.stages import stage_names
 
 

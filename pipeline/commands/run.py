@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hubpipe.pipeline.commands.options import DEFAULT_OUTPUT, config_options
-from hubpipe.pipeline.config import PipelineConfig, replace
+from hubpipe.pipeline.core.config import PipelineConfig, replace
 from hubpipe.pipeline.stages import stage_names
 
 
@@ -41,7 +41,7 @@ def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: b
 
     With no arguments it runs on the embedded sample dataset with the offline backbone.
     """
-    from hubpipe.pipeline.runner import run_pipeline
+    from hubpipe.pipeline.local_runner import run_pipeline
 
     if no_cache:
         config = replace(config, runner=replace(config.runner, cache=False))

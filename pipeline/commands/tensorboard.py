@@ -6,7 +6,7 @@ import time
 
 import click
 
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.core.errors import UsageError
 
 
 def default_logdir() -> str:
@@ -20,7 +20,7 @@ def start_tensorboard(logdir: str, port: int, host: str) -> str:
     """Starts TensorBoard in a background thread of this process; returns its URL."""
     from tensorboard import program
 
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     import_tensorflow()  # TensorBoard reads gs:// logs through TensorFlow's file systems
     server = program.TensorBoard()

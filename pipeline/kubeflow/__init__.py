@@ -8,7 +8,7 @@ Layers, from the cluster inwards:
   registered stage (:mod:`hubpipe.pipeline.stages`) with typed artifacts, resources, retries and caching.
 * Each stage's thin KFP shell lives beside its executor as ``components/<stage>/kfp_component.py``: a typed
   component function whose body calls :func:`.launcher.launch`.
-* :mod:`.launcher` runs inside the container: it builds a :class:`~hubpipe.pipeline.stage.StageContext` from
+* :mod:`.launcher` runs inside the container: it builds a :class:`~hubpipe.pipeline.core.stage.StageContext` from
   KFP artifact folders, calls the stage's executor and fills the typed outputs (reports, metrics, summary).
 
 Nothing here imports kfp at module import time.

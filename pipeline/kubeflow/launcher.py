@@ -1,7 +1,7 @@
 """Runs one stage inside a Kubeflow task: KFP artifacts in, the stage's executor, typed KFP outputs out.
 
 Every ``components/<stage>/kfp_component.py`` calls :func:`launch` from its component function. The launcher
-runs the stage through the execution core the local runner uses (:mod:`hubpipe.pipeline.execution`), with the
+runs the stage through the execution core the local runner uses (:mod:`hubpipe.pipeline.core.execution`), with the
 KFP artifact folders as upstream folders and work folder, so its ``manifest.json`` is the one a local run
 writes. Then "fillers" (:mod:`hubpipe.pipeline.kubeflow.ui_outputs`) fill the component's other typed outputs,
 the ones the KFP UI shows, from the finished stage.
@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import staging_dir
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.errors import HubpipeError, StageError
-from hubpipe.pipeline.execution import (
+from hubpipe.pipeline.core.artifacts import staging_dir
+from hubpipe.pipeline.core.cache_root import cache_root, writable_cache_root
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.errors import HubpipeError, StageError
+from hubpipe.pipeline.core.execution import (
     Placement,
     claim_folder,
     commit,
@@ -31,10 +31,11 @@ from hubpipe.pipeline.execution import (
     execute,
     fingerprint_inputs,
 )
+from hubpipe.pipeline.core.log_setup import configure_logging
+from hubpipe.pipeline.core.stage import StageResult, StageSpec
+from hubpipe.pipeline.core.version import __version__
 from hubpipe.pipeline.kubeflow.parameters import resolve_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Artifact, Filler, Launched, scalar_results
-from hubpipe.pipeline.runtime import cache_root, writable_cache_root
-from hubpipe.pipeline.stage import StageResult, StageSpec
 
 LOG = logging.getLogger("hubpipe.kubeflow")
 
@@ -67,8 +68,6 @@ def launch(
     next run as ``previous_dir``, as the local runner does. A user-facing error ends the process with one line
     and the hubpipe exit code.
     """
-    from hubpipe.pipeline.cli import configure_logging
-
     configure_logging(debug=False)
     try:
         spec = registered_stage(stage) if isinstance(stage, str) else stage

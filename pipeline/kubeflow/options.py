@@ -1,7 +1,7 @@
 """How the pipeline runs on a cluster: image, resources, accelerators, volumes. Pure data, validated once.
 
 These are not pipeline settings (they do not change results) and so are not part of
-:class:`~hubpipe.pipeline.config.PipelineConfig`; ``hubpipe compile`` and ``hubpipe submit`` take them as flags.
+:class:`~hubpipe.pipeline.core.config.PipelineConfig`; ``hubpipe compile`` and ``hubpipe submit`` take them as flags.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from hubpipe.components.backbones.offline import NAMES as OFFLINE_BACKBONES
-from hubpipe.pipeline import __version__
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.core.errors import UsageError
+from hubpipe.pipeline.core.version import __version__
 
 IMAGE_REPOSITORY = "ghcr.io/hubpipe/hubpipe"
 #: The project's image, pinned to this version; the CPU variant carries the ``-cpu`` suffix.
@@ -53,7 +53,8 @@ FALLBACK_RESOURCES = Resources("1", "2", "4Gi", "8Gi")
 
 @dataclass(frozen=True)
 class KubeflowOptions:
-    """Everything :func:`~hubpipe.pipeline.kubeflow.pipeline.create_pipeline` needs besides the configuration."""
+    """Everything :func:`~hubpipe.pipeline.kubeflow.pipeline_definition.create_pipeline` needs besides the
+    configuration."""
 
     image: str = DEFAULT_IMAGE
     pipeline_name: str = "hubpipe"

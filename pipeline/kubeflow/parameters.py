@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
-from hubpipe.pipeline.config import PipelineConfig, apply_overrides, from_dict, to_dict
-from hubpipe.pipeline.errors import ConfigError
+from hubpipe.pipeline.core.config import PipelineConfig, apply_overrides, from_dict, to_dict
+from hubpipe.pipeline.core.errors import ConfigError
 
 #: Name of the parameter that carries the whole configuration.
 CONFIG_PARAMETER = "config"

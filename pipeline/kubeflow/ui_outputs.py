@@ -23,10 +23,10 @@ from typing import Any
 
 from hubpipe.components.common.html_parts import escape, page
 from hubpipe.components.common.text import codepoints
-from hubpipe.pipeline import __version__
-from hubpipe.pipeline.artifacts import dotted
-from hubpipe.pipeline.config import PipelineConfig
-from hubpipe.pipeline.stage import StageResult, StageSpec
+from hubpipe.pipeline.core.artifacts import dotted
+from hubpipe.pipeline.core.config import PipelineConfig
+from hubpipe.pipeline.core.stage import StageResult, StageSpec
+from hubpipe.pipeline.core.version import __version__
 
 LOG = logging.getLogger("hubpipe.kubeflow")
 

@@ -21,16 +21,16 @@ from hubpipe.components.ingest import layout as ingest_layout
 from hubpipe.components.publish import layout as publish_layout
 from hubpipe.components.train import layout as train_layout
 from hubpipe.components.validate import layout as validate_layout
-from hubpipe.pipeline.artifacts import read_json_checked, write_text_atomic
-from hubpipe.pipeline.execution import complete_dir
-from hubpipe.pipeline.locking import run_in_progress
-from hubpipe.pipeline.runner import RUN_FILE
+from hubpipe.pipeline.core.artifacts import read_json_checked, write_text_atomic
+from hubpipe.pipeline.core.execution import complete_dir
+from hubpipe.pipeline.core.locking import run_in_progress
+from hubpipe.pipeline.core.run_folder import RUN_FILE
 
 #: The report's file name in a run folder unless told otherwise (``hubpipe report``, MLflow tracking).
 REPORT_FILE = "report.html"
 QUARANTINE_ROWS = 100
 
-#: What the report reads from each file (see :func:`~hubpipe.pipeline.artifacts.read_json_checked`): the
+#: What the report reads from each file (see :func:`~hubpipe.pipeline.core.artifacts.read_json_checked`): the
 #: containers it walks through; the values it shows are escaped whatever their type.
 _NUMBER = (int, float)
 RUN_SHAPE = {"stages": [dict], "process": dict, "tracking": dict}

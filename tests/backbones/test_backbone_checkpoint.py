@@ -25,7 +25,7 @@ from hubpipe.components.backbones.torch_checkpoint import (
     UnsafeCheckpointError,
     load_state_dict,
 )
-from hubpipe.pipeline.errors import DataError
+from hubpipe.pipeline.core.errors import DataError
 
 DATA = Path(__file__).parent / "data"
 TINY_WEIGHT = np.arange(12, dtype=np.float32).reshape(3, 4).T

@@ -15,7 +15,7 @@ from hubpipe.components.backbones import backbone_fingerprint, offline, resolve_
 from hubpipe.components.backbones.manifest import read_manifest
 from hubpipe.components.backbones.staging import import_offline
 from hubpipe.pipeline.commands.models import models
-from hubpipe.pipeline.errors import StageError, UsageError
+from hubpipe.pipeline.core.errors import StageError, UsageError
 
 MOBILENET = "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/4"
 

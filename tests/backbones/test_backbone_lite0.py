@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hubpipe.components.backbones import load_feature_extractor, resolve_backbone
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 TOLERANCE = 1e-3
 

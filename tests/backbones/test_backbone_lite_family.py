@@ -17,8 +17,8 @@ from hubpipe.components.backbones import backbone_fingerprint, offline, resolve_
 from hubpipe.components.backbones.efficientnet_lite import block_configs
 from hubpipe.components.backbones.manifest import read_manifest
 from hubpipe.components.backbones.torch_checkpoint import load_state_dict
-from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.errors import DataError
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug

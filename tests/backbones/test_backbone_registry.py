@@ -20,7 +20,7 @@ from hubpipe.components.backbones import (
     resolve_backbone,
 )
 from hubpipe.components.backbones.registry import DEFAULT_BACKBONE, availability
-from hubpipe.pipeline.errors import DataError, StageError, UsageError
+from hubpipe.pipeline.core.errors import DataError, StageError, UsageError
 
 REQUIRED = {
     "resnet50v2": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/4",

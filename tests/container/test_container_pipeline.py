@@ -24,7 +24,7 @@ def runs(image: str, docker_api: str, tmp_path_factory: pytest.TempPathFactory) 
     from kfp import local
 
     from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-    from hubpipe.pipeline.runner import run_pipeline
+    from hubpipe.pipeline.local_runner import run_pipeline
 
     root = tmp_path_factory.mktemp("containers")
     root.chmod(0o777)  # the pipeline root, mounted into every task, written by the image's user

@@ -25,8 +25,8 @@ import fake_upstream
 import pytest
 from fake_run import FakeWorld, shared_world
 
-from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.runner import run_pipeline
+from hubpipe.pipeline.core.config import load_config
+from hubpipe.pipeline.local_runner import run_pipeline
 
 pytestmark = pytest.mark.e2e
 

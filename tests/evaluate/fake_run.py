@@ -21,7 +21,7 @@ from PIL import Image
 from hubpipe.components.common import feature_vectors as embedding_cache
 from hubpipe.components.common import features
 from hubpipe.components.train.summaries import write_experiment, write_model_logs
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 CLASSES = ["red", "green", "blue"]
 COLOURS = [(230, 20, 20), (20, 230, 20), (20, 20, 230)]

@@ -10,7 +10,7 @@ from hubpipe.components.evaluate.blessing import (
     Score,
     decide,
 )
-from hubpipe.pipeline.config import EvaluateConfig
+from hubpipe.pipeline.core.config import EvaluateConfig
 
 THRESHOLDS = EvaluateConfig(min_accuracy=0.5, min_margin_over_baseline=0.1, max_drop_vs_blessed=0.02)
 BASELINE = Comparison("scratch_cnn", Score(0.4, 0.35))

@@ -15,10 +15,10 @@ from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor
 from hubpipe.components.evaluate.content import RUN_HPARAM
 from hubpipe.components.evaluate.tensorboard_logs import read_session_hparams
-from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.errors import DataError, PublishRootDamaged, StageError
-from hubpipe.pipeline.runtime import import_tensorflow
-from hubpipe.pipeline.stage import StageContext
+from hubpipe.pipeline.core.config import load_config
+from hubpipe.pipeline.core.errors import DataError, PublishRootDamaged, StageError
+from hubpipe.pipeline.core.runtime import import_tensorflow
+from hubpipe.pipeline.core.stage import StageContext
 
 
 def context(

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hubpipe.components.common import publish_root as layout
-from hubpipe.pipeline.crashpoints import ENV_VAR, Target
-from hubpipe.pipeline.execution import MANIFEST, RUN_FILE, killed_run_leftovers
+from hubpipe.pipeline.core.crashpoints import ENV_VAR, Target
+from hubpipe.pipeline.core.execution import MANIFEST, killed_run_leftovers
+from hubpipe.pipeline.core.run_folder import RUN_FILE
 from hubpipe.pipeline.stages import stage_names
 
 STAGES = stage_names()

@@ -13,9 +13,9 @@ import pytest
 from tiny_pipeline import tiny_config
 
 from hubpipe.components.common.features import EXAMPLES_DIR
-from hubpipe.pipeline.config import replace
-from hubpipe.pipeline.execution import damaged_file, read_manifest
-from hubpipe.pipeline.runner import run_pipeline
+from hubpipe.pipeline.core.config import replace
+from hubpipe.pipeline.core.execution import damaged_file, read_manifest
+from hubpipe.pipeline.local_runner import run_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

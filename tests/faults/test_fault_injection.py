@@ -18,9 +18,9 @@ import harness
 import pytest
 from tiny_pipeline import tiny_config
 
-from hubpipe.pipeline.config import PipelineConfig, replace, to_yaml
-from hubpipe.pipeline.crashpoints import CRASH_POINTS, IO_ERRORS, Target
-from hubpipe.pipeline.runner import run_pipeline
+from hubpipe.pipeline.core.config import PipelineConfig, replace, to_yaml
+from hubpipe.pipeline.core.crashpoints import CRASH_POINTS, IO_ERRORS, Target
+from hubpipe.pipeline.local_runner import run_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -110,8 +110,8 @@ def test_an_io_error_at_a_crash_point_fails_in_one_line_and_a_rerun_recovers(fau
 
 
 def test_an_unknown_fault_action_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hubpipe.pipeline import crashpoints
-    from hubpipe.pipeline.crashpoints import ENV_VAR, crash_point
+    from hubpipe.pipeline.core import crashpoints
+    from hubpipe.pipeline.core.crashpoints import ENV_VAR, crash_point
 
     monkeypatch.setattr(crashpoints, "_reached", {})
     monkeypatch.setenv(ENV_VAR, "runner.before_commit:1:eio")

@@ -15,10 +15,10 @@ import pytest
 from hubpipe.components.common import features as f
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.executor import run
-from hubpipe.pipeline.artifacts import read_json
-from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.errors import DataError
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.artifacts import read_json
+from hubpipe.pipeline.core.config import load_config
+from hubpipe.pipeline.core.errors import DataError
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 CAT, DOG, UNICODE = "cats", "dogs", "crème brûlée 🍮"
 SETTINGS = {"data.max_pixels": 1_000_000, "data.max_file_bytes": 200_000}
@@ -112,7 +112,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[StageContext, 
 
 
 def read_examples(folder: Path) -> list[dict]:
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     rows = []

@@ -21,7 +21,7 @@ from hubpipe.components.ingest.archives import extract_archive
 from hubpipe.components.ingest.io_errors import MachineIOError
 from hubpipe.components.ingest.listing import SourceFile
 from hubpipe.components.ingest.records import Limits, inspect_file
-from hubpipe.pipeline.errors import DataError, HubpipeError
+from hubpipe.pipeline.core.errors import DataError, HubpipeError
 
 GIB = 1024**3
 

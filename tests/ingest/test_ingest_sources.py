@@ -25,8 +25,8 @@ from hubpipe.components.ingest.download import download
 from hubpipe.components.ingest.listing import list_dataset, normalize_label
 from hubpipe.components.ingest.records import Limits, inspect_file
 from hubpipe.components.ingest.sources import resolve_source, source_fingerprint
-from hubpipe.pipeline.config import DataConfig, load_config
-from hubpipe.pipeline.errors import DataError, UsageError
+from hubpipe.pipeline.core.config import DataConfig, load_config
+from hubpipe.pipeline.core.errors import DataError, UsageError
 
 GIB = 1024**3
 
@@ -365,7 +365,7 @@ def test_a_download_stops_at_the_size_limit_without_content_length(tmp_path: Pat
 
 
 def test_gfile_paths_are_listed_and_read_through_tf_io_gfile(tmp_path: Path) -> None:
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     gfile = import_tensorflow().io.gfile
     base = "ram://hubpipe-test-bucket/pets"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from k8s_overlays import K8S, OVERLAYS, by_kind, documents, render
 
-from hubpipe.pipeline.config import load_config
+from hubpipe.pipeline.core.config import load_config
 
 REPO = K8S.parent
 KUBERNETES_VERSION = "1.28.0"

@@ -6,10 +6,10 @@ The component functions run in a subprocess (kfp.local) that imports this module
 import json
 from types import SimpleNamespace
 
-from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
+from hubpipe.pipeline.core.stage import StageContext, StageResult, StageSpec
 
 MODULE = "kfp_fake_stages"
-CODE = ("hubpipe.pipeline.stage",)
+CODE = ("hubpipe.pipeline.core.stage",)
 
 
 def ingest(ctx: StageContext) -> StageResult:

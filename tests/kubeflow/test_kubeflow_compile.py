@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from hubpipe.pipeline.cli import main
-from hubpipe.pipeline.errors import StageError
+from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
 from hubpipe.pipeline.kubeflow.parameters import CONFIG_PARAMETER, parameters_for
-from hubpipe.pipeline.kubeflow.pipeline import load_shell
+from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 from hubpipe.pipeline.stages import registered_stages
 
 
@@ -170,7 +170,7 @@ def test_bad_flags_give_one_line_and_exit_2(tmp_path: Path, args: list[str], mes
 
 
 def test_a_stage_without_a_component_is_named() -> None:
-    from hubpipe.pipeline.stage import StageSpec
+    from hubpipe.pipeline.core.stage import StageSpec
 
     with pytest.raises(StageError, match=r"stage extra has no Kubeflow component: hubpipe\.components\.nowhere"):
         load_shell(StageSpec("extra", "hubpipe.components.nowhere.executor:run"))

@@ -25,7 +25,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The same configuration run through kfp.local and through the local runner; both run folders."""
     from kfp import local
 
-    from hubpipe.pipeline.runner import run_pipeline
+    from hubpipe.pipeline.local_runner import run_pipeline
 
     root = tmp_path_factory.mktemp("kfp-e2e")
     kfp_run = run_through_kfp(

@@ -8,20 +8,18 @@ from pathlib import Path
 import pytest
 from kfp_fake_stages import SPECS
 
-from hubpipe.pipeline.config import load_config, to_dict
-from hubpipe.pipeline.errors import DataRejected, StageError
+from hubpipe.pipeline.core.config import load_config, to_dict
+from hubpipe.pipeline.core.errors import DataRejected, StageError
+from hubpipe.pipeline.core.stage import StageResult
 from hubpipe.pipeline.kubeflow import launcher, ui_outputs
 from hubpipe.pipeline.kubeflow.launcher import launch, run_stage
 from hubpipe.pipeline.kubeflow.ui_outputs import Launched
-from hubpipe.pipeline.stage import StageResult
 
 
 @pytest.fixture(autouse=True)
 def _keep_pytest_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """launch() sets up logging as in a task's container; here pytest's capture must stay in place."""
-    from hubpipe.pipeline import cli
-
-    monkeypatch.setattr(cli, "configure_logging", lambda debug: None)
+    monkeypatch.setattr(launcher, "configure_logging", lambda debug: None)
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "cache"))
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import kfp_fake_stages
 import pytest
 
-from hubpipe.pipeline.config import load_config
+from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-from hubpipe.pipeline.kubeflow.pipeline import create_pipeline
+from hubpipe.pipeline.kubeflow.pipeline_definition import create_pipeline
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hubpipe.pipeline.config import load_config, to_dict
-from hubpipe.pipeline.errors import ConfigError
+from hubpipe.pipeline.core.config import load_config, to_dict
+from hubpipe.pipeline.core.errors import ConfigError
 from hubpipe.pipeline.kubeflow.parameters import (
     BY_NAME,
     CONFIG_PARAMETER,

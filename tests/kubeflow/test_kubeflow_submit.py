@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import pytest
 
-from hubpipe.pipeline.errors import SubmitError
-from hubpipe.pipeline.kubeflow.runner import (
+from hubpipe.pipeline.core.errors import SubmitError
+from hubpipe.pipeline.kubeflow.client import (
     _api_error,
     check_health,
     client_credentials,

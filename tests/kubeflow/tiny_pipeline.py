@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hubpipe.pipeline.config import PipelineConfig, load_config
+from hubpipe.pipeline.core.config import PipelineConfig, load_config
 from hubpipe.pipeline.stages import registered_stages
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def run_through_kfp(runner: Any, pipeline_root: Path, config: PipelineConfig, op
     from kfp import local
 
     from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-    from hubpipe.pipeline.kubeflow.pipeline import create_pipeline
+    from hubpipe.pipeline.kubeflow.pipeline_definition import create_pipeline
 
     before = set(pipeline_root.iterdir()) if pipeline_root.exists() else set()
     local.init(runner=runner, pipeline_root=str(pipeline_root))
@@ -82,7 +82,7 @@ def outputs(kfp_run: Path, stage: str) -> dict[str, dict]:
 
 
 def folder_output(kfp_run: Path, stage: str) -> Path:
-    from hubpipe.pipeline.kubeflow.pipeline import load_shell
+    from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 
     spec = next(spec for spec in registered_stages() if spec.name == stage)
     return kfp_run / stage / load_shell(spec).OUTPUT

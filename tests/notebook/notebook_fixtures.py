@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tiny_pipeline
 
-from hubpipe.pipeline.config import PipelineConfig, to_yaml
+from hubpipe.pipeline.core.config import PipelineConfig, to_yaml
 
 
 def tiny_config(root: Path) -> PipelineConfig:

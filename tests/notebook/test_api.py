@@ -15,7 +15,7 @@ from PIL import Image
 import hubpipe
 from hubpipe.pipeline.api import settings_overrides
 from hubpipe.pipeline.cli import main
-from hubpipe.pipeline.errors import ConfigError, UsageError
+from hubpipe.pipeline.core.errors import ConfigError, UsageError
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 import tiny_pipeline as tiny
 from notebook_fixtures import free_port, mlflow_server, tiny_config, tiny_config_file
 
-from hubpipe.pipeline.config import PipelineConfig, replace
-from hubpipe.pipeline.runner import run_pipeline
-from hubpipe.pipeline.tracking import TrackingTarget, flatten, stages_to_log
+from hubpipe.pipeline.core.config import PipelineConfig, replace
+from hubpipe.pipeline.local_runner import run_pipeline
+from hubpipe.pipeline.tracking.run_tracking import TrackingTarget, flatten, stages_to_log
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -140,7 +140,7 @@ def test_kubeflow_run_logs_to_a_real_server_from_its_publish_task(tmp_path: Path
 
 
 def test_a_path_or_file_uri_is_a_local_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hubpipe.pipeline.tracking import local_tracking_dir, tracking_target
+    from hubpipe.pipeline.tracking.run_tracking import local_tracking_dir, tracking_target
 
     monkeypatch.chdir(tmp_path)
     assert local_tracking_dir("mlruns") == tmp_path / "mlruns"

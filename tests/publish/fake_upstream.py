@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
+from hubpipe.pipeline.core.stage import StageContext, StageResult, StageSpec
 
 
 def _copy_into(source: Path, target: Path) -> None:
@@ -40,7 +40,7 @@ def stages() -> list[StageSpec]:
     from hubpipe.pipeline.stages import registered_stages
 
     real = {stage.name: stage for stage in registered_stages()}
-    code = ("hubpipe.pipeline.stage",)
+    code = ("hubpipe.pipeline.core.stage",)
     return [
         StageSpec("ingest", f"{__name__}:ingest", code=code, external_inputs=f"{__name__}:ingest_source"),
         StageSpec(

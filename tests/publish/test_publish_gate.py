@@ -14,7 +14,7 @@ from fake_run import FakeWorld
 from hubpipe.components.common import publish_root
 from hubpipe.pipeline import stages as stage_registry
 from hubpipe.pipeline.cli import main
-from hubpipe.pipeline.errors import PublishRootDamaged
+from hubpipe.pipeline.core.errors import PublishRootDamaged
 
 #: Thresholds that bless any candidate unless it is worse than the blessed model.
 ONLY_THE_DROP_CHECK = [

@@ -10,8 +10,8 @@ import pytest
 
 from hubpipe.components.common import publish_root, storage
 from hubpipe.components.publish.tensorboard_resource import logs_path_for_cluster, tensorboard_resource, viewing_hints
-from hubpipe.pipeline.config import PublishConfig, load_config
-from hubpipe.pipeline.errors import ConfigError, PublishRootDamaged
+from hubpipe.pipeline.core.config import PublishConfig, load_config
+from hubpipe.pipeline.core.errors import ConfigError, PublishRootDamaged
 
 
 def add_version(root: Path, version: str, key: str, reference: str | None, latest: bool = True) -> None:

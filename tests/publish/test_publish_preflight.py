@@ -14,8 +14,8 @@ import pytest
 from tiny_pipeline import tiny_config
 
 from hubpipe.components.common import publish_root
-from hubpipe.pipeline.config import load_config, to_yaml
-from hubpipe.pipeline.errors import UsageError
+from hubpipe.pipeline.core.config import load_config, to_yaml
+from hubpipe.pipeline.core.errors import UsageError
 
 
 def _mount(missing_tool: Callable[[str], NoReturn], *args: str) -> None:

@@ -11,7 +11,7 @@ from fake_run import FakeWorld
 from test_publish_stage import Run
 
 from hubpipe.components.common import publish_root as layout
-from hubpipe.pipeline.errors import PublishConflict
+from hubpipe.pipeline.core.errors import PublishConflict
 
 
 def test_latest_moves_only_from_what_the_evaluation_compared_with(world: FakeWorld, tmp_path: Path) -> None:

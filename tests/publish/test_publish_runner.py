@@ -9,8 +9,8 @@ import pytest
 from fake_run import FakeWorld
 
 from hubpipe.components.common import publish_root
-from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.runner import run_pipeline
+from hubpipe.pipeline.core.config import load_config
+from hubpipe.pipeline.local_runner import run_pipeline
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from fake_run import FakeWorld
 from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor as evaluate_executor
 from hubpipe.components.publish import executor as publish_executor
-from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.runtime import import_tensorflow
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.config import load_config
+from hubpipe.pipeline.core.runtime import import_tensorflow
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 
 class Run:

@@ -13,8 +13,8 @@ from PIL import Image
 
 from hubpipe.components.train.pixel_limit import declared_pixels
 from hubpipe.pipeline.cli import main
-from hubpipe.pipeline.config import DataConfig
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.config import DataConfig
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 BOMB_SIDE = 7000  # 49 M pixels: over the default data.max_pixels (40 M), about 50 KB as a PNG
 

@@ -19,8 +19,8 @@ from PIL import Image
 from test_pixel_limit import png_bomb
 
 from hubpipe.pipeline.cli import main
-from hubpipe.pipeline.config import DataConfig
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.config import DataConfig
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 
 @pytest.fixture(scope="module")

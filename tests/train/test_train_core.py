@@ -12,7 +12,7 @@ import train_fixtures
 
 from hubpipe.components.common.feature_vectors import load_embeddings
 from hubpipe.components.common.head import head_from_weights
-from hubpipe.pipeline.runtime import ONEDNN_ENV, import_tensorflow
+from hubpipe.pipeline.core.runtime import ONEDNN_ENV, import_tensorflow
 
 FE_MODEL = "tiny_backbone"
 FT_MODEL = "tiny_backbone_fine_tuned"

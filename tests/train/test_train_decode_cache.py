@@ -12,7 +12,7 @@ import train_fixtures
 from hubpipe.components.train.core import load_dataset_info
 from hubpipe.components.train.devices import plan_devices
 from hubpipe.components.train.session import DECODED_DIR, Session, TrainRequest
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 
 def _session(ingest: Path, cache: Path, backbone: Path, **changes: object) -> Session:

@@ -7,7 +7,7 @@ import pytest
 from hubpipe.components.common.head import build_head
 from hubpipe.components.train.devices import DevicePlan, plan_devices, training_runtime
 from hubpipe.components.train.models import build_scratch_cnn
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 ONE_GPU = ["/physical_device:GPU:0"]
 TWO_GPUS = ["/physical_device:GPU:0", "/physical_device:GPU:1"]
@@ -54,7 +54,7 @@ def test_mixed_precision_keeps_outputs_float32_and_restores_the_policy() -> None
 def test_autograph_skips_tf_keras_once() -> None:
     from tensorflow.python.autograph.core import config as autograph_config
 
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     import_tensorflow()
     import_tensorflow()

@@ -12,8 +12,8 @@ import train_fixtures
 from hubpipe.components.common.feature_vectors import load_embeddings
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
-from hubpipe.pipeline.config import TrainConfig
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.config import TrainConfig
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 # The weights packages are dependencies of hubpipe (setup.py): a missing one fails here rather than skipping.
 pytestmark = pytest.mark.slow

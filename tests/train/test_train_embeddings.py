@@ -12,7 +12,7 @@ import pytest
 from hubpipe.components.common import feature_vectors
 from hubpipe.components.train import embeddings
 from hubpipe.components.train.inputs import load_split
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 SPLITS = {"train": "a", "test": "b"}
 

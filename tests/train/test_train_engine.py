@@ -20,9 +20,9 @@ from hubpipe.components.train import engine
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
 from hubpipe.components.train.transfer import frozen_features
-from hubpipe.pipeline.config import replace
-from hubpipe.pipeline.locking import owned_tmp
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.config import replace
+from hubpipe.pipeline.core.locking import owned_tmp
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 #: Stores a conversion and is killed between writing the temporary file and renaming it into place.
 KILLED_WRITER = """

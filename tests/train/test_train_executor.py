@@ -10,10 +10,10 @@ import train_fake_upstream
 
 from hubpipe.components.train.core import load_dataset_info
 from hubpipe.components.train.executor import external_inputs
-from hubpipe.pipeline.config import apply_overrides, load_config
-from hubpipe.pipeline.errors import DataError, UsageError
-from hubpipe.pipeline.runner import run_pipeline
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.config import apply_overrides, load_config
+from hubpipe.pipeline.core.errors import DataError, UsageError
+from hubpipe.pipeline.core.runtime import import_tensorflow
+from hubpipe.pipeline.local_runner import run_pipeline
 from hubpipe.pipeline.stages import TRAIN_STAGE
 
 STAGES = (*train_fake_upstream.UPSTREAM, TRAIN_STAGE)

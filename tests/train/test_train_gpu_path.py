@@ -10,7 +10,7 @@ import train_fixtures
 
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 TWO_GPUS = ["/physical_device:GPU:0", "/physical_device:GPU:1"]
 

@@ -11,8 +11,8 @@ import pytest
 from hubpipe.components.backbones import load_feature_extractor, resolve_backbone
 from hubpipe.components.common.head import build_head
 from hubpipe.components.train import models
-from hubpipe.pipeline.errors import StageError
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.errors import StageError
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 
 def fake(name: str) -> SimpleNamespace:

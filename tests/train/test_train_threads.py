@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hubpipe.components.train import threads
-from hubpipe.pipeline.runtime import ONEDNN_ENV
+from hubpipe.pipeline.core.runtime import ONEDNN_ENV
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_a_started_tensorflow_keeps_its_pools_without_failing() -> None:
 
 
 _ONEDNN_PROBE = (
-    "from hubpipe.pipeline.runtime import import_tensorflow, onednn_enabled\n"
+    "from hubpipe.pipeline.core.runtime import import_tensorflow, onednn_enabled\n"
     "import_tensorflow()\n"
     "print(onednn_enabled())"
 )

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hubpipe.pipeline.stage import StageContext, StageResult, StageSpec
+from hubpipe.pipeline.core.stage import StageContext, StageResult, StageSpec
 
 
 def copy_examples(ctx: StageContext) -> StageResult:
@@ -18,7 +18,7 @@ def accept(ctx: StageContext) -> StageResult:
     return StageResult(results={"anomalies": 0})
 
 
-CODE = ("hubpipe.pipeline.stage",)
+CODE = ("hubpipe.pipeline.core.stage",)
 UPSTREAM = (
     StageSpec("ingest", "train_fake_upstream:copy_examples", sections=("data",), code=CODE),
     StageSpec("validate", "train_fake_upstream:accept", upstream=("ingest",), sections=("validate",), code=CODE),

@@ -17,8 +17,8 @@ from hubpipe.components.backbones.hub_format import feature_vector_root
 from hubpipe.components.backbones.manifest import write_manifest
 from hubpipe.components.common import features
 from hubpipe.data.sample import render_jpeg
-from hubpipe.pipeline.config import TrainConfig, replace
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.config import TrainConfig, replace
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 CLASSES = ("checkerboard", "rings", "stripes")
 #: A dataset the tiny backbone's vectors separate (a head on them reaches well above chance): noisy colours.

@@ -13,7 +13,7 @@ import train_fixtures
 
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
-from hubpipe.pipeline.runtime import import_tensorflow
+from hubpipe.pipeline.core.runtime import import_tensorflow
 
 STALL_SECONDS = 120
 

@@ -11,7 +11,7 @@ from hubpipe.components.validate import checks
 from hubpipe.components.validate import schema as schemas
 from hubpipe.components.validate.checks import ERROR, WARNING, Anomaly
 from hubpipe.components.validate.report import ReportData, render_report
-from hubpipe.pipeline.errors import ConfigError
+from hubpipe.pipeline.core.errors import ConfigError
 
 
 def statistics(counts: dict[str, int]):

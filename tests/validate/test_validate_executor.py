@@ -13,9 +13,9 @@ from validate_data import jpeg, split_dataset
 from hubpipe.components.ingest.executor import run as run_ingest
 from hubpipe.components.validate import schema as schemas
 from hubpipe.components.validate.executor import run as run_validate
-from hubpipe.pipeline.artifacts import read_json
-from hubpipe.pipeline.config import load_config
-from hubpipe.pipeline.stage import StageContext, StageResult
+from hubpipe.pipeline.core.artifacts import read_json
+from hubpipe.pipeline.core.config import load_config
+from hubpipe.pipeline.core.stage import StageContext, StageResult
 
 FIRST = {"birds": (12, 4), "cats": (12, 4), "dogs": (12, 4)}
 CHANGED = {"cats": (3, 2), "dogs": (14, 4), "owls": (12, 4)}  # birds gone, owls new, cats nearly gone
@@ -134,7 +134,7 @@ def _hand_made_ingest_output(folder: Path) -> Path:
     from PIL import Image
 
     from hubpipe.components.common import features as f
-    from hubpipe.pipeline.runtime import import_tensorflow
+    from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     (folder / f.EXAMPLES_DIR).mkdir(parents=True)
