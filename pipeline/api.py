@@ -16,18 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hubpipe.components.evaluate.layout import BLESSED
 from hubpipe.components.publish import layout as publish_layout
 from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.core.artifacts import read_json
 from hubpipe.pipeline.core.config import PipelineConfig, load_config, replace
 from hubpipe.pipeline.core.errors import ConfigError, UsageError
 from hubpipe.pipeline.core.run_folder import RUN_FILE
+from hubpipe.pipeline.run_results import RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_OUTPUT = "hubpipe-output"
-#: Column name of the models table -> key of the report's model rows.
+#: Column name of the models table -> key of the run folder's model rows (:meth:`RunFolder.model_rows`).
 MODEL_COLUMNS = {
     "model": "model",
     "backbone": "backbone",
@@ -169,18 +171,13 @@ class Run:
     output_dir: Path
     config: PipelineConfig | None = field(default=None, compare=False, repr=False)
 
-    def _run_file(self) -> dict[str, Any]:
-        return read_json(Path(self.output_dir) / RUN_FILE)
-
-    def _report_folder(self) -> Any:
-        from hubpipe.pipeline.report.html_report import RunFolder
-
+    def _folder(self) -> RunFolder:
         return RunFolder(Path(self.output_dir))
 
     @property
     def status(self) -> str:
         """``succeeded``, ``failed`` or ``running`` (run.json)."""
-        return str(self._run_file().get("status"))
+        return str(self._folder().run.get("status"))
 
     @property
     def stages(self) -> pd.DataFrame:
@@ -189,41 +186,36 @@ class Run:
 
         rows = [
             {"stage": s["name"], "status": s["status"], "seconds": s["duration_s"], "error": s.get("error", "")}
-            for s in self._run_file().get("stages", [])
+            for s in self._folder().records()
         ]
         return pd.DataFrame(rows, columns=["stage", "status", "seconds", "error"])
 
     @property
     def blessing(self) -> dict[str, Any]:
         """evaluate's blessing.json: the decision, every check and the reasons (empty before evaluate)."""
-        from hubpipe.pipeline.report.html_report import read_blessing
-
-        return read_blessing(self._report_folder())[0]
+        return dict(self._folder().blessing.record)
 
     @property
     def blessed(self) -> str | None:
         """The name of the blessed model, or None."""
-        return self.blessing.get("blessed") or None
+        return self._folder().blessing.blessed
 
     @property
     def models(self) -> pd.DataFrame:
         """One row per model: model, backbone, accuracy, top-5, macro-F1, training seconds, blessed (bool)."""
         import pandas as pd
 
-        from hubpipe.pipeline.report.html_report import model_rows, read_blessing
-
-        folder = self._report_folder()
-        rows = model_rows(folder, *read_blessing(folder))
+        rows = self._folder().model_rows()
         table = pd.DataFrame([{column: row[key] for column, key in MODEL_COLUMNS.items()} for row in rows])
         table = table.reindex(columns=list(MODEL_COLUMNS))
-        table["blessed"] = table["blessed"] == "blessed"
+        table["blessed"] = table["blessed"] == BLESSED
         return table
 
     @property
     def tensorboard_logdir(self) -> Path:
         """The published TensorBoard logs of this run (all models, test metrics, confusion matrices), or the
         train stage's logs when publish has not run."""
-        publish = self._report_folder().stage(publish_layout.STAGE)
+        publish = self._folder().stage(publish_layout.STAGE)
         published = publish / publish_layout.PUBLISH_FILE if publish else None
         logs_dir = read_json(published).get("logs_dir") if published and published.is_file() else None
         return Path(logs_dir) if logs_dir else Path(self.output_dir) / train_layout.STAGE / train_layout.LOGS_DIR
@@ -267,7 +259,7 @@ class Run:
         return pd.DataFrame(rows, columns=["image", "label", "probability", "top"])
 
     def _repr_html_(self) -> str:
-        from hubpipe.pipeline.report.html_report import render_summary
+        from hubpipe.pipeline.report.page import render_summary
 
         return render_summary(Path(self.output_dir))
 

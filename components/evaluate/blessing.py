@@ -16,9 +16,10 @@ A candidate that fails any check is never blessed; among those that pass, the mo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from hubpipe.components.evaluate.layout import Check
 from hubpipe.pipeline.core.config import EvaluateConfig
 
 if TYPE_CHECKING:
@@ -50,19 +51,6 @@ class Comparison:
     name: str | None  # e.g. "scratch_cnn" or the blessed version id
     score: Score | None
     skip_reason: str = ""
-
-
-@dataclass(frozen=True)
-class Check:
-    candidate: str
-    name: str
-    value: float | None  # None when skipped
-    threshold: float
-    passed: bool | None  # None when skipped
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "skipped": self.passed is None}
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,10 @@ OUTPUT = "evaluation"
 def log_confusion_matrix(stage: Any, artifact: Any) -> None:
     """Fills ``artifact`` with the confusion matrix of the blessed model, else of the most accurate candidate."""
     from hubpipe.components.common.features import read_labels
+    from hubpipe.components.evaluate.layout import read_blessing
 
-    blessing_path, metrics_dir = stage.artifact_path("blessing"), stage.artifact_path("metrics")
-    blessing = json.loads(blessing_path.read_text(encoding="utf-8")) if blessing_path else {}
-    candidates = blessing.get("candidates") or []
-    best = max(candidates, key=lambda candidate: candidate.get("accuracy", 0.0), default={})
-    name = blessing.get("blessed") or best.get("name")
+    metrics_dir = stage.artifact_path("metrics")
+    name = read_blessing(stage.output_dir).featured
     metrics_file = metrics_dir / f"{name}.json" if metrics_dir and name else None
     if metrics_file is None or not metrics_file.is_file():
         LOG.warning("[evaluate] no metrics of a candidate; the confusion matrix stays empty")

@@ -13,6 +13,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubpipe.pipeline.core.artifacts import read_json_checked
+
 STAGE = "evaluate"
 BLESSING_FILE = "blessing.json"
 BLESSED_MARKER = "BLESSED"
@@ -31,3 +38,132 @@ def artifacts(blessed: bool) -> dict[str, str]:
         "images": IMAGES_DIR,
         "tensorboard": TENSORBOARD_DIR,
     }
+
+
+#: The containers readers walk through in blessing.json (see
+#: :func:`~hubpipe.pipeline.core.artifacts.read_json_checked`).
+_NUMBER = (int, float)
+BLESSING_SHAPE = {
+    "candidates": [{"accuracy": _NUMBER}],
+    "checks": [dict],
+    "reasons": list,
+    "reference": {"metrics": dict},
+    "thresholds": dict,
+}
+#: A model's gate in the models table: blessed, a candidate that passed or failed its checks, or a baseline.
+BLESSED, PASSED, FAILED, BASELINE = "blessed", "passed", "failed", "baseline"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of one candidate: written by the gate (:mod:`.blessing`), read back from blessing.json."""
+
+    candidate: str
+    name: str
+    value: float | None  # None when skipped
+    threshold: float
+    passed: bool | None  # None when skipped
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "skipped": self.passed is None}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Check:
+        get = record.get
+        return cls(get("candidate"), get("name"), get("value"), get("threshold"), get("passed"), get("detail", ""))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A transfer model the gate judged: its test accuracy and whether it passed every check."""
+
+    name: str | None
+    accuracy: float | None
+    passed: bool | None
+
+
+@dataclass(frozen=True)
+class BlessedModel:
+    name: str
+    model_key: str
+    accuracy: float | None
+    macro_f1: float | None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The last blessed model the candidates were compared with (``metrics`` None when the check was skipped)."""
+
+    version: str | None = None
+    method: str | None = None
+    skip_reason: str | None = None
+    metrics: Mapping[str, Any] | None = None
+    latest_seen: str | None = None  # what LATEST named when evaluate looked (older records: the version)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Reference:
+        latest_seen = record["latest_seen"] if "latest_seen" in record else record.get("version")
+        get = record.get
+        return cls(get("version"), get("method"), get("skip_reason"), get("metrics"), latest_seen)
+
+
+@dataclass(frozen=True)
+class Blessing:
+    """evaluate's decision (blessing.json), parsed once here for every reader: publish, the run report, the
+    API, tracking and the KFP UI. An evaluate stage that has not run reads as ``Blessing()``: nothing blessed."""
+
+    evaluation_id: str = ""
+    blessed: str | None = None
+    blessed_model: BlessedModel | None = None
+    candidates: tuple[Candidate, ...] = ()
+    checks: tuple[Check, ...] = ()
+    reasons: tuple[str, ...] = ()
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    reference: Reference = field(default_factory=Reference)
+    #: The file as written, for those that keep it whole (publish copies it beside the model; ``Run.blessing``).
+    record: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Blessing:
+        blessed = record.get("blessed_model")
+        return cls(
+            evaluation_id=record.get("evaluation_id") or "",
+            blessed=record.get("blessed") or None,
+            blessed_model=None
+            if not blessed
+            else BlessedModel(blessed["name"], blessed["model_key"], blessed.get("accuracy"), blessed.get("macro_f1")),
+            candidates=tuple(
+                Candidate(c.get("name"), c.get("accuracy"), c.get("passed")) for c in record.get("candidates") or []
+            ),
+            checks=tuple(Check.from_dict(check) for check in record.get("checks") or []),
+            reasons=tuple(record.get("reasons") or ()),
+            thresholds=record.get("thresholds") or {},
+            reference=Reference.from_dict(record.get("reference") or {}),
+            record=record,
+        )
+
+    @property
+    def featured(self) -> str | None:
+        """The blessed model, else the most accurate candidate: the one the report and the KFP UI show first."""
+        if self.blessed:
+            return self.blessed
+        best = max(self.candidates, key=lambda candidate: candidate.accuracy or 0, default=None)
+        return best.name if best else None
+
+    def gate(self, model: str) -> str:
+        """``model``'s gate: blessed, passed or failed (a candidate), or baseline (not judged)."""
+        if self.blessed == model:
+            return BLESSED
+        passed = {candidate.name: candidate.passed for candidate in self.candidates}
+        if model not in passed:
+            return BASELINE
+        return PASSED if passed[model] else FAILED
+
+
+def read_blessing(folder: Path | None) -> Blessing:
+    """The blessing in evaluate's ``folder``: ``Blessing()`` when the folder (None) or the file is missing; a
+    file that is not what evaluate writes is a :class:`~hubpipe.pipeline.core.errors.UsageError` naming it."""
+    if folder is None:
+        return Blessing()
+    return Blessing.from_dict(read_json_checked(Path(folder) / BLESSING_FILE, BLESSING_SHAPE, {}))

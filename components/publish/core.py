@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import publish_root, storage
-from hubpipe.components.evaluate.layout import BLESSING_FILE, METRICS_DIR, TENSORBOARD_DIR
+from hubpipe.components.evaluate.layout import (
+    BLESSING_FILE,
+    METRICS_DIR,
+    TENSORBOARD_DIR,
+    BlessedModel,
+    Blessing,
+    read_blessing,
+)
 from hubpipe.components.publish.layout import PUBLISH_FILE, RESOURCE_FILE
 from hubpipe.components.publish.tensorboard_resource import tensorboard_resource, viewing_hints
 from hubpipe.components.train.layout import LOGS_DIR as TRAIN_LOGS
@@ -26,7 +33,7 @@ from hubpipe.components.train.layout import MODELS_DIR as TRAIN_MODELS
 from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.core.config import PublishConfig
 from hubpipe.pipeline.core.crashpoints import crash_point
-from hubpipe.pipeline.core.errors import PublishConflict, StageError
+from hubpipe.pipeline.core.errors import PublishConflict, StageError, UsageError
 
 LOG = logging.getLogger(__name__)
 
@@ -64,12 +71,13 @@ class Publication:
         }
 
 
-def read_blessing(evaluate_dir: Path) -> dict[str, Any]:
+def evaluated_blessing(evaluate_dir: Path) -> Blessing:
+    """The evaluate stage's decision; a StageError when it is unreadable or has no evaluation id."""
     try:
-        blessing = read_json(Path(evaluate_dir) / BLESSING_FILE)
-    except (OSError, ValueError) as exc:
+        blessing = read_blessing(Path(evaluate_dir))
+    except UsageError as exc:
         raise StageError(f"cannot read {BLESSING_FILE} of the evaluate stage: {exc}") from None
-    if not isinstance(blessing, dict) or not blessing.get("evaluation_id"):
+    if not blessing.evaluation_id:
         raise StageError(f"{BLESSING_FILE} of the evaluate stage has no evaluation_id")
     return blessing
 
@@ -97,28 +105,26 @@ def publish_logs(train_dir: Path, evaluate_dir: Path, run_logs: str) -> int:
     return copied
 
 
-def _version_record(blessing: dict[str, Any], run_logs: str) -> dict[str, Any]:
-    blessed = blessing["blessed_model"]
+def _version_record(blessing: Blessing, blessed: BlessedModel, run_logs: str) -> dict[str, Any]:
     return {
-        "version": blessing["evaluation_id"],
-        "model": blessed["name"],
-        "model_key": blessed["model_key"],
-        "accuracy": blessed.get("accuracy"),
-        "macro_f1": blessed.get("macro_f1"),
-        "reference": (blessing.get("reference") or {}).get("version"),
+        "version": blessing.evaluation_id,
+        "model": blessed.name,
+        "model_key": blessed.model_key,
+        "accuracy": blessed.accuracy,
+        "macro_f1": blessed.macro_f1,
+        "reference": blessing.reference.version,
         "published": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "logs": run_logs,
     }
 
 
-def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> str:
+def publish_version(request: PublishRequest, blessing: Blessing, blessed: BlessedModel, run_logs: str) -> str:
     """Copies the blessed model under a temporary name, renames it to its version, then writes version.json.
 
     An interruption at any point leaves at most a temporary folder or a version without ``version.json``,
     which readers ignore and the next publish replaces. LATEST is the caller's to move.
     """
-    version = blessing["evaluation_id"]
-    model = blessing["blessed_model"]["name"]
+    version, model = blessing.evaluation_id, blessed.name
     source = Path(request.train_dir) / TRAIN_MODELS / model
     if not source.is_dir():
         raise StageError(f"the blessed model {model} is missing from the train stage's folder {source.parent}")
@@ -128,50 +134,44 @@ def publish_version(request: PublishRequest, blessing: dict[str, Any], run_logs:
     try:
         storage.copy_tree(source, tmp, on_file=lambda _name: crash_point("publish.in_version_copy"))
         storage.copy_tree(Path(request.evaluate_dir) / METRICS_DIR, storage.join(tmp, METRICS_DIR))
-        storage.write_text_atomic(storage.join(tmp, BLESSING_FILE), json.dumps(blessing, indent=2) + "\n")
+        storage.write_text_atomic(storage.join(tmp, BLESSING_FILE), json.dumps(blessing.record, indent=2) + "\n")
         storage.rename(tmp, final)
     except BaseException:
         storage.remove_tree(tmp)
         raise
     crash_point("publish.after_version_dir")
-    record = json.dumps(_version_record(blessing, run_logs), indent=2) + "\n"
+    record = json.dumps(_version_record(blessing, blessed, run_logs), indent=2) + "\n"
     storage.write_text_atomic(storage.join(final, publish_root.VERSION_FILE), record)
     return version
 
 
-def latest_seen(blessing: dict[str, Any]) -> str | None:
-    """What LATEST named when the evaluation looked up its reference (its reference, for older records)."""
-    reference = blessing.get("reference") or {}
-    return reference["latest_seen"] if "latest_seen" in reference else reference.get("version")
-
-
-def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: str) -> tuple[str | None, str]:
+def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str) -> tuple[str | None, str]:
     """Publishes the blessed model and moves LATEST to it: a compare-and-swap under the root's lock.
 
     LATEST moves only while it still names what the evaluation compared with; otherwise another run published
     meanwhile, and :class:`PublishConflict` says so (nothing is blessed; a rerun re-evaluates). A version that
     is complete but not LATEST yet (a run killed in between) gets LATEST now.
     """
-    blessed = blessing.get("blessed_model")
-    if not blessed:
+    blessed = blessing.blessed_model
+    if blessed is None:
         return None, "not blessed: no model published, LATEST unchanged"
     with publish_root.locked(request.root):
         current = publish_root.read_latest_id(request.root)
         latest = publish_root.read_version(request.root, current) if current else None
-        if latest is not None and latest.model_key == blessed["model_key"]:
-            return None, f"{blessed['name']} is already the latest version ({latest.version})"
-        expected = latest_seen(blessing)
+        if latest is not None and latest.model_key == blessed.model_key:
+            return None, f"{blessed.name} is already the latest version ({latest.version})"
+        expected = blessing.reference.latest_seen
         if current != expected:
             raise PublishConflict(
                 f"lost a race: LATEST of {request.root} moved from {expected or 'nothing'} to {current or 'nothing'}"
-                f" after this run's evaluation; {blessed['name']} is not blessed, rerun to evaluate against {current}"
+                f" after this run's evaluation; {blessed.name} is not blessed, rerun to evaluate against {current}"
             )
-        version = blessing["evaluation_id"]
+        version = blessing.evaluation_id
         if publish_root.read_version(request.root, version) is None:
-            publish_version(request, blessing, run_logs)
-            note = f"{blessed['name']} published as version {version}"
+            publish_version(request, blessing, blessed, run_logs)
+            note = f"{blessed.name} published as version {version}"
         else:
-            note = f"{blessed['name']} was published as version {version} before; LATEST moved to it now"
+            note = f"{blessed.name} was published as version {version} before; LATEST moved to it now"
         crash_point("publish.before_latest")
         storage.write_text_atomic(publish_root.latest_path(request.root), version + "\n")
     return version, note
@@ -179,8 +179,8 @@ def _publish_model(request: PublishRequest, blessing: dict[str, Any], run_logs: 
 
 def publish(request: PublishRequest) -> Publication:
     """Publishes the logs, then the blessed model; writes publish.json and the Tensorboard resource."""
-    blessing = read_blessing(request.evaluate_dir)
-    run_id = blessing["evaluation_id"]
+    blessing = evaluated_blessing(request.evaluate_dir)
+    run_id = blessing.evaluation_id
     run_logs = publish_root.logs_dir(request.root, run_id)
     files = publish_logs(request.train_dir, request.evaluate_dir, run_logs)
     LOG.info("publish: %d log files to %s", files, run_logs)
@@ -200,7 +200,7 @@ def publish(request: PublishRequest) -> Publication:
         all_logs_dir=all_logs,
         version=version,
         latest=publish_root.read_latest_id(request.root),
-        model=blessing.get("blessed"),
+        model=blessing.blessed,
         note=note,
         tensorboard_resource=resource_file,
         hints=tuple(hints),

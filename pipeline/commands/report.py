@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from hubpipe.pipeline.core.errors import UsageError
-from hubpipe.pipeline.core.execution import MANIFEST
 from hubpipe.pipeline.core.run_folder import RUN_FILE
-from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
-from hubpipe.pipeline.stages import stage_names
+from hubpipe.pipeline.report.page import REPORT_FILE, write_report
+from hubpipe.pipeline.run_results import RunFolder
 
 
 @click.command()
@@ -30,7 +29,7 @@ def report(run_dir: Path, output: Path | None) -> None:
     """
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a folder")
-    if not (run_dir / RUN_FILE).is_file() and not any((run_dir / s / MANIFEST).is_file() for s in stage_names()):
-        raise UsageError(f"{run_dir} is not a run folder (no run.json); pass the --output folder of `hubpipe run`")
+    if not RunFolder(run_dir).has_results():
+        raise UsageError(f"{run_dir} is not a run folder (no {RUN_FILE}); pass the --output folder of `hubpipe run`")
     written = write_report(run_dir, output or run_dir / REPORT_FILE)
     click.echo(f"wrote {written}")

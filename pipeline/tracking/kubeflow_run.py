@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hubpipe.components.evaluate.layout import BLESSING_FILE
+from hubpipe.components.evaluate import layout as evaluate_layout
+from hubpipe.components.evaluate.layout import read_blessing
 from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.core.execution import MANIFEST
 from hubpipe.pipeline.core.run_folder import RUN_FILE
@@ -28,7 +29,7 @@ from hubpipe.pipeline.tracking.run_tracking import TRACKED_STAGES, track_run
 
 def run_view(stage: Launched, folder: Path) -> Path:
     """A run folder under ``folder`` whose stage folders link to the task's artifacts, with its run.json."""
-    evaluation = read_json(stage.inputs["evaluate"] / BLESSING_FILE).get("evaluation_id") or "kubeflow-run"
+    evaluation = read_blessing(stage.inputs[evaluate_layout.STAGE]).evaluation_id or "kubeflow-run"
     view = folder / str(evaluation)
     view.mkdir(parents=True)
     manifests = {name: read_json(stage.inputs[name] / MANIFEST) for name in TRACKED_STAGES}

@@ -18,7 +18,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from hubpipe.components.evaluate.layout import BLESSING_FILE, IMAGES_DIR, METRICS_DIR
+from hubpipe.components.evaluate import layout as evaluate_layout
+from hubpipe.components.evaluate.layout import BLESSING_FILE, IMAGES_DIR, METRICS_DIR, read_blessing
+from hubpipe.components.train import layout as train_layout
 from hubpipe.components.train.layout import MODEL_FILE, MODELS_DIR, SERVING_DIR
 from hubpipe.pipeline.core.artifacts import read_json
 
@@ -73,8 +75,7 @@ def _log_model_run(
 
 def _log_blessing(client: MlflowClient, run_id: str, evaluate: Path) -> str | None:
     """The blessing as a tag and a metric, blessing.json as an artifact; returns the blessed model's name."""
-    blessing = read_json(evaluate / BLESSING_FILE)
-    blessed = blessing.get("blessed") or None
+    blessed = read_blessing(evaluate).blessed
     now = int(time.time() * 1000)
     _log_batch(
         client,
@@ -111,7 +112,7 @@ def _log_serving_model(run_id: str, serving_dir: Path, registered_model: str) ->
 
 
 def _log_report(client: MlflowClient, run_id: str, output_dir: Path) -> None:
-    from hubpipe.pipeline.report.html_report import REPORT_FILE, write_report
+    from hubpipe.pipeline.report.page import REPORT_FILE, write_report
 
     with tempfile.TemporaryDirectory(prefix="hubpipe-tracking-") as folder:
         client.log_artifact(run_id, str(write_report(output_dir, Path(folder) / REPORT_FILE)))
@@ -150,14 +151,16 @@ def log_run(
     parent = client.create_run(experiment_id, run_name=output_dir.name, tags={"hubpipe.run_folder": str(output_dir)})
     run_id = parent.info.run_id
     _log_parent(client, run_id, run_file, params)
-    evaluate = output_dir / "evaluate" if "evaluate" in pending else None
-    for model_json in sorted((output_dir / "train" / MODELS_DIR).glob(f"*/{MODEL_FILE}")):
-        _log_model_run(client, experiment_id, run_id, model_json.parent, evaluate=evaluate, history="train" in pending)
+    evaluate = output_dir / evaluate_layout.STAGE if evaluate_layout.STAGE in pending else None
+    models = output_dir / train_layout.STAGE / MODELS_DIR
+    for model_json in sorted(models.glob(f"*/{MODEL_FILE}")):
+        history = train_layout.STAGE in pending
+        _log_model_run(client, experiment_id, run_id, model_json.parent, evaluate=evaluate, history=history)
     result: dict[str, Any] = {"run_id": run_id, "experiment_id": experiment_id}
     if evaluate is not None:
         blessed = _log_blessing(client, run_id, evaluate)
         if blessed:
-            serving = output_dir / "train" / MODELS_DIR / blessed / SERVING_DIR
+            serving = models / blessed / SERVING_DIR
             result.update(_log_serving_model(run_id, serving, target.registered_model))
     _log_report(client, run_id, output_dir)
     client.set_terminated(run_id, "FINISHED" if succeeded else "FAILED")

@@ -36,7 +36,7 @@ from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.core.artifacts import dotted, read_json, write_json_atomic
 from hubpipe.pipeline.core.config import PipelineConfig, to_dict
-from hubpipe.pipeline.core.run_folder import RUN_FILE
+from hubpipe.pipeline.run_results import RunFolder
 
 LOG = logging.getLogger("hubpipe.tracking")
 
@@ -144,7 +144,7 @@ def track_run(config: PipelineConfig, output_dir: Path, succeeded: bool) -> dict
     entry: dict[str, Any] = {"uri": target.uri, "experiment": target.experiment}
     state_file = Path(output_dir) / TRACKING_FILE
     state = read_json(state_file) if state_file.is_file() else {}
-    run_file = read_json(Path(output_dir) / RUN_FILE)
+    run_file = RunFolder(Path(output_dir)).run
     pending = stages_to_log(run_file, state, target)
     if not pending:
         return {**entry, "status": "up_to_date", "run_id": state.get("run_id", "")}

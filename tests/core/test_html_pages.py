@@ -11,7 +11,7 @@ from hubpipe.components.validate.report import ReportData, render_report
 from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.core.stage import StageResult, StageSpec
 from hubpipe.pipeline.kubeflow.ui_outputs import Launched, html_report
-from hubpipe.pipeline.report.html_report import render_report as render_run_report
+from hubpipe.pipeline.report.page import render_report as render_run_report
 
 
 def stylesheets(page: str) -> list[str]:

@@ -17,7 +17,7 @@ from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.core.errors import UsageError
 from hubpipe.pipeline.core.locking import RunLock, owned_tmp, remove_dead_tmp, run_in_progress
 from hubpipe.pipeline.local_runner import run_pipeline
-from hubpipe.pipeline.report.html_report import render_report
+from hubpipe.pipeline.report.page import render_report
 
 HOLD = (
     "import sys, time\n"

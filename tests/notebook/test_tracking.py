@@ -96,7 +96,7 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
 
 
 def test_server_down_keeps_the_run_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from hubpipe.pipeline.report.html_report import render_report
+    from hubpipe.pipeline.report.page import render_report
 
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with caplog.at_level(logging.WARNING, logger="hubpipe.tracking"):

@@ -14,7 +14,7 @@ from fake_run import FakeWorld
 from hubpipe.pipeline.cli import main
 from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.local_runner import run_pipeline
-from hubpipe.pipeline.report.html_report import render_report
+from hubpipe.pipeline.report.page import render_report
 
 
 @pytest.fixture
