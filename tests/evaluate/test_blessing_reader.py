@@ -66,7 +66,7 @@ def test_a_damaged_file_is_one_line_naming_it(tmp_path: Path) -> None:
     folder = write(tmp_path / "a", {**RECORD, "candidates": {"not": "a list"}})
     with pytest.raises(UsageError, match=r"blessing\.json is not what hubpipe writes there"):
         read_blessing(folder)
-    with pytest.raises(StageError, match="cannot read blessing.json of the evaluate stage"):
+    with pytest.raises(StageError, match=r"cannot read blessing\.json of the evaluate stage"):
         evaluated_blessing(folder)
     with pytest.raises(StageError, match="has no evaluation_id"):
         evaluated_blessing(write(tmp_path / "b", {**RECORD, "evaluation_id": ""}))
