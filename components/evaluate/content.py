@@ -86,13 +86,28 @@ def _per_class_table(metrics: ClassificationMetrics) -> str:
 
 
 def _checks_table(model: str, decision: Decision) -> str:
-    lines = ["| check | value | threshold | result |", "|---|---|---|---|"]
+    lines = [
+        "| check | value | 95% interval | McNemar p | threshold | rule | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for check in (c for c in decision.checks if c.candidate == model):
-        value = "-" if check.value is None else f"{check.value:.4f}"
+        value = "-" if check.value is None else f"{check.value:+.4f}"
+        interval = "-" if check.interval is None else str(check.interval)
+        p_value = "-" if check.p_value is None else f"{check.p_value:.3g}"
         result = {True: "passed", False: "FAILED", None: check.detail}[check.passed]
-        lines.append(f"| {check.name} | {value} | {check.threshold} | {result} |")
+        rule = check.rule or "-"
+        lines.append(f"| {check.name} | {value} | {interval} | {p_value} | {check.threshold} | {rule} | {result} |")
     verdict = "**blessed**" if decision.blessed == model else "not blessed"
     return f"{verdict}\n\n" + "\n".join(lines)
+
+
+def _accuracy_line(metrics: ClassificationMetrics) -> str:
+    low, high = metrics.accuracy_interval
+    right = round(metrics.accuracy * metrics.examples)
+    return (
+        f"test accuracy {metrics.accuracy:.4f} ({right}/{metrics.examples}), "
+        f"95% Wilson interval [{low:.4f}, {high:.4f}]"
+    )
 
 
 def _write_sessions(tf: Any, folder: Path, models: list[TrainedModel], train_logs: Path, run_id: str) -> None:
@@ -134,11 +149,13 @@ def write_tensorboard(
         )
         pictures[(model.name, "confusion_matrix")] = matrix
         pictures[(model.name, "misclassified")] = grid
-        texts = {"per_class": _per_class_table(model_metrics)}
+        texts = {"per_class": _accuracy_line(model_metrics) + "\n\n" + _per_class_table(model_metrics)}
         if any(check.candidate == model.name for check in decision.checks):
             texts["checks"] = _checks_table(model.name, decision)
         scalars = {
             "test_accuracy": model_metrics.accuracy,
+            "test_accuracy_low": model_metrics.accuracy_interval[0],
+            "test_accuracy_high": model_metrics.accuracy_interval[1],
             "test_top5_accuracy": model_metrics.top5_accuracy,
             "test_macro_f1": model_metrics.macro_f1,
             "test_log_loss": model_metrics.log_loss,

@@ -2,11 +2,13 @@
 
 ::
 
-    blessing.json               every check of every candidate (name, value, threshold, passed), the blessed
+    blessing.json               every check of every candidate (name, value, its 95% interval, the McNemar
+                                p-value of paired checks, threshold, rule, decided_by, passed), the blessed
                                 model or none, the reasons, the baseline and the last blessed model compared
+                                (accuracies with their 95% intervals), how the statistics are computed
     BLESSED | NOT_BLESSED       an empty marker file
-    metrics/<model>.json        accuracy, top-5 accuracy, per-class precision/recall/F1, macro-F1, log loss,
-                                confusion matrix
+    metrics/<model>.json        accuracy and its 95% Wilson interval, top-5 accuracy, per-class
+                                precision/recall/F1, macro-F1, log loss, confusion matrix
     images/<model>/*.png        confusion matrix, misclassified test images
     tensorboard/                the same for TensorBoard (see :mod:`.tensorboard_logs`)
 """

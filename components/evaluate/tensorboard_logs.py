@@ -4,7 +4,8 @@ Under the evaluate artifact folder::
 
     tensorboard/<model>/             the model's HParams session: the hyperparameters train logged for it, plus
                                      ``run`` (the evaluation id), in a session group named ``<run>/<model>``
-    tensorboard/<model>/evaluation/  scalars (test_accuracy, test_top5_accuracy, test_macro_f1, test_log_loss,
+    tensorboard/<model>/evaluation/  scalars (test_accuracy with its 95% interval test_accuracy_low and
+                                     test_accuracy_high, test_top5_accuracy, test_macro_f1, test_log_loss,
                                      blessed), images (confusion matrix, misclassified test images), text
                                      (per-class metrics, checks) and the embedding projector (a checkpoint of
                                      the test feature vectors, metadata.tsv, sprite.png, projector_config.pbtxt)
