@@ -159,6 +159,36 @@ def test_tensorboard_shows_the_intervals_of_accuracies_and_checks(world: FakeWor
     assert f"[{low:+.4f}, {high:+.4f}]" in margin and f"{check['p_value']:.3g}" in margin and "passed" in margin
 
 
+def test_the_hparams_experiment_puts_the_test_metrics_first(world: FakeWorld, tmp_path: Path) -> None:
+    """TensorBoard ticks the first five declared metrics; undeclared, it sorted the test metrics last."""
+    from tensorboard.plugins.hparams import metadata
+
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
+    tf = import_tensorflow()
+    (events,) = (out / "tensorboard").glob("events.out.tfevents.*")
+    (value,) = [
+        v
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        for v in event.summary.value
+        if v.tag == metadata.EXPERIMENT_TAG
+    ]
+    experiment = metadata.parse_experiment_plugin_data(value.metadata.plugin_data.content)
+    first_five = [(m.name.group, m.name.tag) for m in experiment.metric_infos[:5]]
+    assert first_five[:2] == [("evaluation", "test_accuracy"), ("evaluation", "test_macro_f1")]
+    assert {tag for _, tag in first_five} == {
+        "test_accuracy",
+        "test_macro_f1",
+        "test_log_loss",
+        "test_top5_accuracy",
+        "blessed",
+    }
+    hparams = {info.name: info.differs for info in experiment.hparam_infos}
+    assert hparams[RUN_HPARAM] is True and hparams["model"] is True and hparams["backbone"] is True
+    assert hparams["epochs"] is False  # the same for every model of this run
+    assert set(hparams) == set(read_session_hparams(tf, out / "tensorboard" / "good"))
+
+
 def test_margin_check_is_skipped_without_a_baseline(world: FakeWorld, tmp_path: Path) -> None:
     out = tmp_path / "evaluate"
     executor.run(context(world, world.train_without_baseline, out, tmp_path / "published"))
