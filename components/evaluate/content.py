@@ -19,10 +19,12 @@ from hubpipe.components.evaluate.metrics import ClassificationMetrics
 from hubpipe.components.evaluate.reference import TestSplit
 from hubpipe.components.evaluate.tensorboard_logs import (
     EVALUATION_RUN,
+    DashboardMetric,
     EvaluationRun,
     Projection,
     read_session_hparams,
     write_evaluation_run,
+    write_experiment,
     write_session,
 )
 from hubpipe.components.train.layout import FEATURE_EXTRACTION
@@ -36,6 +38,20 @@ MAX_PROJECTED = 1000
 SPRITE_SIDE = 48
 #: The hyperparameter that tells runs apart in the HParams dashboard: the evaluation id.
 RUN_HPARAM = "run"
+#: The HParams dashboard's metrics in display order: TensorBoard ticks the first five.
+DASHBOARD_METRICS = (
+    DashboardMetric("test_accuracy", EVALUATION_RUN, "test accuracy"),
+    DashboardMetric("test_macro_f1", EVALUATION_RUN, "test macro-F1"),
+    DashboardMetric("test_log_loss", EVALUATION_RUN, "test log loss"),
+    DashboardMetric("test_top5_accuracy", EVALUATION_RUN, "test top-5 accuracy"),
+    DashboardMetric("blessed", EVALUATION_RUN, "blessed"),
+    DashboardMetric("test_accuracy_low", EVALUATION_RUN, "test accuracy, 95% interval low"),
+    DashboardMetric("test_accuracy_high", EVALUATION_RUN, "test accuracy, 95% interval high"),
+    DashboardMetric("epoch_accuracy", "validation", "accuracy on the test split per epoch"),
+    DashboardMetric("epoch_loss", "validation", "loss on the test split per epoch"),
+    DashboardMetric("epoch_accuracy", "train", "training accuracy per epoch"),
+    DashboardMetric("epoch_loss", "train", "training loss per epoch"),
+)
 #: (model name, picture name) -> picture; also saved as images/<model>/<picture>.png.
 Pictures = dict[tuple[str, str], Image.Image]
 
@@ -86,22 +102,45 @@ def _per_class_table(metrics: ClassificationMetrics) -> str:
 
 
 def _checks_table(model: str, decision: Decision) -> str:
-    lines = ["| check | value | threshold | result |", "|---|---|---|---|"]
+    lines = [
+        "| check | value | 95% interval | McNemar p | threshold | rule | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for check in (c for c in decision.checks if c.candidate == model):
-        value = "-" if check.value is None else f"{check.value:.4f}"
+        value = "-" if check.value is None else f"{check.value:+.4f}"
+        interval = "-" if check.interval is None else str(check.interval)
+        p_value = "-" if check.p_value is None else f"{check.p_value:.3g}"
         result = {True: "passed", False: "FAILED", None: check.detail}[check.passed]
-        lines.append(f"| {check.name} | {value} | {check.threshold} | {result} |")
+        rule = check.rule or "-"
+        lines.append(f"| {check.name} | {value} | {interval} | {p_value} | {check.threshold} | {rule} | {result} |")
     verdict = "**blessed**" if decision.blessed == model else "not blessed"
     return f"{verdict}\n\n" + "\n".join(lines)
 
 
+def _accuracy_line(metrics: ClassificationMetrics) -> str:
+    low, high = metrics.accuracy_interval
+    right = round(metrics.accuracy * metrics.examples)
+    return (
+        f"test accuracy {metrics.accuracy:.4f} ({right}/{metrics.examples}), "
+        f"95% Wilson interval [{low:.4f}, {high:.4f}]"
+    )
+
+
 def _write_sessions(tf: Any, folder: Path, models: list[TrainedModel], train_logs: Path, run_id: str) -> None:
+    """One HParams session per model, and the experiment that declares the dashboard's columns."""
+    sessions = {}
     for model in models:
         hparams = read_session_hparams(tf, train_logs / model.name) or {
             "model": model.name,
             "mode": str(model.info.get("mode", "")),
         }
-        write_session(tf, folder / model.name, {**hparams, RUN_HPARAM: run_id}, f"{run_id}/{model.name}")
+        sessions[model.name] = {**hparams, RUN_HPARAM: run_id}
+        write_session(tf, folder / model.name, sessions[model.name], f"{run_id}/{model.name}")
+    names = sorted({name for hparams in sessions.values() for name in hparams})
+    differing = {RUN_HPARAM} | {
+        name for name in names if len({str(hparams.get(name)) for hparams in sessions.values()}) > 1
+    }
+    write_experiment(tf, folder, names, differing, DASHBOARD_METRICS)
 
 
 def write_tensorboard(
@@ -134,11 +173,13 @@ def write_tensorboard(
         )
         pictures[(model.name, "confusion_matrix")] = matrix
         pictures[(model.name, "misclassified")] = grid
-        texts = {"per_class": _per_class_table(model_metrics)}
+        texts = {"per_class": _accuracy_line(model_metrics) + "\n\n" + _per_class_table(model_metrics)}
         if any(check.candidate == model.name for check in decision.checks):
             texts["checks"] = _checks_table(model.name, decision)
         scalars = {
             "test_accuracy": model_metrics.accuracy,
+            "test_accuracy_low": model_metrics.accuracy_interval[0],
+            "test_accuracy_high": model_metrics.accuracy_interval[1],
             "test_top5_accuracy": model_metrics.top5_accuracy,
             "test_macro_f1": model_metrics.macro_f1,
             "test_log_loss": model_metrics.log_loss,

@@ -16,8 +16,8 @@ from typing import Any
 
 from hubpipe.components.common import features
 from hubpipe.components.common.publish_root import read_latest_id, reference_from
-from hubpipe.components.evaluate import layout, visuals
-from hubpipe.components.evaluate.blessing import Comparison, Decision, Score, decide
+from hubpipe.components.evaluate import intervals, layout, visuals
+from hubpipe.components.evaluate.blessing import MIN_TEST_IMAGES_TO_SHOW, Comparison, Decision, Score, decide
 from hubpipe.components.evaluate.candidates import TrainedModel, load_trained_models
 from hubpipe.components.evaluate.content import write_tensorboard
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
@@ -65,11 +65,22 @@ class Evaluation:
         }
 
 
+def _score(model: TrainedModel, metrics: dict[str, ClassificationMetrics]) -> Score:
+    predictions = model.predictions
+    return Score(predictions.probabilities.argmax(axis=1) == predictions.labels, metrics[model.name].macro_f1)
+
+
 def _baseline(models: list[TrainedModel], metrics: dict[str, ClassificationMetrics]) -> Comparison:
     scratch = [model for model in models if model.kind == SCRATCH]
     if not scratch:
         return Comparison(None, None, "this run trained no from-scratch baseline (train.baseline is off)")
-    return Comparison(scratch[0].name, Score.of(metrics[scratch[0].name]))
+    return Comparison(scratch[0].name, _score(scratch[0], metrics))
+
+
+def _compared(reference: ReferenceScore) -> Comparison:
+    if reference.metrics is None or reference.hits is None:
+        return Comparison(reference.version, None, reference.skip_reason)
+    return Comparison(reference.version, Score(reference.hits, reference.metrics.macro_f1))
 
 
 def _evaluation_id(candidates: list[TrainedModel], reference: ReferenceScore, thresholds: EvaluateConfig) -> str:
@@ -94,13 +105,8 @@ def evaluate(request: EvaluateRequest) -> Evaluation:
     latest_seen = read_latest_id(request.publish_root)  # publish moves LATEST only if it still names this
     last_blessed = reference_from(request.publish_root, latest_seen, [model.key for model in candidates])
     reference = score_reference(last_blessed, candidates, split)
-    compared = (
-        Comparison(reference.version, Score.of(reference.metrics))
-        if reference.metrics is not None
-        else Comparison(reference.version, None, reference.skip_reason)
-    )
-    scores = {model.name: Score.of(metrics[model.name]) for model in candidates}
-    decision = decide(scores, _baseline(models, metrics), compared, request.thresholds)
+    scores = {model.name: _score(model, metrics) for model in candidates}
+    decision = decide(scores, _baseline(models, metrics), _compared(reference), request.thresholds)
     evaluation = Evaluation(
         _evaluation_id(candidates, reference, request.thresholds),
         decision.blessed,
@@ -145,10 +151,25 @@ def _write_artifacts(
         (folder / f"{picture_name}.png").write_bytes(visuals.png_bytes(picture))
 
 
-def _summary(metrics: ClassificationMetrics | None) -> dict[str, float] | None:
+def _summary(metrics: ClassificationMetrics | None) -> dict[str, Any] | None:
     if metrics is None:
         return None
-    return {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "log_loss": metrics.log_loss}
+    return {
+        "accuracy": metrics.accuracy,
+        "accuracy_interval": list(metrics.accuracy_interval),
+        "macro_f1": metrics.macro_f1,
+        "log_loss": metrics.log_loss,
+    }
+
+
+#: How blessing.json's intervals and p-values are computed (see :mod:`.intervals` and :mod:`.blessing`).
+STATISTICS = {
+    "confidence": intervals.CONFIDENCE,
+    "accuracy_interval": "Wilson score",
+    "difference_interval": "Newcombe hybrid score for paired proportions (method 10)",
+    "paired_test": "exact McNemar, two-sided",
+    "min_test_images_to_show": MIN_TEST_IMAGES_TO_SHOW,
+}
 
 
 def blessing_record(request: EvaluateRequest, evaluation: Evaluation, models: list[TrainedModel]) -> dict[str, Any]:
@@ -165,6 +186,7 @@ def blessing_record(request: EvaluateRequest, evaluation: Evaluation, models: li
         else {"name": blessed.name, "model_key": blessed.key, **_summary(evaluation.metrics[blessed.name])},
         "reasons": list(decision.reasons),
         "thresholds": asdict(request.thresholds),
+        "statistics": STATISTICS,
         "checks": [check.to_dict() for check in decision.checks],
         "candidates": [
             {

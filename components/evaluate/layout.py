@@ -2,11 +2,13 @@
 
 ::
 
-    blessing.json               every check of every candidate (name, value, threshold, passed), the blessed
+    blessing.json               every check of every candidate (name, value, its 95% interval, the McNemar
+                                p-value of paired checks, threshold, rule, decided_by, passed), the blessed
                                 model or none, the reasons, the baseline and the last blessed model compared
+                                (accuracies with their 95% intervals), how the statistics are computed
     BLESSED | NOT_BLESSED       an empty marker file
-    metrics/<model>.json        accuracy, top-5 accuracy, per-class precision/recall/F1, macro-F1, log loss,
-                                confusion matrix
+    metrics/<model>.json        accuracy and its 95% Wilson interval, top-5 accuracy, per-class
+                                precision/recall/F1, macro-F1, log loss, confusion matrix
     images/<model>/*.png        confusion matrix, misclassified test images
     tensorboard/                the same for TensorBoard (see :mod:`.tensorboard_logs`)
 """
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.evaluate.intervals import Interval
 from hubpipe.pipeline.core.artifacts import read_json_checked
 
 STAGE = "evaluate"
@@ -56,7 +59,12 @@ BLESSED, PASSED, FAILED, BASELINE = "blessed", "passed", "failed", "baseline"
 
 @dataclass(frozen=True)
 class Check:
-    """One check of one candidate: written by the gate (:mod:`.blessing`), read back from blessing.json."""
+    """One check of one candidate: written by the gate (:mod:`.blessing`), read back from blessing.json.
+
+    ``value`` is the point estimate (an accuracy or a difference of accuracies), ``interval`` its 95% interval,
+    ``p_value`` the exact McNemar p-value of the paired checks; ``rule`` says in words what decided, and
+    ``decided_by`` whether that was the interval or the point estimate.
+    """
 
     candidate: str
     name: str
@@ -64,14 +72,42 @@ class Check:
     threshold: float
     passed: bool | None  # None when skipped
     detail: str
+    interval: Interval | None = None
+    p_value: float | None = None
+    rule: str = ""
+    decided_by: str = ""  # INTERVAL_RULE or POINT_RULE; "" when skipped
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "skipped": self.passed is None}
+        return {
+            "candidate": self.candidate,
+            "name": self.name,
+            "value": self.value,
+            "interval": None if self.interval is None else self.interval.as_list(),
+            "p_value": self.p_value,
+            "threshold": self.threshold,
+            "rule": self.rule,
+            "decided_by": self.decided_by,
+            "passed": self.passed,
+            "skipped": self.passed is None,
+            "detail": self.detail,
+        }
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Check:
         get = record.get
-        return cls(get("candidate"), get("name"), get("value"), get("threshold"), get("passed"), get("detail", ""))
+        bounds = get("interval")
+        return cls(
+            get("candidate"),
+            get("name"),
+            get("value"),
+            get("threshold"),
+            get("passed"),
+            get("detail", ""),
+            interval=Interval(*bounds) if bounds else None,
+            p_value=get("p_value"),
+            rule=get("rule", ""),
+            decided_by=get("decided_by", ""),
+        )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Conventions: precision of a class that is never predicted, and recall of a class without examples, are 0;
 F1 is 0 when precision and recall are both 0; macro-F1 averages F1 over every class in ``labels.txt``.
-Top-5 accuracy uses the 5 most probable classes (all of them when there are fewer than 5).
+Top-5 accuracy uses the 5 most probable classes (all of them when there are fewer than 5). The accuracy comes
+with its 95% Wilson interval (see :mod:`.intervals`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from hubpipe.components.evaluate.intervals import wilson_interval
 
 #: Probabilities are clipped to [EPSILON, 1] before the logarithm of the log loss.
 EPSILON = 1e-7
@@ -32,6 +35,7 @@ class ClassificationMetrics:
 
     examples: int
     accuracy: float
+    accuracy_interval: tuple[float, float]  # 95%, Wilson
     top5_accuracy: float
     macro_f1: float
     log_loss: float
@@ -40,6 +44,7 @@ class ClassificationMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["accuracy_interval"] = list(self.accuracy_interval)
         data["per_class"] = [asdict(item) for item in self.per_class]
         data["confusion_matrix"] = [list(row) for row in self.confusion_matrix]
         return data
@@ -90,9 +95,12 @@ def classification_metrics(
         ClassMetrics(name, float(p), float(r), float(f), int(s))
         for name, p, r, f, s in zip(class_names, precision, recall, f1, matrix.sum(axis=1), strict=True)
     )
+    right = int(hits.sum())
+    interval = wilson_interval(right, len(labels))
     return ClassificationMetrics(
         examples=len(labels),
-        accuracy=float(hits.sum() / len(labels)),
+        accuracy=right / len(labels),
+        accuracy_interval=(interval.low, interval.high),
         top5_accuracy=top_k_accuracy(labels, probabilities),
         macro_f1=float(f1.mean()),
         log_loss=log_loss(labels, probabilities),

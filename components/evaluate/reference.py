@@ -63,6 +63,7 @@ class ReferenceScore:
     metrics: ClassificationMetrics | None
     method: str  # "cached features", "stored predictions", or "" when not scored
     skip_reason: str = ""
+    hits: np.ndarray | None = None  # bool per test example of the split: what the paired checks compare
 
 
 def _damaged(reference: PublishedVersion, problem: str) -> PublishRootDamaged:
@@ -163,5 +164,6 @@ def score_reference(
     if isinstance(probabilities, str):
         return ReferenceScore(reference.version, None, "", probabilities)
     LOG.info("blessed model %s scored on this test split (%s)", reference.version, method)
-    metrics = classification_metrics(split.labels, probabilities[:, order], split.class_names)
-    return ReferenceScore(reference.version, metrics, method)
+    ordered = probabilities[:, order]
+    metrics = classification_metrics(split.labels, ordered, split.class_names)
+    return ReferenceScore(reference.version, metrics, method, hits=ordered.argmax(axis=1) == split.labels)

@@ -2,9 +2,11 @@
 
 Under the evaluate artifact folder::
 
+    tensorboard/                     the HParams experiment: the dashboard's columns
     tensorboard/<model>/             the model's HParams session: the hyperparameters train logged for it, plus
                                      ``run`` (the evaluation id), in a session group named ``<run>/<model>``
-    tensorboard/<model>/evaluation/  scalars (test_accuracy, test_top5_accuracy, test_macro_f1, test_log_loss,
+    tensorboard/<model>/evaluation/  scalars (test_accuracy with its 95% interval test_accuracy_low and
+                                     test_accuracy_high, test_top5_accuracy, test_macro_f1, test_log_loss,
                                      blessed), images (confusion matrix, misclassified test images), text
                                      (per-class metrics, checks) and the embedding projector (a checkpoint of
                                      the test feature vectors, metadata.tsv, sprite.png, projector_config.pbtxt)
@@ -12,15 +14,20 @@ Under the evaluate artifact folder::
 The publish stage copies the run folders under train's ``logs/<model>/`` (``train/``, ``validation/``) and
 this tree into one folder per run, so that each model's session gets the ``evaluation`` and ``validation``
 groups of metrics. Train's own session (named after the model only) is replaced, so that models of the same
-name in different runs stay separate rows. No HParams experiment is declared: TensorBoard then builds it from
-the sessions of every run under its log folder (hyperparameters that differ first, metrics from the scalars),
-where one declared experiment would stand for all runs. Every path inside is relative: the tree can be copied
-anywhere.
+name in different runs stay separate rows.
+
+At the root of the tree, the HParams experiment is declared (:func:`write_experiment`): the dashboard's
+metrics with the test metrics first, so that they are the columns TensorBoard shows without asking, and the
+hyperparameters of the sessions plus ``run``. Undeclared, TensorBoard lists metrics alphabetically and ticks
+the first five (``blessed``, ``epoch_accuracy``, ...: the test metrics were never among them). TensorBoard
+uses one declared experiment for a whole log folder (the first it finds); every run declares the same one as
+long as the models log the same hyperparameter names (train's ``HPARAM_NAMES``). Every path inside is
+relative: the tree can be copied anywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +95,38 @@ def write_session(tf: Any, folder: Path, hparams: Mapping[str, HParamValue], gro
     writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         hp.hparams(dict(hparams), trial_id=group_name)
+    writer.close()
+
+
+@dataclass(frozen=True)
+class DashboardMetric:
+    """A metric of the HParams dashboard: a scalar ``tag`` in the session's subfolder ``group``."""
+
+    tag: str
+    group: str
+    display_name: str
+
+
+def write_experiment(
+    tf: Any, folder: Path, hparam_names: Sequence[str], differing: Collection[str], metrics: Sequence[DashboardMetric]
+) -> None:
+    """Declares the HParams dashboard's columns in ``folder``: the hyperparameters ``hparam_names`` and the
+    ``metrics`` in that order (TensorBoard ticks the first five metrics, and sorts hyperparameters marked as
+    differing before the others, ticking the first five)."""
+    from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import plugin_data_pb2, summary_v2
+
+    declared = [hp.Metric(m.tag, group=m.group, display_name=m.display_name) for m in metrics]
+    summary = summary_v2.hparams_config_pb([hp.HParam(name) for name in hparam_names], declared)
+    plugin_data = summary.value[0].metadata.plugin_data
+    content = plugin_data_pb2.HParamsPluginData.FromString(plugin_data.content)
+    for info in content.experiment.hparam_infos:
+        info.differs = info.name in differing
+    plugin_data.content = content.SerializeToString()
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = tf.summary.create_file_writer(str(folder))
+    with writer.as_default():
+        tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
     writer.close()
 
 

@@ -9,6 +9,7 @@ too. The folder is removed once training completes.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import shutil
@@ -37,6 +38,13 @@ class FitOutcome:
     history: list[dict[str, float]]
     seconds: float
     resumed_from_epoch: int | None  # the first epoch this process trained, when earlier ones were restored
+    started: str = ""  # UTC ISO-8601 time ``model.fit`` began (in this process, when it resumed)
+    finished: str = ""  # UTC ISO-8601 time it returned
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO-8601, to the millisecond (what experiment trackers take as start/end)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 class _EpochRecorder:
@@ -100,7 +108,7 @@ def fit_resumable(
         tf.keras.callbacks.BackupAndRestore(str(checkpoint_dir / BACKUP_DIR)),
         tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: crash_point("train.after_checkpoint")),
     ]
-    started = time.monotonic()
+    started, started_at = time.monotonic(), utc_now()
     model.fit(
         train_data,
         epochs=epochs,
@@ -109,10 +117,10 @@ def fit_resumable(
         callbacks=callbacks,
         verbose=0,
     )
-    seconds = time.monotonic() - started
+    seconds, finished_at = time.monotonic() - started, utc_now()
     resumed = recorder.first_epoch if recorder.first_epoch not in (None, initial_epoch) else None
     if resumed is not None:
         LOG.info("%s resumed from its checkpoint at epoch %d", label, resumed + 1)
     history = recorder.history(initial_epoch, epochs)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return FitOutcome(history, seconds, resumed)
+    return FitOutcome(history, seconds, resumed, started_at, finished_at)

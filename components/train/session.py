@@ -111,6 +111,8 @@ class ModelResult:
     feature_extraction_seconds: float
     epochs: int
     resumed_from_epoch: int | None
+    train_started: str  # UTC ISO-8601: when its training (model.fit) began and ended
+    train_finished: str
 
 
 @dataclass
@@ -258,6 +260,8 @@ class Session:
             feature_extraction_seconds=round(record.feature_extraction_seconds, 3),
             epochs=len(record.fit.history),
             resumed_from_epoch=record.fit.resumed_from_epoch,
+            train_started=record.fit.started,
+            train_finished=record.fit.finished,
         )
 
     def _model_json(self, record: ModelRecord, accuracy: float, files: dict[str, str]) -> dict[str, Any]:
@@ -275,6 +279,8 @@ class Session:
             "history": record.fit.history,
             "test_accuracy": accuracy,
             "train_seconds": round(record.fit.seconds, 3),
+            "train_started": record.fit.started,
+            "train_finished": record.fit.finished,
             "feature_extraction_seconds": round(record.feature_extraction_seconds, 3),
             "resumed_from_epoch": record.fit.resumed_from_epoch,
             "num_train_examples": self.data.num_train,

@@ -29,6 +29,7 @@ VALIDATION_POLICIES = ("fail", "warn")
 LAYOUTS = ("auto", "split", "flat")
 PRECISIONS = ("auto", "float32", "mixed_float16")
 ENGINES = ("auto", "tensorflow", "tflite")
+GATE_RULES = ("interval", "point")
 K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: namespaces, Tensorboard names
 K8S_VOLUME_CLAIM = r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # a DNS-1123 subdomain
 #: A configuration holds about a hundred values; YAML aliases can make a file of a few hundred bytes stand for
@@ -97,6 +98,7 @@ class EvaluateConfig:
     min_accuracy: float = 0.5
     min_margin_over_baseline: float = 0.1  # accuracy points over the from-scratch CNN
     max_drop_vs_blessed: float = 0.02  # allowed accuracy drop against the last blessed model
+    rule: str = "interval"  # "interval": thresholds are about 95% intervals; "point": about point estimates
 
 
 @dataclass(frozen=True)
@@ -401,6 +403,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     _check(0.0 <= e.min_accuracy <= 1.0, f"evaluate.min_accuracy must be in [0, 1], got {shown(e.min_accuracy)}")
     _check(-1.0 <= e.min_margin_over_baseline <= 1.0, "evaluate.min_margin_over_baseline must be in [-1, 1]")
     _check(0.0 <= e.max_drop_vs_blessed <= 1.0, "evaluate.max_drop_vs_blessed must be in [0, 1]")
+    _check_choice(e.rule, GATE_RULES, "evaluate.rule")
     for name in ("tensorboard_name", "namespace"):
         value = getattr(config.publish, name)
         _check(

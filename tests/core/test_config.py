@@ -60,6 +60,7 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"data": {"percent": 150}}, r"data.percent must be in \(0, 100\], got 150"),
         ({"data": {"leakage": "ignore"}}, "data.leakage must be one of keep, drop, fail, got 'ignore'"),
         ({"validate": {"policy": "maybe"}}, "validate.policy must be one of fail, warn"),
+        ({"evaluate": {"rule": "bootstrap"}}, "evaluate.rule must be one of interval, point, got 'bootstrap'"),
         ({"train": {"backbones": []}}, "train.backbones must name at least one backbone"),
         ({"train": {"backbones": ["a", "a"]}}, "lists a backbone twice"),
         ({"train": {"augment": "perhaps"}}, "train.augment: expected true or false"),

@@ -50,6 +50,15 @@ DEEP_TEXT = """(() => { const out = []; const walk = (node) => { if (!node) retu
   for (const child of node.childNodes || []) {
     if (child.nodeType === 3) out.push(child.textContent); else if (child.nodeName !== 'STYLE') walk(child); } };
   walk(document.body); return out.join(' '); })()"""
+#: The text of the first element named NAME (shadow roots included), or null: what that part of the page shows.
+ELEMENT_TEXT = """((name) => { const find = (node) => { if (!node) return null;
+  if (node.nodeName && node.nodeName.toLowerCase() === name) return node;
+  for (const child of [...(node.shadowRoot ? [node.shadowRoot] : []), ...(node.children || [])]) {
+    const found = find(child); if (found) return found; } return null; };
+  const out = []; const walk = (node) => { if (!node) return; if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.childNodes || []) {
+      if (child.nodeType === 3) out.push(child.textContent); else if (child.nodeName !== 'STYLE') walk(child); } };
+  const element = find(document.body); if (!element) return null; walk(element); return out.join(' '); })"""
 
 
 def free_port() -> int:
@@ -207,6 +216,10 @@ def test_tensorboard_serves_runs_hparams_and_images_to_chromium(
     assert projected == [f"{run_id}/good/evaluation", f"{run_id}/weak/evaluation"]
 
     wait_for(lambda: "scratch_cnn" in browser.evaluate(DEEP_TEXT), "the HParams table to show the models", 60)
+    table = browser.evaluate(f"{ELEMENT_TEXT}('tf-hparams-table-view')")
+    for column in ("test accuracy", "test macro-F1", "test log loss", "test top-5 accuracy"):  # ticked by default
+        assert column in table, table[:2000]
+    assert "training loss per epoch" not in table  # the sixth and later metrics are left for the user to tick
     shots = artifacts_dir(tmp_path)
     hparams_png = browser.screenshot(shots / "tensorboard_hparams.png")
 

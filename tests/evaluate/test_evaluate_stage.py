@@ -72,15 +72,22 @@ def test_weak_candidate_fails_and_the_good_one_is_blessed(world: FakeWorld, tmp_
     blessing = blessing_of(out)
     assert blessing["blessed_model"]["name"] == "good" and len(blessing["blessed_model"]["model_key"]) == 64
     weak_checks = {c["name"]: c for c in blessing["checks"] if c["candidate"] == "weak"}
+    low, high = weak_checks["min_accuracy"].pop("interval")
+    assert low == 0.0 and high == pytest.approx(0.1759, abs=1e-4)  # Wilson, 0 of 18
     assert weak_checks["min_accuracy"] == {
         "candidate": "weak",
         "name": "min_accuracy",
         "value": 0.0,
+        "p_value": None,
         "threshold": 0.5,
+        "rule": "accuracy >= 0.5 (point estimate: 18 test images are fewer than the 100 an interval needs to show it)",
+        "decided_by": "point",
         "passed": False,
-        "detail": "accuracy 0.0000 < 0.5",
+        "detail": "accuracy 0.0000 (0/18), 95% interval [+0.0000, +0.1759]: +0.0000 < 0.5",
         "skipped": False,
     }
+    assert blessing["statistics"]["min_test_images_to_show"] == 100
+    assert blessing["candidates"][0]["accuracy_interval"][0] < blessing["candidates"][0]["accuracy"]
     assert weak_checks["max_drop_vs_blessed"]["skipped"] is True
     assert blessing["reference"] == {
         "version": None,
@@ -123,6 +130,65 @@ def test_tensorboard_tree_has_sessions_images_and_projector(world: FakeWorld, tm
     assert not (board / "scratch_cnn" / "evaluation" / "projector_config.pbtxt").exists()
 
 
+def summaries(folder: Path) -> dict[str, object]:
+    """The last value of each text (str) and scalar (float) tag in a TensorBoard run folder."""
+    tf = import_tensorflow()
+    found: dict[str, object] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                if array.size == 1:  # images are several strings
+                    found[value.tag] = array.item().decode() if array.dtype == object else float(array)
+    return found
+
+
+def test_tensorboard_shows_the_intervals_of_accuracies_and_checks(world: FakeWorld, tmp_path: Path) -> None:
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
+    logged = summaries(out / "tensorboard" / "good" / "evaluation")
+    low, high = json.loads((out / "metrics" / "good.json").read_text())["accuracy_interval"]
+    assert logged["test_accuracy_low"] == pytest.approx(low) and logged["test_accuracy_high"] == pytest.approx(high)
+    assert logged["test_accuracy"] == pytest.approx(15 / 18) and low < 15 / 18 < high
+    assert f"95% Wilson interval [{low:.4f}, {high:.4f}]" in logged["per_class"]
+    margin = next(line for line in logged["checks"].splitlines() if line.startswith("| margin_over_baseline"))
+    check = next(
+        c for c in blessing_of(out)["checks"] if c["candidate"] == "good" and c["name"] == "margin_over_baseline"
+    )
+    low, high = check["interval"]
+    assert f"[{low:+.4f}, {high:+.4f}]" in margin and f"{check['p_value']:.3g}" in margin and "passed" in margin
+
+
+def test_the_hparams_experiment_puts_the_test_metrics_first(world: FakeWorld, tmp_path: Path) -> None:
+    """TensorBoard ticks the first five declared metrics; undeclared, it sorted the test metrics last."""
+    from tensorboard.plugins.hparams import metadata
+
+    out = tmp_path / "evaluate"
+    executor.run(context(world, world.train_good_and_weak, out, tmp_path / "published"))
+    tf = import_tensorflow()
+    (events,) = (out / "tensorboard").glob("events.out.tfevents.*")
+    (value,) = [
+        v
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        for v in event.summary.value
+        if v.tag == metadata.EXPERIMENT_TAG
+    ]
+    experiment = metadata.parse_experiment_plugin_data(value.metadata.plugin_data.content)
+    first_five = [(m.name.group, m.name.tag) for m in experiment.metric_infos[:5]]
+    assert first_five[:2] == [("evaluation", "test_accuracy"), ("evaluation", "test_macro_f1")]
+    assert {tag for _, tag in first_five} == {
+        "test_accuracy",
+        "test_macro_f1",
+        "test_log_loss",
+        "test_top5_accuracy",
+        "blessed",
+    }
+    hparams = {info.name: info.differs for info in experiment.hparam_infos}
+    assert hparams[RUN_HPARAM] is True and hparams["model"] is True and hparams["backbone"] is True
+    assert hparams["epochs"] is False  # the same for every model of this run
+    assert set(hparams) == set(read_session_hparams(tf, out / "tensorboard" / "good"))
+
+
 def test_margin_check_is_skipped_without_a_baseline(world: FakeWorld, tmp_path: Path) -> None:
     out = tmp_path / "evaluate"
     executor.run(context(world, world.train_without_baseline, out, tmp_path / "published"))
@@ -144,17 +210,24 @@ def test_thresholds_come_from_the_config(world: FakeWorld, tmp_path: Path) -> No
 def test_last_blessed_model_is_scored_on_this_test_split(world: FakeWorld, tmp_path: Path, cached: bool) -> None:
     root = tmp_path / "published"
     publish_by_hand(root, "v1", world.train_good_and_weak / "models" / "good", CLASSES)
-    out = tmp_path / "evaluate"
     cache = world.cache if cached else tmp_path / "empty-cache"
-    result = executor.run(context(world, world.train_fair, out, root, cache=cache))
-
-    reference = blessing_of(out)["reference"]
-    assert reference["version"] == "v1"
-    assert reference["method"] == ("cached features" if cached else "stored predictions")
-    assert reference["metrics"]["accuracy"] == pytest.approx(5 / 6)
-    drop = next(c for c in blessing_of(out)["checks"] if c["name"] == "max_drop_vs_blessed")
-    assert drop["passed"] is False and drop["value"] == pytest.approx(5 / 6 - 11 / 18)
-    assert result.results["blessed"] is None and result.results["compared_with"] == "v1"
+    decisions = {}
+    for rule in ("point", "interval"):
+        out = tmp_path / f"evaluate-{rule}"
+        result = executor.run(context(world, world.train_fair, out, root, cache=cache, **{"evaluate.rule": rule}))
+        reference = blessing_of(out)["reference"]
+        assert reference["version"] == "v1" and result.results["compared_with"] == "v1"
+        assert reference["method"] == ("cached features" if cached else "stored predictions")
+        assert reference["metrics"]["accuracy"] == pytest.approx(5 / 6)
+        drop = next(c for c in blessing_of(out)["checks"] if c["name"] == "max_drop_vs_blessed")
+        assert drop["value"] == pytest.approx(5 / 6 - 11 / 18)
+        # paired image by image: 5 test images only the blessed model gets right, 1 only the candidate
+        assert (
+            drop["p_value"] == pytest.approx(2 * (1 + 6) / 2**6) and "(5 test images only the blessed" in drop["detail"]
+        )
+        decisions[rule] = (drop["passed"], result.results["blessed"])
+    assert decisions["point"] == (False, None)  # 22 points down on the point estimate ...
+    assert decisions["interval"] == (True, "fair")  # ... but on 18 test images not shown worse than 0.02
 
 
 def test_blessed_model_with_classes_in_another_order_is_compared_by_name(world: FakeWorld, tmp_path: Path) -> None:

@@ -71,6 +71,18 @@ def test_models_table_matches_run_json(tiny_run: hubpipe.Run) -> None:
     assert set(tiny_run.stages["status"]) == {"ran"}
 
 
+def test_history_has_every_epoch_of_every_model(tiny_run: hubpipe.Run) -> None:
+    history = tiny_run.history
+    assert list(history.columns[:6]) == ["model", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert set(history["model"]) == set(tiny_run.models["model"])
+    config = tiny_run.config.train
+    for model, rows in history.groupby("model"):
+        epochs = config.baseline_epochs if model == "scratch_cnn" else config.epochs
+        assert list(rows["epoch"]) == list(range(epochs)), model
+        assert rows[["loss", "accuracy", "val_loss", "val_accuracy"]].notna().all().all(), model
+    assert hubpipe.load(tiny_run.output_dir).history.equals(history)
+
+
 def test_predict_takes_paths_pil_images_and_arrays(tiny_run: hubpipe.Run, tmp_path: Path) -> None:
     data = Path(json.loads((tiny_run.output_dir / "run.json").read_text())["output_dir"]).parent / "data"
     path = sorted((data / "test").rglob("*.jpg"))[0]

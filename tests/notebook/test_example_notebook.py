@@ -1,5 +1,6 @@
-"""The example notebook runs headless from the first cell to the last (nbclient, the ipykernel from PyPI), on the
-tiny dataset and backbone; any cell error fails the test, and the TensorBoard cell must not block."""
+"""The example notebook runs headless from the first cell to the last (nbclient, the ipykernel from PyPI): the
+three offline extractors it compares (EfficientNet-Lite0/1/2, real ImageNet weights) on the tiny dataset; any
+cell error fails the test, and the TensorBoard cell must not block."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (parameters,) = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
     config = tiny_config_file(tmp_path)
     parameters.source += f"\n\n# the test's tiny run\nSETTINGS = {{'config': {str(config)!r}}}\nOUTPUT = 'tiny-run'"
-    parameters.source += "\nDATA = BACKBONES = EPOCHS = None"
+    parameters.source += "\nDATA = EPOCHS = None"  # the notebook's own BACKBONES: the three real extractors
     # as in an activated virtual environment: the notebook's TensorBoard extension runs `tensorboard` from PATH
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     client = NotebookClient(
@@ -52,7 +53,14 @@ def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert any('class="hubpipe-run"' in part for part in html)  # the Run's notebook view
     assert any("<table" in part and "scratch_cnn" in part for part in html)  # the models table and predictions
     pictures = [o for cells in outputs.values() for o in cells if "image/png" in o.get("data", {})]
-    assert len(pictures) >= 2  # the confusion matrix and the misclassified images
+    assert len(pictures) >= 3  # the training curves, the confusion matrix and the misclassified images
+    (curves,) = [cell for cell in notebook.cells if "run.history" in cell.source and cell.cell_type == "code"]
+    assert any("image/png" in o.get("data", {}) for o in curves.outputs)  # plotted inline
+    (models,) = [cell for cell in notebook.cells if cell.source == "run.models"]
+    table = models.outputs[0]["data"]["text/html"]
+    assert all(name in table for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"))
+    (gate,) = [cell for cell in notebook.cells if 'run.blessing.get("checks"' in cell.source]
+    assert "max_drop_vs_blessed" in gate.outputs[0]["data"]["text/html"]  # the checks with their intervals
     (board,) = [cell for cell in notebook.cells if cell.source.startswith("%load_ext tensorboard")]
     shown = "".join(o.get("data", {}).get("text/html", "") for o in board.outputs)
     assert "<iframe" in shown and "const port = " in shown, board.outputs  # TensorBoard started, on its own port

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
 from pathlib import Path
@@ -35,6 +37,11 @@ def test_every_model_kind_is_written_with_its_record(trained_run) -> None:
     assert [row["name"] for row in summary["models"]] == [FE_MODEL, FT_MODEL, SCRATCH]
     best = max(summary["models"], key=lambda row: row["test_accuracy"])
     assert summary["best_model"] == best["name"] == outcome.best_model
+    rows = {row["name"]: row for row in summary["models"]}
+    # models train one after another: each one's training starts after the previous one's ended
+    spans = [(rows[name]["train_started"], rows[name]["train_finished"]) for name in (FE_MODEL, FT_MODEL, SCRATCH)]
+    assert all(start < end for start, end in spans)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
     for name in (FE_MODEL, FT_MODEL, SCRATCH):
         folder = model_dir(trained_run, name)
         assert (folder / "serving" / "saved_model.pb").is_file()
@@ -54,6 +61,10 @@ def test_every_model_kind_is_written_with_its_record(trained_run) -> None:
     assert fe["num_train_examples"] == 3 * train_fixtures.TRAIN_PER_CLASS
     assert fe["train_images_per_class"] == train_fixtures.TRAIN_PER_CLASS
     assert fe["train_seconds"] > 0
+    started, finished = (dt.datetime.fromisoformat(fe[key]) for key in ("train_started", "train_finished"))
+    assert started.tzinfo is not None and finished.tzinfo is not None
+    # the real span of the fit, not a timestamp taken after the fact
+    assert (finished - started).total_seconds() == pytest.approx(fe["train_seconds"], abs=0.05)
 
     ft = model_json(trained_run, FT_MODEL)
     assert (ft["mode"], ft["embedding_key"], ft["base_model"]) == ("fine_tuned", None, FE_MODEL)
