@@ -66,8 +66,8 @@ CONFIG_FILE = "resolved_config.yaml"
 #: remove anything. A folder with what versions before the marker wrote (see :func:`is_run_folder`) is claimed
 #: without asking.
 RUN_MARKER = ".hubpipe-run"
-#: The run folder's cache, shared by its runs, and the folders stages keep there: feature vectors
-#: (``components/common/feature_vectors.py``), training checkpoints and decoded-image snapshots
+#: The run folder's cache, shared by its runs, and the folders stages keep there: feature vectors (of versions
+#: before the vector store, ``components/common/vector_store.py``), training checkpoints and decoded-image snapshots
 #: (``components/train/session.py``). Killed runs' temporaries are looked for in these folders only.
 CACHE_DIR = "cache"
 CACHE_FOLDERS = ("embeddings", "checkpoints", "decoded")

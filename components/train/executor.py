@@ -39,6 +39,7 @@ def run(ctx: StageContext) -> StageResult:
         image_size=ctx.config.data.image_size,
         code_version=code_version(TRAIN_CODE),
         max_pixels=ctx.config.data.max_pixels,
+        beam_args=tuple(ctx.beam_args),
     )
     outcome = train_models(request)
     return StageResult(
