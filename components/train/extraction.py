@@ -30,7 +30,9 @@ from hubpipe.components.common.vector_store import (
     ShardWriter,
     StoreIndex,
     content_key,
+    is_remote,
     open_index,
+    sweep,
 )
 from hubpipe.pipeline.errors import StageError
 from hubpipe.pipeline.runtime import beam_pipeline_options
@@ -147,6 +149,8 @@ def ensure_vectors(job: ExtractionJob, keys: Sequence[np.ndarray]) -> Extraction
     engine).
     """
     started, folder = time.monotonic(), job.folder
+    if not is_remote(folder):
+        sweep(Path(folder))  # what killed writers left, even when this run has nothing to write
     index = open_index(folder)
     wanted = np.unique(np.concatenate(list(keys))) if keys else np.zeros(0, f"S{KEY_BYTES}")
     missing = wanted[~index.contains(wanted)]
