@@ -139,6 +139,11 @@ def content_key(sha256_hex: str | bytes, transcoded: bool, encoded: bytes) -> by
     return bytes.fromhex(text)
 
 
+def key_bytes(key: bytes) -> bytes:
+    """A key taken out of an ``S32`` array as its 32 bytes (numpy drops a ``bytes_`` value's trailing zeros)."""
+    return bytes(key).ljust(KEY_BYTES, b"\0")
+
+
 def record_length(dimension: int) -> int:
     """Bytes of one framed record in a shard of ``dimension``-long vectors."""
     return FRAME_HEADER + KEY_BYTES + 4 * dimension + FRAME_TRAILER
@@ -364,7 +369,7 @@ class StoreIndex:
         """``(shard, row)`` of each key; raises KeyError naming the first key that is not stored."""
         present = self.contains(keys)
         if not present.all():
-            raise KeyError(bytes(keys[~present][0]).hex())
+            raise KeyError(key_bytes(keys[~present][0]).hex())
         found = np.searchsorted(self.keys, keys)
         return self.shard[found], self.row[found]
 
@@ -372,7 +377,7 @@ class StoreIndex:
 def open_index(folder: str, known: StoreIndex | None = None) -> StoreIndex:
     """The index of a space folder's committed shards that pass their check (``known``'s shards are not read
     again)."""
-    reused = {shard.name: shard for shard in known.shards} if known is not None else {}
+    reused = {shard.name for shard in known.shards} | set(known.damaged) if known is not None else set()
     shards: list[ShardRecord] = []
     parts: list[tuple[np.ndarray, int]] = []
     damaged: list[str] = []
@@ -458,7 +463,7 @@ class VectorReader:
             else:
                 handle.seek(offset)
                 data = handle.read(payload)
-            if len(data) != payload or (keys is not None and data[:KEY_BYTES] != bytes(keys[i])):
+            if len(data) != payload or (keys is not None and data[:KEY_BYTES] != key_bytes(keys[i])):
                 raise OSError(f"vector store shard {self.shards[number].name} changed while it was read")
             out[i] = np.frombuffer(data, "<f4", offset=KEY_BYTES)
         return out

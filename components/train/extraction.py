@@ -31,6 +31,7 @@ from hubpipe.components.common.vector_store import (
     StoreIndex,
     content_key,
     is_remote,
+    key_bytes,
     open_index,
     sweep,
 )
@@ -68,7 +69,7 @@ def not_stored(element: tuple[bytes, bytes], stored: np.ndarray) -> bool:
     if not len(stored):
         return True
     at = int(np.searchsorted(stored, np.bytes_(element[0])))
-    return at >= len(stored) or bytes(stored[at]) != element[0]
+    return at >= len(stored) or key_bytes(stored[at]) != element[0]
 
 
 def store_shards_fn(folder: str, about: dict[str, Any], total: int) -> Any:

@@ -131,3 +131,16 @@ def test_content_key_is_the_digest_of_the_bytes_the_model_decodes() -> None:
     digest = hashlib.sha256(data).hexdigest()
     assert vs.content_key(digest, False, data) == bytes.fromhex(digest)
     assert vs.content_key("00" * 32, True, data) == hashlib.sha256(data).digest()  # transcoded: its new bytes
+
+
+def test_keys_ending_in_zero_bytes_are_found_and_read(tmp_path: Path) -> None:
+    """numpy's ``S32`` values drop trailing zero bytes: a key that ends in them must still match its record."""
+    from hubpipe.components.train.extraction import not_stored
+
+    keys = [bytes(31) + b"\x01", b"\x07" + bytes(31), bytes(32)]
+    vs.write_shard(str(tmp_path), keys, np.arange(6, dtype=np.float32).reshape(3, 2))
+    index = vs.open_index(str(tmp_path))
+    (vectors,) = list(vs.read_vectors(index, np.array(keys[::-1], "S32")))
+    np.testing.assert_array_equal(vectors, [[4, 5], [2, 3], [0, 1]])
+    assert not any(not_stored((key, b""), index.keys) for key in keys)
+    assert not_stored((b"\x07" + bytes(30) + b"\x01", b""), index.keys)
