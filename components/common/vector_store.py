@@ -44,6 +44,7 @@ import os
 import posixpath
 import socket
 import struct
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from hubpipe.components.common.checked_files import sha256_file
 from hubpipe.pipeline.artifacts import stable_hash
+from hubpipe.pipeline.errors import StageError, UsageError
 from hubpipe.pipeline.locking import owned_tmp, remove_dead_tmp
 
 LOG = logging.getLogger(__name__)
@@ -116,6 +119,25 @@ def store_location(setting: str = "") -> str:
 
 def is_remote(path: str) -> bool:
     return "://" in path
+
+
+def require_writable_store(setting: str) -> None:
+    """:class:`UsageError` unless a configured local store can hold files: a file is created (and deleted) in it,
+    or in its nearest existing folder when it does not exist yet. Remote stores are not probed; the default
+    store is the cache folder's, which the runner checks."""
+    if not setting or is_remote(setting):
+        return
+    path = Path(setting).expanduser()
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    problem = "" if existing.is_dir() else f"{existing} is not a folder"
+    if not problem:
+        try:
+            with tempfile.TemporaryFile(dir=existing, prefix=".hubpipe-write-check-"):
+                pass
+        except OSError as exc:
+            problem = f"cannot create a file in {existing} ({exc.strerror or exc})"
+    if problem:
+        raise UsageError(f"train.vector_store {setting} cannot be used: {problem}; set it to a writable folder")
 
 
 def space_dir(store: str, space: VectorSpace) -> str:
@@ -202,8 +224,7 @@ def write_shard(
     with owned_tmp(space / f".{name}.tmp-{os.getpid()}") as staging:
         staging.mkdir()
         _fsynced(staging / f"{name}{SHARD_SUFFIX}", lambda handle: _write_records(handle, keys, vectors))
-        with open(staging / f"{name}{SHARD_SUFFIX}", "rb") as handle:
-            record["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+        record["sha256"] = sha256_file(staging / f"{name}{SHARD_SUFFIX}")
         content = json.dumps(record, indent=1).encode()
         _fsynced(staging / f"{name}{RECORD_SUFFIX}", lambda handle: handle.write(content))
         os.replace(staging / f"{name}{SHARD_SUFFIX}", space / f"{name}{SHARD_SUFFIX}")
@@ -269,9 +290,14 @@ class ShardWriter:
             self.flush()
 
     def flush(self) -> None:
-        if self._keys:
+        """Writes what was added as a shard; a machine error (full disk, read-only store) is one line."""
+        if not self._keys:
+            return
+        try:
             self.written.append(write_shard(self.folder, self._keys, np.stack(self._vectors), self.about))
-            self._keys, self._vectors = [], []
+        except OSError as exc:
+            raise StageError(f"cannot write to the vector store {self.folder}: {exc.strerror or exc}") from None
+        self._keys, self._vectors = [], []
 
     close = flush
 

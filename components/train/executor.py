@@ -21,9 +21,12 @@ TRAIN_CODE = ("hubpipe.components.train",)
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Before a run starts: every backbone is a preset or a handle, and a local one holds a SavedModel."""
+    """Before a run starts: every backbone is a preset or a handle, a local one holds a SavedModel, and a
+    configured local vector store can be written to."""
     from hubpipe.components.backbones.registry import check_local, resolve_backbone
+    from hubpipe.components.common.vector_store import require_writable_store
 
+    require_writable_store(config.train.vector_store)
     for name in config.train.backbones:
         check_local(resolve_backbone(name))
 

@@ -157,7 +157,6 @@ def check_ran_elsewhere(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path, s
     np.testing.assert_allclose(stored_vectors(store, keys), expected, rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_portable_runner_with_external_workers(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
     store = tmp_path / "store"
@@ -177,7 +176,6 @@ def test_portable_runner_with_external_workers(tmp_path: Path, ingest_dir: Path,
     check_ran_elsewhere(tmp_path, ingest_dir, tiny_backbone, store)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_direct_runner_multi_processing(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
     store = tmp_path / "store"

@@ -144,3 +144,26 @@ def test_keys_ending_in_zero_bytes_are_found_and_read(tmp_path: Path) -> None:
     np.testing.assert_array_equal(vectors, [[4, 5], [2, 3], [0, 1]])
     assert not any(not_stored((key, b""), index.keys) for key in keys)
     assert not_stored((b"\x07" + bytes(30) + b"\x01", b""), index.keys)
+
+
+def test_a_store_that_cannot_hold_files_is_one_line_before_the_run(tmp_path: Path) -> None:
+    from hubpipe.components.train.executor import preflight
+    from hubpipe.pipeline.config import apply_overrides, load_config
+    from hubpipe.pipeline.errors import UsageError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    config = apply_overrides(load_config(), {"train.vector_store": str(blocker / "vectors")})
+    with pytest.raises(UsageError, match=r"^train.vector_store .* cannot be used: .*a-file is not a folder"):
+        preflight(config)
+    preflight(apply_overrides(load_config(), {"train.vector_store": str(tmp_path / "new" / "vectors")}))
+
+
+def test_a_write_error_of_the_machine_is_one_line(tmp_path: Path) -> None:
+    from hubpipe.pipeline.errors import StageError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    writer = vs.ShardWriter(str(blocker / "space"), shard_vectors=1)
+    with pytest.raises(StageError, match=r"cannot write to the vector store .*space: "):
+        writer.add(keys_of("a")[0], np.ones(3, np.float32))
