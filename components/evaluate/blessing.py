@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
 import numpy as np
 
 from hubpipe.components.evaluate.intervals import Interval, paired_difference, wilson_interval

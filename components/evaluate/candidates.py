@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from hubpipe.components.common.feature_vectors import line_up
+from hubpipe.components.common.split_vectors import line_up
 from hubpipe.components.train.layout import LABELS_FILE, MODEL_FILE, MODELS_DIR, PREDICTIONS_FILE, TRANSFER
 from hubpipe.pipeline.core.artifacts import hash_files
 from hubpipe.pipeline.core.errors import StageError

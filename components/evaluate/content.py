@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from hubpipe.components.common.feature_vectors import vectors_in_order
+from hubpipe.components.common.split_vectors import JoinedSplit, stored_test_split
 from hubpipe.components.evaluate import visuals
 from hubpipe.components.evaluate.blessing import Decision
 from hubpipe.components.evaluate.candidates import TrainedModel
@@ -70,18 +70,22 @@ def _projected_rows(count: int) -> list[int]:
     return sorted({int(v) for v in np.linspace(0, count - 1, MAX_PROJECTED)})
 
 
-def _test_vectors(model: TrainedModel, split: TestSplit) -> np.ndarray | None:
-    """The model's cached test feature vectors in the split's order, or None when not cached."""
-    key = model.info.get("embedding_key")
-    if model.info.get("mode") != FEATURE_EXTRACTION or not key:
+def _test_vectors(tf: Any, model: TrainedModel, split: TestSplit) -> JoinedSplit | None:
+    """The model's test feature vectors in the vector store, rows in the split's order; None when not stored."""
+    space = model.info.get("vector_space")
+    if model.info.get("mode") != FEATURE_EXTRACTION or not space:
         return None
-    vectors = vectors_in_order(split.cache_dir, str(key), "test", split.ids)
+    vectors = stored_test_split(tf, split.vector_store, str(space), split.ingest_dir, split.ids)
     if vectors is None:
-        LOG.warning("%s: no cached test vectors (key %s); the projector is left out", model.name, str(key)[:12])
+        LOG.warning(
+            "%s: test vectors not in the vector store (space %s); the projector is left out",
+            model.name,
+            str(space)[:12],
+        )
     return vectors
 
 
-def _projection(model: TrainedModel, vectors: np.ndarray, split: TestSplit, images: Mapping[str, bytes]) -> Projection:
+def _projection(model: TrainedModel, stored: JoinedSplit, split: TestSplit, images: Mapping[str, bytes]) -> Projection:
     rows = _projected_rows(len(split.ids))
     names = split.class_names
     predicted = model.predictions.probabilities.argmax(axis=1)
@@ -90,7 +94,9 @@ def _projection(model: TrainedModel, vectors: np.ndarray, split: TestSplit, imag
         for r in rows
     ]
     sheet = visuals.sprite([images.get(split.ids[r], b"") for r in rows], SPRITE_SIDE)
-    return Projection(vectors[rows], ("label", "predicted", "correct", "id"), metadata, sheet, SPRITE_SIDE)
+    return Projection(
+        stored.vectors(np.array(rows)), ("label", "predicted", "correct", "id"), metadata, sheet, SPRITE_SIDE
+    )
 
 
 def _per_class_table(metrics: ClassificationMetrics) -> str:
@@ -159,7 +165,7 @@ def write_tensorboard(
     tf = import_tensorflow()
     _write_sessions(tf, folder, models, train_logs, run_id)
     mistakes = {model.name: _mistake_rows(model) for model in models}
-    vectors = {model.name: _test_vectors(model, split) for model in models}
+    vectors = {model.name: _test_vectors(tf, model, split) for model in models}
     wanted = {split.ids[row] for rows in mistakes.values() for row in rows}
     if any(v is not None for v in vectors.values()):
         wanted.update(split.ids[row] for row in _projected_rows(len(split.ids)))

@@ -35,7 +35,7 @@ class EvaluateRequest:
     ingest_dir: Path  # examples/ and labels.txt
     train_dir: Path  # models/<name>/ and logs/<name>/
     output_dir: Path
-    cache_dir: Path  # the embedding cache the train stage filled
+    vector_store: str  # the vector store the train stage filled (the candidates' test vectors)
     publish_root: str  # where the last blessed model is looked up
     thresholds: EvaluateConfig
 
@@ -101,7 +101,7 @@ def evaluate(request: EvaluateRequest) -> Evaluation:
         for model in models
     }
     first = models[0].predictions
-    split = TestSplit(first.ids, first.labels, class_names, request.ingest_dir, request.cache_dir)
+    split = TestSplit(first.ids, first.labels, class_names, request.ingest_dir, request.vector_store)
     latest_seen = read_latest_id(request.publish_root)  # publish moves LATEST only if it still names this
     last_blessed = reference_from(request.publish_root, latest_seen, [model.key for model in candidates])
     reference = score_reference(last_blessed, candidates, split)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common.publish_root import find_reference, resolve_root
+from hubpipe.components.common.vector_store import store_location
 from hubpipe.components.evaluate.candidates import candidate_keys
 from hubpipe.components.evaluate.core import EvaluateRequest, evaluate
 from hubpipe.components.evaluate.layout import artifacts
@@ -20,7 +21,7 @@ def run(ctx: StageContext) -> StageResult:
         ingest_dir=ctx.inputs["ingest"],
         train_dir=ctx.inputs["train"],
         output_dir=ctx.output_dir,
-        cache_dir=ctx.cache_dir,
+        vector_store=store_location(ctx.config.train.vector_store),
         publish_root=resolve_root(ctx.config.publish.root),
         thresholds=ctx.config.evaluate,
     )

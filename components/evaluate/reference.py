@@ -4,9 +4,10 @@ Its accuracy on its own test split says little about this one, so the blessed mo
 
 * when it is a head trained on frozen backbone features (``mode: feature_extraction``) and a candidate of
   this run uses the same backbone (same fingerprint and input size), its head is applied to that
-  candidate's cached test feature vectors: no backbone pass at all. The head is built by this code and only
-  its weights are read from the publish root (never ``tf.keras.models.load_model``, which would rebuild
-  whatever layers, Python code included, whoever can write there put in the folder);
+  candidate's test feature vectors in the vector store (a chunk at a time): no backbone pass at all. The
+  head is built by this code and only its weights are read from the publish root (never
+  ``tf.keras.models.load_model``, which would rebuild whatever layers, Python code included, whoever can
+  write there put in the folder);
 * otherwise its stored test predictions are used (``test_predictions.npz``, published with the model: rows
   keyed by example id, the sha256 of the image bytes), when they cover every example of this test split. No
   model file from the publish root is loaded or run: a SavedModel is a graph whose ops can read and write
@@ -34,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from hubpipe.components.common import storage
-from hubpipe.components.common.feature_vectors import line_up, vectors_in_order
 from hubpipe.components.common.head import head_from_weights
 from hubpipe.components.common.publish_root import PublishedVersion, damaged
+from hubpipe.components.common.split_vectors import line_up, stored_test_split
 from hubpipe.components.common.text import first_line
 from hubpipe.components.evaluate.candidates import TrainedModel, read_predictions
 from hubpipe.components.evaluate.metrics import ClassificationMetrics, classification_metrics
@@ -54,7 +55,7 @@ class TestSplit:
     labels: np.ndarray
     class_names: list[str]
     ingest_dir: Path
-    cache_dir: Path
+    vector_store: str  # where the candidates' test vectors are (see components/common/vector_store.py)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _twin_candidate(info: dict[str, Any], candidates: list[TrainedModel]) -> Tra
     for candidate in candidates:
         same_backbone = candidate.info.get("backbone_fingerprint") == info.get("backbone_fingerprint")
         same_input = candidate.info.get("input_size") == info.get("input_size")
-        if same_backbone and same_input and candidate.info.get("embedding_key"):
+        if same_backbone and same_input and candidate.info.get("vector_space"):
             return candidate
     return None
 
@@ -119,11 +120,12 @@ def _twin_candidate(info: dict[str, Any], candidates: list[TrainedModel]) -> Tra
 def _head_probabilities(
     tf: Any, reference: PublishedVersion, twin: TrainedModel, split: TestSplit
 ) -> np.ndarray | None:
-    features = vectors_in_order(split.cache_dir, twin.info["embedding_key"], "test", split.ids)
-    if features is None:
+    stored = stored_test_split(tf, split.vector_store, str(twin.info["vector_space"]), split.ingest_dir, split.ids)
+    if stored is None:
         return None
     head = head_from_weights(tf, storage.join(reference.path, HEAD_DIR))
-    return np.asarray(head.predict(features, batch_size=256, verbose=0), dtype=np.float64)
+    parts = [head.predict(vectors, batch_size=256, verbose=0) for vectors, _ in stored.chunks()]
+    return np.asarray(np.concatenate(parts), dtype=np.float64)
 
 
 def _stored_probabilities(reference: PublishedVersion, split: TestSplit, num_classes: int) -> np.ndarray | str:

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hubpipe.components.backbones import resolve_backbone
 from hubpipe.components.common.features import read_class_names
+from hubpipe.components.common.split_vectors import read_split_keys
 from hubpipe.components.train.devices import (
     plan_devices,
     training_runtime,
     visible_gpus,
 )
-from hubpipe.components.train.inputs import class_counts, load_split, read_labels_and_ids
+from hubpipe.components.train.inputs import class_counts, load_split
 from hubpipe.components.train.layout import SUMMARY_FILE
 from hubpipe.components.train.naming import unique_model_names
 from hubpipe.components.train.scratch import train_scratch
@@ -50,12 +49,14 @@ class TrainOutcome:
     device: str
     precision: str
     feature_extraction_seconds: dict[str, float]  # per feature-extraction model
-    embeddings_cached: dict[str, bool]  # per feature-extraction model: vectors came from the cache
+    embeddings_cached: dict[str, bool]  # per feature-extraction model: every vector came from the vector store
     extraction_engine: dict[str, str]  # per feature-extraction model: "tflite", "tensorflow" or "cache"
     cores: int  # usable cores the thread pools were sized for
     onednn: bool | None = None  # TensorFlow ran its oneDNN CPU kernels (None: it could not say)
-    #: per feature-extraction model: the splits whose cached vectors were damaged and computed again
-    embeddings_recomputed: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: per feature-extraction model: vectors embedded by this run (the others came from the vector store)
+    vectors_computed: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: per feature-extraction model: vector-store shards ignored as damaged (their vectors were computed again)
+    damaged_shards: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def results(self) -> dict[str, Any]:
         """The key results for run.json (small)."""
@@ -69,7 +70,8 @@ class TrainOutcome:
             },
             "feature_extraction_seconds": self.feature_extraction_seconds,
             "embeddings_cached": self.embeddings_cached,
-            "embeddings_recomputed": self.embeddings_recomputed,
+            "vectors_computed": self.vectors_computed,
+            "damaged_shards": self.damaged_shards,
             "extraction_engine": self.extraction_engine,
             "usable_cores": self.cores,
             "tensorflow_onednn": self.onednn,
@@ -79,16 +81,19 @@ class TrainOutcome:
 
 
 def load_dataset_info(tf: Any, ingest_dir: Path) -> DatasetInfo:
-    """Class names, split files and class counts of the ingested examples; DataError when unusable."""
+    """Class names, split files, content keys and class counts of the ingested examples; DataError when unusable.
+
+    Per example only its content key and label (and a test example's id) are kept, about 50 bytes.
+    """
     class_names = read_class_names(ingest_dir)
     train, test = load_split(ingest_dir, "train"), load_split(ingest_dir, "test")
-    train_labels, _ = read_labels_and_ids(tf, train)
-    test_labels, test_ids = read_labels_and_ids(tf, test)
-    if not train_labels or not test_labels:
-        raise DataError(f"the {'train' if not train_labels else 'test'} split under {ingest_dir} has no examples")
-    counts = class_counts(train_labels, class_names)
-    class_counts(test_labels, class_names)
-    return DatasetInfo(class_names, train, test, counts, np.asarray(test_labels, np.int64), np.asarray(test_ids))
+    train_keys = read_split_keys(tf, list(train.files))
+    test_keys = read_split_keys(tf, list(test.files), with_ids=True)
+    if not len(train_keys) or not len(test_keys):
+        raise DataError(f"the {'train' if not len(train_keys) else 'test'} split under {ingest_dir} has no examples")
+    counts = class_counts(train_keys.labels, class_names)
+    class_counts(test_keys.labels, class_names)
+    return DatasetInfo(class_names, train, test, counts, train_keys, test_keys)
 
 
 def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> TrainOutcome:
@@ -104,7 +109,8 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
     extraction: dict[str, float] = {}
     cached: dict[str, bool] = {}
     engines: dict[str, str] = {}
-    recomputed: dict[str, list[str]] = {}
+    computed: dict[str, int] = {}
+    damaged: dict[str, list[str]] = {}
     with training_runtime(tf, plan) as strategy:
         session = Session(tf, request, plan, strategy, data, cores)
         names = unique_model_names([resolve_backbone(backbone).name for backbone in config.backbones])
@@ -114,7 +120,8 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
             extraction[name] = round(outcome.feature_extraction_seconds, 3)
             cached[name] = outcome.embeddings_cached
             engines[name] = outcome.engine
-            recomputed[name] = outcome.recomputed
+            computed[name] = outcome.vectors_computed
+            damaged[name] = outcome.damaged_shards
         if config.baseline:
             results.append(train_scratch(session))
     best = max(results, key=lambda model: model.test_accuracy)
@@ -138,5 +145,6 @@ def train_models(request: TrainRequest, gpus: Sequence[str] | None = None) -> Tr
         engines,
         cores,
         onednn_enabled(),
-        recomputed,
+        computed,
+        damaged,
     )

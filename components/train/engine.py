@@ -17,8 +17,8 @@ A converted model is used only when it computes the same features: on a fixed pr
 absolute difference to TensorFlow must stay within :data:`PARITY_TOLERANCE` times the features' scale (their
 largest absolute value, at least 1). A failed conversion or parity check falls back to TensorFlow with one log
 line saying why (``tflite`` and ``auto`` alike; the engine used is recorded). Since the features are the same
-within that tolerance, far below what moves a classifier head, the embedding cache key does not depend on the
-engine: vectors cached by one engine are reused by the other.
+within that tolerance, far below what moves a classifier head, both engines share one vector-store parity class
+(:data:`ENGINE_PARITY_CLASS`): vectors stored by one engine are reused by the other.
 
 Conversions are cached in hubpipe's model cache (``<cache root>/models/tflite/``, beside the built offline
 backbone), keyed by the backbone fingerprint, the TensorFlow (converter) version, the input size and range,
@@ -48,6 +48,10 @@ from hubpipe.pipeline.core.locking import TMP_PATTERN, remove_dead_tmp
 LOG = logging.getLogger(__name__)
 
 TENSORFLOW, TFLITE, AUTO = "tensorflow", "tflite", "auto"
+#: The vector store's engine parity class of both engines: float32 vectors, TFLite's within
+#: :data:`PARITY_TOLERANCE` of TensorFlow's (checked before a conversion is used), so they share stored vectors.
+#: An engine whose vectors differ more (a quantized model) would need a class of its own.
+ENGINE_PARITY_CLASS = "float32"
 #: Largest allowed |TFLite - TF| on the probe batch, relative to max(1, largest |TF feature|).
 PARITY_TOLERANCE = 1e-4
 PROBE_IMAGES = 8

@@ -21,9 +21,12 @@ TRAIN_CODE = ("hubpipe.components.train",)
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Before a run starts: every backbone is a preset or a handle, and a local one holds a SavedModel."""
+    """Before a run starts: every backbone is a preset or a handle, a local one holds a SavedModel, and a
+    configured local vector store can be written to."""
     from hubpipe.components.backbones.registry import check_local, resolve_backbone
+    from hubpipe.components.common.vector_store import require_writable_store
 
+    require_writable_store(config.train.vector_store)
     for name in config.train.backbones:
         check_local(resolve_backbone(name))
 
@@ -39,6 +42,7 @@ def run(ctx: StageContext) -> StageResult:
         image_size=ctx.config.data.image_size,
         code_version=code_version(TRAIN_CODE),
         max_pixels=ctx.config.data.max_pixels,
+        beam_args=tuple(ctx.beam_args),
     )
     outcome = train_models(request)
     return StageResult(

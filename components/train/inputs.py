@@ -7,10 +7,12 @@ animation), resized to a square with bilinear interpolation and no crop (as Kera
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hubpipe.components.common import features
 from hubpipe.pipeline.core.artifacts import hash_files
@@ -80,19 +82,10 @@ def image_dataset(tf: Any, split: SplitData, size: int, with_ids: bool = False) 
     return parse_records(tf, split).map(prepare, num_parallel_calls=AUTOTUNE)
 
 
-def read_labels_and_ids(tf: Any, split: SplitData) -> tuple[list[int], list[str]]:
-    """Every example's label and id, in file order, without decoding images."""
-    labels: list[int] = []
-    ids: list[str] = []
-    for example in parse_records(tf, split, (features.LABEL, features.ID)).batch(1024):
-        labels.extend(int(v) for v in example[features.LABEL].numpy())
-        ids.extend(v.decode("utf-8") for v in example[features.ID].numpy())
-    return labels, ids
-
-
-def class_counts(labels: list[int], class_names: list[str]) -> dict[str, int]:
+def class_counts(labels: Sequence[int] | np.ndarray, class_names: list[str]) -> dict[str, int]:
     """Examples per class name (0 for a class without examples); raises DataError for an unknown label."""
-    counts = Counter(labels)
+    values, numbers = np.unique(np.asarray(labels, np.int64), return_counts=True)
+    counts = dict(zip(values.tolist(), numbers.tolist(), strict=True))
     unknown = sorted(set(counts) - set(range(len(class_names))))
     if unknown:
         raise DataError(f"examples carry label {unknown[0]}, but labels.txt names only {len(class_names)} classes")

@@ -6,7 +6,7 @@
     models/<name>/serving/                 SavedModel: encoded image bytes in -> probabilities, labels, classes
     models/<name>/head/                    classifier head on feature vectors (feature-extraction models)
     models/<name>/labels.txt               class names, one a line
-    models/<name>/model.json               what the model is (kind, mode, backbone, embedding_key, accuracy)
+    models/<name>/model.json               what the model is (kind, mode, backbone, vector_space, accuracy)
     models/<name>/test_predictions.npz     test-split probabilities, labels and ids
     models/<name>/model*.tflite            with train.export_tflite
     logs/<name>/                           TensorBoard logs

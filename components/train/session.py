@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.common.split_vectors import SplitKeys
+from hubpipe.components.common.vector_store import store_location
 from hubpipe.components.train import export, layout
 from hubpipe.components.train.devices import DevicePlan
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
@@ -63,11 +65,12 @@ class TrainRequest:
 
     ingest_dir: Path  # the ingest stage's artifact folder (examples/, labels.txt)
     output_dir: Path  # where models/, logs/ and summary.json go
-    cache_dir: Path  # outlives runs: embeddings/ and checkpoints/
+    cache_dir: Path  # outlives runs: checkpoints/ and decoded/
     train: TrainConfig
     image_size: int  # side of the images the from-scratch baseline sees
     code_version: str = ""  # identifies the training code, so checkpoints of other code are not resumed
     max_pixels: int = DataConfig.max_pixels  # the serving model refuses larger images before decoding them
+    beam_args: tuple[str, ...] = ()  # Beam pipeline options of the extraction job (as for ingest)
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,20 @@ class DatasetInfo:
     train: SplitData
     test: SplitData
     train_class_counts: dict[str, int]
-    test_labels: np.ndarray  # int64, in file order (the order every test prediction is written in)
-    test_ids: np.ndarray  # str, in file order
+    train_keys: SplitKeys  # content keys and labels, in file order
+    test_keys: SplitKeys  # content keys, labels and ids, in file order (the order test predictions are written in)
+
+    @property
+    def test_labels(self) -> np.ndarray:
+        return self.test_keys.labels
+
+    @property
+    def test_ids(self) -> np.ndarray:
+        assert self.test_keys.ids is not None
+        return self.test_keys.ids
+
+    def keys(self, split: SplitData) -> SplitKeys:
+        return self.train_keys if split.name == "train" else self.test_keys
 
     @property
     def num_test(self) -> int:
@@ -127,7 +142,7 @@ class ModelRecord:
     fit: FitOutcome
     backbone: Any = None  # BackboneSpec of transfer models
     backbone_fingerprint: str | None = None
-    embedding_key: str | None = None
+    vector_space: str | None = None
     feature_extraction_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -146,6 +161,11 @@ class Session:
     @property
     def config(self) -> TrainConfig:
         return self.request.train
+
+    @property
+    def vector_store(self) -> str:
+        """The vector store's location (``train.vector_store``, else the cache folder's ``vectors/``)."""
+        return store_location(self.config.vector_store)
 
     @property
     def models_dir(self) -> Path:
@@ -272,7 +292,7 @@ class Session:
             "mode": record.mode,
             "backbone": backbone,
             "backbone_fingerprint": record.backbone_fingerprint,
-            "embedding_key": record.embedding_key,
+            "vector_space": record.vector_space,
             "input_size": record.input_size,
             "class_names": self.data.class_names,
             "hparams": record.hparams,

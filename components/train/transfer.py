@@ -1,9 +1,10 @@
 """Transfer models: feature vectors computed once per backbone, a head trained on them, optional fine-tuning.
 
-* Feature extraction (the default): the frozen backbone turns every image into a vector once (cached, see
-  :mod:`.embeddings`) and the head trains on the vectors for all epochs.
+* Feature extraction (the default): the frozen backbone turns every image into a vector once, kept in the
+  content-addressed vector store (:mod:`..common.vector_store`; embedded by a Beam job, :mod:`.extraction`,
+  only for images the store lacks), and the head trains on vectors streamed from the store for all epochs.
 * With ``train.augment``: random flips, rotations and zooms change the images every epoch, so the head trains
-  through the frozen backbone on images; validation still uses the cached test vectors.
+  through the frozen backbone on images; validation still uses the stored test vectors.
 * With ``train.fine_tune_layers`` > 0: a second model ``<name>_fine_tuned`` starts from the trained head and
   unfreezes the top layers of a fresh copy of the backbone (BatchNorm stays frozen) at a lower learning rate.
 """
@@ -20,11 +21,13 @@ import numpy as np
 
 from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, load_feature_extractor, resolve_backbone
 from hubpipe.components.common.head import build_head
+from hubpipe.components.common.split_vectors import JoinedSplit, join_split
+from hubpipe.components.common.vector_store import VectorSpace, space_dir, write_space_record
 from hubpipe.components.train import models
-from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
-from hubpipe.components.train.engine import BackboneIdentity, Engine, select_engine
+from hubpipe.components.train.engine import ENGINE_PARITY_CLASS, TFLITE, BackboneIdentity, Engine, select_engine
+from hubpipe.components.train.extraction import ExtractionJob, ExtractionRun, ensure_vectors
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
-from hubpipe.components.train.inputs import AUTOTUNE, SplitData
+from hubpipe.components.train.inputs import AUTOTUNE, RESIZE_METHOD, SplitData
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, FINE_TUNED, TRANSFER
 from hubpipe.components.train.naming import FINE_TUNED_SUFFIX
 from hubpipe.components.train.session import ModelRecord, ModelResult, Session
@@ -37,17 +40,20 @@ _EPSILON = 1e-7
 EXTRACTION_BATCH = 128
 
 
-#: The extraction engine recorded when every vector came from the embedding cache.
-FROM_CACHE = {"engine": "cache", "reason": "vectors from the embedding cache", "max_abs_diff": None}
+#: The extraction engine recorded when every vector came from the vector store.
+FROM_CACHE = {"engine": "cache", "reason": "vectors from the vector store", "max_abs_diff": None}
+#: The head's shuffle buffer (vectors): a full shuffle up to this many train images, a buffer above, so that
+#: training memory does not grow with the dataset (about 51 MB at 1280 dimensions).
+SHUFFLE_BUFFER_VECTORS = 10_000
 
 
 @dataclass
 class Backbone:
-    """A loaded backbone and the identity of its vectors for this dataset."""
+    """A loaded backbone and the vector space its vectors belong to."""
 
     spec: BackboneSpec
     fingerprint: str
-    key: str
+    space: VectorSpace
     features: Any  # Keras model: images in [0, 1] -> vectors
     engine: Callable[[], Engine]  # chooses (and converts) on first call, then returns the same engine
 
@@ -58,23 +64,22 @@ class TransferOutcome:
     feature_extraction_seconds: float
     embeddings_cached: bool
     engine: str  # "tensorflow", "tflite", or "cache" when no vector was computed
-    recomputed: list[str]  # the splits whose cached vectors were damaged and computed again
+    vectors_computed: int  # vectors embedded and stored by this run (the rest came from the store)
+    damaged_shards: list[str]  # store shards ignored as damaged (their vectors were computed again)
 
 
 def train_transfer(session: Session, backbone_name: str, model_name: str) -> TransferOutcome:
     """Trains (and writes) the feature-extraction model of one backbone, and its fine-tuned variant if asked."""
     tf, config = session.tf, session.config
     backbone = _load_backbone(session, resolve_backbone(backbone_name))
-    extractions = _extract(session, backbone)
-    test = extractions["test"].embeddings
-    extraction_seconds = sum(e.seconds for e in extractions.values())
-    cached = all(e.cached for e in extractions.values())
-    recomputed = [name for name, extraction in extractions.items() if extraction.recomputed]
-    # The engine is chosen only when a split is not cached (see _extract).
+    splits, extraction = _vectors(session, backbone)
+    test = splits["test"]
+    cached = extraction.computed == 0
+    # The engine is chosen only when a vector is missing (see _vectors).
     engine_used = dict(FROM_CACHE) if cached else backbone.engine().describe()
-    train = extractions["train"].embeddings if "train" in extractions else None
-    head, fit = _train_head(session, backbone, model_name, train, test)
-    probabilities = head.predict(test.features, batch_size=config.batch_size, verbose=0)
+    head, fit = _train_head(session, backbone, model_name, splits.get("train"), test)
+    probabilities = predict_split(head, test, config.batch_size)
+    damaged = list(extraction.index.damaged)
     record = ModelRecord(
         name=model_name,
         kind=TRANSFER,
@@ -84,9 +89,14 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
         fit=fit,
         backbone=backbone.spec,
         backbone_fingerprint=backbone.fingerprint,
-        embedding_key=backbone.key,
-        feature_extraction_seconds=extraction_seconds,
-        extra={"embeddings_cached": cached, "embeddings_recomputed": recomputed, "extraction_engine": engine_used},
+        vector_space=backbone.space.id,
+        feature_extraction_seconds=extraction.seconds,
+        extra={
+            "embeddings_cached": cached,
+            "vectors_computed": extraction.computed,
+            "damaged_shards": damaged,
+            "extraction_engine": engine_used,
+        },
     )
     classifier = models.image_classifier(tf, backbone.features, head)
     results = [
@@ -96,29 +106,49 @@ def train_transfer(session: Session, backbone_name: str, model_name: str) -> Tra
     ]
     if config.fine_tune_layers > 0 and config.fine_tune_epochs > 0:
         results.append(_fine_tune(session, backbone, head, model_name))
-    return TransferOutcome(results, extraction_seconds, cached, engine_used["engine"], recomputed)
+    return TransferOutcome(results, extraction.seconds, cached, engine_used["engine"], extraction.computed, damaged)
 
 
-def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:
-    """The vectors of the splits training needs, cached or computed now.
+def _vectors(session: Session, backbone: Backbone) -> tuple[dict[str, JoinedSplit], ExtractionRun]:
+    """The splits training needs, joined to the vector store after embedding what it lacks.
 
-    The engine is chosen (and the backbone converted if need be) only when a split is not cached.
+    The engine is chosen (and the backbone converted if need be) only when a vector is missing.
     """
-    tf, config, size = session.tf, session.config, backbone.spec.input_size
-    meta = {"backbone": backbone.spec.name, "backbone_fingerprint": backbone.fingerprint, "input_size": size}
-    return {
-        split.name: ensure_embeddings(
-            tf,
-            lambda images: backbone.engine().features(images),
-            split,
-            cache_dir=session.request.cache_dir,
-            key=backbone.key,
-            input_size=size,
-            batch_size=max(config.batch_size, EXTRACTION_BATCH),
-            meta=lambda: {**meta, **backbone.engine().describe()},
-        )
-        for split in _extracted_splits(session)
+    data, spec = session.data, backbone.spec
+    wanted = _extracted_splits(session)
+    folder = space_dir(session.vector_store, backbone.space)
+    about = {
+        "backbone": spec.name,
+        "space": backbone.space.id,
+        "engine_class": backbone.space.engine_class,
     }
+
+    def handler() -> Any:
+        engine = backbone.engine()
+        write_space_record(folder, backbone.space)
+        return vector_handler(engine, spec, backbone.fingerprint, max(session.config.batch_size, EXTRACTION_BATCH))
+
+    files = [path for split in wanted for path in split.files]
+    job = ExtractionJob(files, folder, handler, session.request.beam_args, about)
+    extraction = ensure_vectors(job, [data.keys(split).keys for split in wanted])
+    joined = {split.name: join_split(extraction.index, data.keys(split)) for split in wanted}
+    return joined, extraction
+
+
+def vector_handler(engine: Engine, spec: BackboneSpec, fingerprint: str, batch_size: int) -> Any:
+    """The RunInference model handler of ``engine``; the engine stays usable by handlers in this process."""
+    from hubpipe.components.train.vector_handlers import (
+        HandlerSpec,
+        TensorFlowVectorHandler,
+        TFLiteVectorHandler,
+        register_loaded_engine,
+    )
+
+    handler_spec = HandlerSpec(spec, f"{fingerprint}:{engine.name}:{id(engine)}", batch_size)
+    register_loaded_engine(handler_spec.engine_key, engine.features)
+    if engine.name == TFLITE:
+        return TFLiteVectorHandler(handler_spec, engine.features.model)
+    return TensorFlowVectorHandler(handler_spec)
 
 
 def _extracted_splits(session: Session) -> list[SplitData]:
@@ -136,14 +166,12 @@ def frozen_features(tf: Any, spec: BackboneSpec) -> tuple[Any, BackboneIdentity]
 
 
 def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
-    tf, data = session.tf, session.data
+    tf = session.tf
     with session.float32_policy(), session.strategy.scope():
         features, identity = frozen_features(tf, spec)
     fingerprint = identity.fingerprint
-    key = embedding_key(
-        fingerprint, spec.input_size, spec.input_range, {"train": data.train.fingerprint, "test": data.test.fingerprint}
-    )
-    LOG.info("backbone %s loaded (input %d px, embedding key %s)", spec.name, spec.input_size, key[:12])
+    space = VectorSpace(fingerprint, spec.input_size, RESIZE_METHOD, tuple(spec.input_range), ENGINE_PARITY_CLASS)
+    LOG.info("backbone %s loaded (input %d px, vector space %s)", spec.name, spec.input_size, space.id[:12])
     engine = functools.cache(
         lambda: select_engine(
             tf,
@@ -155,18 +183,35 @@ def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
             images=sum(session.data.count(split) for split in _extracted_splits(session)),
         )
     )
-    return Backbone(spec, fingerprint, key, features, engine)
+    return Backbone(spec, fingerprint, space, features, engine)
+
+
+def vector_dataset(tf: Any, split: JoinedSplit, batch_size: int, shuffle_seed: int | None = None) -> Any:
+    """Batches of ``(vector, label)`` streamed from the store in example order; shuffled through a buffer of
+    at most :data:`SHUFFLE_BUFFER_VECTORS` when ``shuffle_seed`` is given (the whole split when it is smaller,
+    which is a full shuffle)."""
+    signature = (tf.TensorSpec([None, split.dimension], tf.float32), tf.TensorSpec([None], tf.int64))
+    dataset = tf.data.Dataset.from_generator(split.chunks, output_signature=signature).unbatch()
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(min(len(split), SHUFFLE_BUFFER_VECTORS), seed=shuffle_seed)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def predict_split(head: Any, split: JoinedSplit, batch_size: int) -> np.ndarray:
+    """The head's probabilities on a split's stored vectors, in example order, a chunk at a time."""
+    parts = [head.predict(vectors, batch_size=batch_size, verbose=0) for vectors, _ in split.chunks()]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 def _train_head(
-    session: Session, backbone: Backbone, name: str, train: Embeddings | None, test: Embeddings
+    session: Session, backbone: Backbone, name: str, train: JoinedSplit | None, test: JoinedSplit
 ) -> tuple[Any, FitOutcome]:
-    """The head, trained on cached train vectors, or through the frozen backbone on augmented images."""
+    """The head, trained on stored train vectors, or through the frozen backbone on augmented images."""
     tf, config = session.tf, session.config
     num_classes = len(session.data.class_names)
     session.seed_everything()
     with session.strategy.scope():
-        head = build_head(tf, test.features.shape[1], num_classes)
+        head = build_head(tf, test.dimension, num_classes)
         trained = head
         if config.augment:
             augmentation = models.build_augmentation(tf, config.seed)
@@ -174,16 +219,11 @@ def _train_head(
         models.compile_classifier(tf, trained, config.learning_rate)
     if config.augment:
         train_data = session.image_batches(session.data.train, backbone.spec.input_size, shuffle=True)
-    elif train is not None and len(train.labels):
-        train_data = (
-            tf.data.Dataset.from_tensor_slices((train.features, train.labels))
-            .shuffle(len(train.labels), seed=config.seed)
-            .batch(config.batch_size)
-            .prefetch(AUTOTUNE)
-        )
+    elif train is not None and len(train):
+        train_data = vector_dataset(tf, train, config.batch_size, shuffle_seed=config.seed)
     else:
         raise DataError("the train split has no examples")
-    identity = {"mode": FEATURE_EXTRACTION, "embedding_key": backbone.key, "hparams": session.hparams()}
+    identity = {"mode": FEATURE_EXTRACTION, "vector_space": backbone.space.id, "hparams": session.hparams()}
     fit = fit_resumable(
         tf,
         trained,
@@ -191,14 +231,14 @@ def _train_head(
         label=name,
         epochs=config.epochs,
         checkpoint_dir=session.checkpoint_dir(name, identity),
-        validate=lambda: _head_metrics(head, test),  # the cached test vectors: no backbone pass per epoch
+        validate=lambda: _head_metrics(head, test, config.batch_size),  # stored test vectors: no backbone pass
     )
     return head, fit
 
 
-def _head_metrics(head: Any, test: Embeddings) -> dict[str, float]:
-    """Validation loss and accuracy of ``head`` on cached test vectors."""
-    probabilities = np.asarray(head(test.features, training=False))
+def _head_metrics(head: Any, test: JoinedSplit, batch_size: int) -> dict[str, float]:
+    """Validation loss and accuracy of ``head`` on the stored test vectors."""
+    probabilities = np.concatenate([np.asarray(head(vectors, training=False)) for vectors, _ in test.chunks()])
     picked = probabilities[np.arange(len(test.labels)), test.labels]
     return {
         "val_loss": float(np.mean(-np.log(np.clip(picked, _EPSILON, 1.0)))),
@@ -236,7 +276,7 @@ def _fine_tune(session: Session, base: Backbone, head: Any, base_name: str) -> M
         initial_learning_rate=config.learning_rate,
         initial_epochs=config.epochs,
     )
-    identity = {"mode": FINE_TUNED, "embedding_key": base.key, "hparams": hparams}
+    identity = {"mode": FINE_TUNED, "vector_space": base.space.id, "hparams": hparams}
     fit, probabilities = session.fit_on_images(
         classifier,
         name,

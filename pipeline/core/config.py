@@ -89,6 +89,7 @@ class TrainConfig:
     engine: str = "auto"  # feature extraction: "auto" (TFLite on CPU if it matches TF), "tensorflow", "tflite"
     decode_cache: bool = True  # end-to-end fits decode each image once per run, not once per epoch
     decode_cache_mb: int = 2048  # decoded images kept in memory up to this size; above it a snapshot on disk
+    vector_store: str = ""  # content-addressed feature vectors (path or gs://); empty: vectors/ in the cache folder
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ the report and tracking read::
     DIR/resolved_config.yaml   the configuration of the last run
     DIR/run.json               every stage's status, duration, artifacts and key results
     DIR/<stage>/               a stage's artifacts, with manifest.json written last
-    DIR/cache/                 caches shared by the runs of this folder (embeddings, checkpoints, snapshots)
+    DIR/cache/                 caches shared by the runs of this folder (checkpoints, snapshots)
 
 How the folder is claimed and written is :mod:`hubpipe.pipeline.core.execution` and
 :mod:`hubpipe.pipeline.local_runner`.
@@ -25,8 +25,8 @@ CONFIG_FILE = "resolved_config.yaml"
 #: remove anything. A folder with what versions before the marker wrote (see :func:`is_run_folder`) is claimed
 #: without asking.
 RUN_MARKER = ".hubpipe-run"
-#: The run folder's cache, shared by its runs, and the folders stages keep there: feature vectors
-#: (``components/common/feature_vectors.py``), training checkpoints and decoded-image snapshots
+#: The run folder's cache, shared by its runs, and the folders stages keep there: feature vectors (of versions
+#: before the vector store, ``components/common/vector_store.py``), training checkpoints and decoded-image snapshots
 #: (``components/train/session.py``). Killed runs' temporaries are looked for in these folders only.
 CACHE_DIR = "cache"
 CACHE_FOLDERS = ("embeddings", "checkpoints", "decoded")

@@ -3,11 +3,12 @@
 Three classes of solid-colour test images (red, green, blue); one image per class is painted in the next
 class's colour, so it is "hard". A transfer model's "backbone" is the mean colour of the image (3 numbers) and
 its head is one Dense softmax layer over it, so the serving SavedModel (encoded images in), the head (vectors
-in), the cached test vectors and the recorded test predictions all agree, as they do for real models.
+in), the stored test vectors and the recorded test predictions all agree, as they do for real models.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -18,8 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hubpipe.components.common import feature_vectors as embedding_cache
-from hubpipe.components.common import features
+from hubpipe.components.common import features, vector_store
 from hubpipe.components.train.summaries import write_experiment, write_model_logs
 from hubpipe.pipeline.core.runtime import import_tensorflow
 
@@ -27,7 +27,7 @@ CLASSES = ["red", "green", "blue"]
 COLOURS = [(230, 20, 20), (20, 230, 20), (20, 20, 230)]
 PER_CLASS = 6
 BACKBONE_FINGERPRINT = "mean-colour-v1"
-EMBEDDING_KEY = "fake-mean-colour-key"
+VECTOR_SPACE = "fake-mean-colour-space"
 #: Head weights: features (r, g, b) -> logits per class.
 GOOD_HEAD = 12.0 * np.eye(3, dtype=np.float32)
 WEAK_HEAD = 12.0 * np.roll(np.eye(3, dtype=np.float32), 1, axis=1)  # predicts the next class
@@ -75,7 +75,7 @@ def write_ingest(folder: Path) -> list[FakeImage]:
                             features.HEIGHT: 10,
                             features.WIDTH: 12,
                             features.TRANSCODED: 0,
-                            features.SHA256: image.id,
+                            features.SHA256: hashlib.sha256(image.encoded).hexdigest(),
                             features.LABEL: image.label,
                             features.LABEL_TEXT: CLASSES[image.label],
                             features.ID: image.id if split == "test" else image.id.replace("test/", "train/"),
@@ -92,15 +92,12 @@ def mean_colours(tf, encoded: list[bytes]) -> np.ndarray:
     return np.stack([tf.reduce_mean(p / 255.0, axis=[0, 1]).numpy() for p in pixels]).astype(np.float32)
 
 
-def write_embeddings(cache_dir: Path, images: list[FakeImage], key: str = EMBEDDING_KEY) -> None:
-    """The test vectors in the train stage's embedding cache, written as the train stage writes them."""
+def write_vectors(store: Path, images: list[FakeImage], space: str = VECTOR_SPACE) -> None:
+    """The test images' vectors in a vector store, keyed by content as the train stage stores them."""
     tf = import_tensorflow()
-    vectors = embedding_cache.Embeddings(
-        mean_colours(tf, [i.encoded for i in images]),
-        np.array([i.label for i in images]),
-        np.array([i.id for i in images]),
-    )
-    embedding_cache.save_embeddings(embedding_cache.split_dir(cache_dir, key, "test"), vectors, {"key": key})
+    keys = [hashlib.sha256(image.encoded).digest() for image in images]
+    vectors = mean_colours(tf, [i.encoded for i in images])
+    vector_store.write_shard(vector_store.store_space_dir(str(store), space), keys, vectors)
 
 
 def _head(tf, weights: np.ndarray):
@@ -177,7 +174,7 @@ def write_transfer_model(train_dir: Path, name: str, weights: np.ndarray, images
         "backbone": {"name": "mean_colour"},
         "backbone_name": "mean_colour",
         "backbone_fingerprint": BACKBONE_FINGERPRINT,
-        "embedding_key": EMBEDDING_KEY,
+        "vector_space": VECTOR_SPACE,
         "input_size": 8,
         "files": {"serving": "serving", "head": "head", "labels": "labels.txt"},
     }
@@ -214,7 +211,7 @@ class FakeWorld:
     """Read-only upstream artifacts shared by the tests of a session."""
 
     ingest: Path
-    cache: Path
+    cache: Path  # the vector store holding the test images' vectors
     images: list[FakeImage]
     train_good_and_weak: Path  # "good" (accuracy 5/6) and "weak" (0) candidates, and the baseline (1/3)
     train_fair: Path  # "fair" (accuracy 0.5): worse than "good" by more than the allowed drop
@@ -234,7 +231,7 @@ def shared_world(make_root: Callable[[], Path]) -> FakeWorld:
 
 def build_world(root: Path) -> FakeWorld:
     images = write_ingest(root / "ingest")
-    write_embeddings(root / "cache", images)
+    write_vectors(root / "vectors", images)
     runs = {
         "train_good_and_weak": ({"good": GOOD_HEAD, "weak": WEAK_HEAD}, True),
         "train_fair": ({"fair": FAIR_HEAD}, True),
@@ -243,4 +240,4 @@ def build_world(root: Path) -> FakeWorld:
     }
     for name, (heads, baseline) in runs.items():
         write_train(root / name, heads, images, baseline=baseline)
-    return FakeWorld(root / "ingest", root / "cache", images, *(root / name for name in runs))
+    return FakeWorld(root / "ingest", root / "vectors", images, *(root / name for name in runs))

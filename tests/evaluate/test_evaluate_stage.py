@@ -25,7 +25,8 @@ def context(
     world: FakeWorld, train: Path, out: Path, root: Path, cache: Path | None = None, **settings
 ) -> StageContext:
     out.mkdir(parents=True)
-    config = load_config(overrides={"publish.root": str(root), **settings})
+    store = str(cache or world.cache)
+    config = load_config(overrides={"publish.root": str(root), "train.vector_store": store, **settings})
     return StageContext(
         name="evaluate",
         config=config,

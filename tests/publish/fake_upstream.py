@@ -1,6 +1,7 @@
 """Stand-ins for the ingest and train stages in runner tests: they copy a hand-built world's folders.
 
 ``FAKE_INGEST`` and ``FAKE_TRAIN`` name the folders to copy; changing ``FAKE_TRAIN`` is a new training.
+``FAKE_CACHE`` names a vector store whose contents the fake train stage copies into the configured one.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from hubpipe.components.common.vector_store import store_location
 from hubpipe.pipeline.core.stage import StageContext, StageResult, StageSpec
 
 
@@ -23,7 +25,8 @@ def ingest(ctx: StageContext) -> StageResult:
 
 def train(ctx: StageContext) -> StageResult:
     _copy_into(Path(os.environ["FAKE_TRAIN"]), ctx.output_dir)
-    _copy_into(Path(os.environ["FAKE_CACHE"]), ctx.cache_dir)  # the embedding cache, as the real stage fills it
+    # the vector store, as the real stage fills it
+    _copy_into(Path(os.environ["FAKE_CACHE"]), Path(store_location(ctx.config.train.vector_store)))
     return StageResult(results={"copied": os.environ["FAKE_TRAIN"]})
 
 

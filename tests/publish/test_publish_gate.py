@@ -49,7 +49,8 @@ def hubpipe_run(world: FakeWorld, output: Path, root: Path, monkeypatch: pytest.
     (output.parent / "empty-cache").mkdir(exist_ok=True)
     stages = fake_upstream.stages()
     monkeypatch.setattr(stage_registry, "registered_stages", lambda: stages)
-    return main(["run", "--output", str(output), f"--set=publish.root={root}", *ONLY_THE_DROP_CHECK])
+    store = f"--set=train.vector_store={output.parent / 'empty-cache'}"
+    return main(["run", "--output", str(output), f"--set=publish.root={root}", store, *ONLY_THE_DROP_CHECK])
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ class Run:
 
     def __init__(self, world: FakeWorld, train: Path, folder: Path, root: Path, **settings: str):
         self.world, self.train, self.folder = world, train, folder
-        self.config = load_config(overrides={"publish.root": str(root), **settings})
+        overrides = {"publish.root": str(root), "train.vector_store": str(world.cache), **settings}
+        self.config = load_config(overrides=overrides)
 
     def _context(self, name: str, inputs: dict[str, Path]) -> StageContext:
         out = self.folder / name

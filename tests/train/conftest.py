@@ -26,7 +26,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, ingest_dir: Path, tiny
 
     root = tmp_path_factory.mktemp("trained")
     config = train_fixtures.tiny_train_config(
-        tiny_backbone, fine_tune_layers=1, fine_tune_epochs=1, export_tflite=True, baseline_epochs=1
+        tiny_backbone,
+        fine_tune_layers=1,
+        fine_tune_epochs=1,
+        export_tflite=True,
+        baseline_epochs=1,
+        vector_store=str(root / "vectors"),
     )
     request = TrainRequest(ingest_dir, root / "train", root / "cache", config, train_fixtures.SCRATCH_SIZE)
     request.output_dir.mkdir()

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import train_fixtures
 
-from hubpipe.components.common.feature_vectors import load_embeddings
 from hubpipe.components.common.head import head_from_weights
+from hubpipe.components.common.split_vectors import stored_test_split
+from hubpipe.components.common.vector_store import store_location
 from hubpipe.pipeline.core.runtime import ONEDNN_ENV, import_tensorflow
 
 FE_MODEL = "tiny_backbone"
@@ -67,7 +68,7 @@ def test_every_model_kind_is_written_with_its_record(trained_run) -> None:
     assert (finished - started).total_seconds() == pytest.approx(fe["train_seconds"], abs=0.05)
 
     ft = model_json(trained_run, FT_MODEL)
-    assert (ft["mode"], ft["embedding_key"], ft["base_model"]) == ("fine_tuned", None, FE_MODEL)
+    assert (ft["mode"], ft["vector_space"], ft["base_model"]) == ("fine_tuned", None, FE_MODEL)
     assert [entry["epoch"] for entry in ft["history"]] == [3]  # continues after the 3 feature-extraction epochs
     assert ft["fine_tuned_variables"] == 2  # conv2's kernel and bias; bn2 stays frozen
 
@@ -97,13 +98,15 @@ def test_test_predictions_match_the_record_and_the_cached_vectors(trained_run) -
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert fe["test_accuracy"] == pytest.approx(np.mean(probabilities.argmax(axis=1) == labels))
 
-    vectors = load_embeddings(request.cache_dir, fe["embedding_key"], "test")
-    assert vectors is not None and list(vectors.ids) == list(ids)
+    store = store_location(request.train.vector_store)
+    stored = stored_test_split(tf, store, fe["vector_space"], request.ingest_dir, ids)
+    assert stored is not None and list(stored.ids) == list(ids)
+    vectors = stored.vectors()
     head = tf.keras.models.load_model(str(model_dir(trained_run, FE_MODEL) / "head"))
-    assert np.allclose(head.predict(vectors.features, verbose=0), probabilities, atol=1e-6)
+    assert np.allclose(head.predict(vectors, verbose=0), probabilities, atol=1e-6)
     # What evaluate does with a published head: weights only, into the head architecture the code builds.
     rebuilt = head_from_weights(tf, str(model_dir(trained_run, FE_MODEL) / "head"))
-    assert np.allclose(rebuilt.predict(vectors.features, verbose=0), probabilities, atol=1e-6)
+    assert np.allclose(rebuilt.predict(vectors, verbose=0), probabilities, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", [FE_MODEL, FT_MODEL, SCRATCH])

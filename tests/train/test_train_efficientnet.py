@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import train_fixtures
 
-from hubpipe.components.common.feature_vectors import load_embeddings
+from hubpipe.components.common.split_vectors import stored_test_split
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
 from hubpipe.pipeline.core.config import TrainConfig
@@ -26,8 +26,11 @@ def test_each_offline_model_trains_and_serves_jpeg_bytes_at_its_own_size(
     name: str, size: int, tmp_path: Path, ingest_dir: Path
 ) -> None:
     """Each preset's images are resized to its input size for the embeddings and in the serving model: the
-    serving model, given JPEG bytes, gives the probabilities the head gave on the cached test vectors."""
-    config = TrainConfig(backbones=(name,), epochs=2, batch_size=16, baseline=False, precision="auto")
+    serving model, given JPEG bytes, gives the probabilities the head gave on the stored test vectors."""
+    store = str(tmp_path / "vectors")
+    config = TrainConfig(
+        backbones=(name,), epochs=2, batch_size=16, baseline=False, precision="auto", vector_store=store
+    )
     request = TrainRequest(ingest_dir, tmp_path / "train", tmp_path / "cache", config, 224)
     request.output_dir.mkdir()
     outcome = train_models(request)
@@ -36,8 +39,10 @@ def test_each_offline_model_trains_and_serves_jpeg_bytes_at_its_own_size(
     folder = request.output_dir / "models" / name
     record = json.loads((folder / "model.json").read_text())
     assert record["input_size"] == size and record["backbone"]["output_dim"] == 1280
-    vectors = load_embeddings(request.cache_dir, record["embedding_key"], "test")
-    assert vectors is not None and vectors.features.shape == (9, 1280)
+    with np.load(folder / "test_predictions.npz") as saved:
+        ids = saved["ids"]
+    stored = stored_test_split(import_tensorflow(), store, record["vector_space"], ingest_dir, ids)
+    assert stored is not None and stored.vectors().shape == (9, 1280)
 
     tf = import_tensorflow()
     images = train_fixtures.example_images("test", train_fixtures.TEST_PER_CLASS)

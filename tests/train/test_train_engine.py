@@ -244,9 +244,12 @@ def test_a_failed_conversion_falls_back(
     np.testing.assert_allclose(chosen.features(images), np.asarray(features(images)), atol=1e-6)
 
 
-def test_the_embedding_key_does_not_depend_on_the_engine(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
+def test_the_vector_space_does_not_depend_on_the_engine(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
     """Vectors computed by TFLite are reused by a TensorFlow run (and the engine is recorded)."""
-    config = train_fixtures.tiny_train_config(tiny_backbone, baseline=False, epochs=1, engine="tflite")
+    store = str(tmp_path / "vectors")
+    config = train_fixtures.tiny_train_config(
+        tiny_backbone, baseline=False, epochs=1, engine="tflite", vector_store=store
+    )
     records = []
     for run, changed in enumerate((config, replace(config, engine="tensorflow"))):
         request = TrainRequest(ingest_dir, tmp_path / f"train{run}", tmp_path / "cache", changed, 32)
@@ -255,6 +258,6 @@ def test_the_embedding_key_does_not_depend_on_the_engine(tmp_path: Path, ingest_
         (name,) = outcome.extraction_engine
         records.append(json.loads((request.output_dir / "models" / name / "model.json").read_text()))
         assert outcome.results()["extraction_engine"] == {name: ["tflite", "cache"][run]}
-    assert records[0]["embedding_key"] == records[1]["embedding_key"]
+    assert records[0]["vector_space"] == records[1]["vector_space"]
     assert records[0]["extraction_engine"]["engine"] == "tflite" and records[1]["embeddings_cached"] is True
     assert abs(records[0]["test_accuracy"] - records[1]["test_accuracy"]) < 1e-9

@@ -19,9 +19,10 @@ from hubpipe.pipeline.stages import TRAIN_STAGE
 STAGES = (*train_fake_upstream.UPSTREAM, TRAIN_STAGE)
 
 
-def tiny_config(backbone: Path, epochs: int):
+def tiny_config(backbone: Path, epochs: int, store: Path | None = None):
     return load_config(
         overrides={
+            "train.vector_store": str(store or ""),
             "train.backbones": [str(backbone)],
             "train.epochs": epochs,
             "train.batch_size": 8,
@@ -36,8 +37,8 @@ def test_stage_runs_after_upstream_and_reruns_with_cached_vectors(
     tmp_path: Path, ingest_dir: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRAIN_TEST_INGEST", str(ingest_dir))
-    out = tmp_path / "run"
-    first = run_pipeline(tiny_config(tiny_backbone, 2), out, STAGES)
+    out, store = tmp_path / "run", tmp_path / "vectors"
+    first = run_pipeline(tiny_config(tiny_backbone, 2, store), out, STAGES)
     train = first.stage("train")
     assert train.status == "ran"
     assert train.results["best_model"] in {"tiny_backbone", "scratch_cnn"}
@@ -45,11 +46,11 @@ def test_stage_runs_after_upstream_and_reruns_with_cached_vectors(
     assert train.results["embeddings_cached"] == {"tiny_backbone": False}
     assert train.artifacts == {"models": "train/models", "logs": "train/logs", "summary": "train/summary.json"}
     assert json.loads((out / "train" / "summary.json").read_text())["best_model"] == train.results["best_model"]
-    assert (out / "cache" / "embeddings").is_dir()
+    assert len(list(store.glob("*/shard-*.json"))) >= 1
 
-    assert run_pipeline(tiny_config(tiny_backbone, 2), out, STAGES).stage("train").status == "cached"
+    assert run_pipeline(tiny_config(tiny_backbone, 2, store), out, STAGES).stage("train").status == "cached"
 
-    second = run_pipeline(tiny_config(tiny_backbone, 3), out, STAGES)
+    second = run_pipeline(tiny_config(tiny_backbone, 3, store), out, STAGES)
     assert [r.status for r in second.stages] == ["cached", "cached", "ran"]
     assert second.stage("train").results["embeddings_cached"] == {"tiny_backbone": True}
     record = json.loads((out / "train" / "models" / "tiny_backbone" / "model.json").read_text())

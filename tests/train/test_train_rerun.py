@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import train_fixtures
 
-from hubpipe.components.common.feature_vectors import FEATURES_FILE
+from hubpipe.components.common.vector_store import open_index
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
 
 
 def run(root: Path, name: str, cache: str, ingest_dir: Path, backbone: Path, **changes) -> tuple[dict, dict]:
-    config = train_fixtures.tiny_train_config(backbone, baseline_epochs=1, **changes)
+    """Trains into ``root/name`` with the vector store ``root/cache/vectors``."""
+    store = str(root / cache / "vectors")
+    config = train_fixtures.tiny_train_config(backbone, baseline_epochs=1, vector_store=store, **changes)
     output = root / name
     output.mkdir()
     outcome = train_models(TrainRequest(ingest_dir, output, root / cache, config, train_fixtures.SCRATCH_SIZE))
@@ -42,8 +44,7 @@ def test_same_seed_same_metrics_and_epoch_change_reuses_vectors(
     assert more["embeddings_cached"] == {"tiny_backbone": True}
     assert len(more_history["tiny_backbone"]) == 4
     assert more_history["tiny_backbone"][:3] == first_history["tiny_backbone"]  # cached vectors are exact
-    embeddings_root = tmp_path / "cache1" / "embeddings"
-    assert len(list(embeddings_root.iterdir())) == 1
+    assert len(list((tmp_path / "cache1" / "vectors").iterdir())) == 1  # one vector space
     assert not list((tmp_path / "cache1" / "checkpoints").iterdir())  # removed once training completed
 
 
@@ -53,8 +54,9 @@ def test_augmentation_trains_through_the_backbone_without_train_vectors(
     results, history = run(tmp_path, "aug", "cache", ingest_dir, tiny_backbone, augment=True, baseline=False)
     record = json.loads((tmp_path / "aug" / "models" / "tiny_backbone" / "model.json").read_text())
     assert record["mode"] == "feature_extraction" and record["hparams"]["augment"] is True
-    (key_dir,) = (tmp_path / "cache" / "embeddings").iterdir()
-    assert sorted(p.name for p in key_dir.iterdir()) == ["test"]
+    (space,) = (tmp_path / "cache" / "vectors").iterdir()
+    test_images = train_fixtures.TEST_PER_CLASS * len(train_fixtures.CLASSES)
+    assert len(open_index(str(space))) == test_images == results["vectors_computed"]["tiny_backbone"]
     assert [sorted(entry) for entry in history["tiny_backbone"]] == [
         ["accuracy", "epoch", "loss", "val_accuracy", "val_loss"]
     ] * 3
@@ -62,26 +64,28 @@ def test_augmentation_trains_through_the_backbone_without_train_vectors(
     assert results["models"]["tiny_backbone"]["test_accuracy"] == round(record["test_accuracy"], 4)
 
 
-def test_damaged_cached_vectors_are_recomputed_and_give_the_clean_runs_model(
+def test_a_damaged_shard_is_recomputed_and_gives_the_clean_runs_model(
     tmp_path: Path, tiny_backbone: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Same-size random bytes in a cached ``features.npy`` (finite float32 values, its header kept, so numpy
-    loads it and training does not diverge): only the digest recorded at write can tell, and the rerun
-    computes the vectors again."""
+    """Same-size random bytes over a stored shard's vectors (finite float32 values, the keys and frames kept, so
+    the shard still parses and training would not diverge): only the digest recorded at write can tell, and the
+    rerun computes those vectors again."""
     colours = train_fixtures.write_ingest_dir(
         tmp_path / "ingest", train_fixtures.colour_images, train_fixtures.COLOUR_CLASSES
     )
     settings = {"baseline": False, "epochs": 10, "learning_rate": 0.05}
     clean, _ = run(tmp_path, "clean", "cache", colours, tiny_backbone, **settings)
     assert clean["models"]["tiny_backbone"]["test_accuracy"] > 0.6  # far above chance: damaged vectors would show
-    (key_dir,) = (tmp_path / "cache" / "embeddings").iterdir()
-    damaged = key_dir / "train" / FEATURES_FILE
-    shape, size = np.load(damaged).shape, damaged.stat().st_size
-    noise = np.random.default_rng(0).standard_normal(shape).astype(np.float32).tobytes()
-    with open(damaged, "r+b") as handle:
-        handle.seek(size - len(noise))  # the header stays
-        handle.write(noise)
-    assert damaged.stat().st_size == size and np.load(damaged).shape == shape
+    (space,) = (tmp_path / "cache" / "vectors").iterdir()
+    (shard,) = space.glob("shard-*.tfrecord")
+    count = json.loads(shard.with_suffix(".json").read_text())["count"]
+    data = bytearray(shard.read_bytes())
+    length = len(data) // count
+    noise = np.random.default_rng(0).standard_normal((count, train_fixtures.BACKBONE_DIM)).astype(np.float32)
+    for row in range(count):  # every vector replaced, each frame's key and length kept
+        start = row * length + 12 + 32
+        data[start : start + 4 * train_fixtures.BACKBONE_DIM] = noise[row].tobytes()
+    shard.write_bytes(bytes(data))
 
     with caplog.at_level(logging.INFO, logger="hubpipe"):
         again, _ = run(tmp_path, "again", "cache", colours, tiny_backbone, **settings)
@@ -90,12 +94,28 @@ def test_damaged_cached_vectors_are_recomputed_and_give_the_clean_runs_model(
         for name, model in clean["models"].items()
     }
     assert again["embeddings_cached"] == {"tiny_backbone": False}
-    assert again["embeddings_recomputed"] == {"tiny_backbone": ["train"]}
+    assert again["vectors_computed"] == {"tiny_backbone": count}
+    assert again["damaged_shards"] == {"tiny_backbone": [shard.stem]}
     record = json.loads((tmp_path / "again" / "models" / "tiny_backbone" / "model.json").read_text())
-    assert record["embeddings_recomputed"] == ["train"] and record["embeddings_cached"] is False
+    assert record["damaged_shards"] == [shard.stem] and record["embeddings_cached"] is False
     messages = [r.getMessage() for r in caplog.records if "damaged or incomplete" in r.getMessage()]
-    assert len(messages) == 1 and str(key_dir / "train") in messages[0]
+    assert len(messages) == 1 and shard.stem in messages[0]
 
     repaired, _ = run(tmp_path, "repaired", "cache", colours, tiny_backbone, **settings)
     assert repaired["embeddings_cached"] == {"tiny_backbone": True}
-    assert repaired["embeddings_recomputed"] == {"tiny_backbone": []}
+    assert repaired["vectors_computed"] == {"tiny_backbone": 0}
+
+
+def test_two_runs_over_the_same_images_share_vectors(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
+    """Two run folders (their own caches) with one vector store: the second embeds nothing."""
+    store = str(tmp_path / "shared-store")
+    results = []
+    for name in ("one", "two"):
+        config = train_fixtures.tiny_train_config(tiny_backbone, baseline=False, epochs=1, vector_store=store)
+        (tmp_path / name).mkdir()
+        request = TrainRequest(ingest_dir, tmp_path / name, tmp_path / f"cache-{name}", config, 32)
+        results.append(train_models(request).results())
+    total = (train_fixtures.TRAIN_PER_CLASS + train_fixtures.TEST_PER_CLASS) * len(train_fixtures.CLASSES)
+    assert results[0]["vectors_computed"] == {"tiny_backbone": total}
+    assert results[1]["vectors_computed"] == {"tiny_backbone": 0}
+    assert results[1]["extraction_engine"] == {"tiny_backbone": "cache"}
