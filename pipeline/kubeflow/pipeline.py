@@ -161,7 +161,9 @@ class _Wiring:
         """The component's arguments: upstream stage folders by their output names, ``constants`` (a
         fanned-out task's part), the rest from parameters."""
         expected = set(component.component_spec.inputs)
-        inputs: dict[str, Any] = {name: value for name, value in (constants or {}).items() if name in expected}
+        inputs = dict(constants or {})
+        if set(inputs) - expected:
+            raise StageError(f"the component of stage {spec.name} has no input {sorted(set(inputs) - expected)[0]}")
         for upstream in spec.upstream:
             output = self.shells[upstream].OUTPUT
             if output not in expected:

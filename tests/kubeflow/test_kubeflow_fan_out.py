@@ -115,3 +115,35 @@ def test_the_collect_function_is_a_lightweight_component_with_one_input_per_part
     command = "\n".join(component.component_spec.implementation.container.command)
     assert "[('efficientnet_lite0', efficientnet_lite0), ('my.backbone', my_backbone)" in command
     assert inputs["my_backbone"].description == "The folder of the train task of my.backbone."
+
+
+@pytest.mark.parametrize(
+    ("parts", "collect_for", "message"),
+    [
+        ([("a", {"nonsense": 1})], ["a"], "the component of stage train has no input nonsense"),
+        ([("a", {}), ("b", {})], ["a"], "the collect component of stage train takes 1 folders, not 2"),
+    ],
+)
+def test_a_fan_out_that_does_not_fit_its_components_is_refused_when_compiling(parts, collect_for, message) -> None:
+    """The wiring checks a shell's fan-out against its components (the toy stages of kfp_fake_stages)."""
+    from types import SimpleNamespace
+
+    import kfp_fake_stages
+
+    from hubpipe.components.train.kfp_component import collect_function
+    from hubpipe.pipeline.errors import StageError
+    from hubpipe.pipeline.kubeflow.options import KubeflowOptions
+    from hubpipe.pipeline.kubeflow.pipeline import create_pipeline
+
+    train = kfp_fake_stages.SHELLS["train"]
+    shells = {
+        **kfp_fake_stages.SHELLS,
+        "train": SimpleNamespace(
+            OUTPUT=train.OUTPUT,
+            component_function=train.component_function,
+            fan_out=lambda config: parts,
+            collect_function=lambda names: collect_function(collect_for),
+        ),
+    }
+    with pytest.raises(StageError, match=message):
+        create_pipeline(load_config(), KubeflowOptions(), list(kfp_fake_stages.SPECS.values()), shells)
