@@ -51,6 +51,18 @@ def run(ctx: StageContext) -> StageResult:
     )
 
 
+def collect(ctx: StageContext) -> StageResult:
+    """The train stage's folder merged from the folders of its parts (``ctx.inputs``, by part name in training
+    order): on Kubeflow, one train task per backbone and one for the baseline (see :mod:`.merge`)."""
+    from hubpipe.components.train.merge import TrainPart, merge_train_folders, merged_results
+    from hubpipe.pipeline.core.execution import read_manifest
+
+    parts = [TrainPart(name, Path(folder)) for name, folder in ctx.inputs.items()]
+    merge_train_folders(parts, Path(ctx.output_dir))
+    results = [(read_manifest(part.folder) or {}).get("results") or {} for part in parts]
+    return StageResult(results=merged_results([part.name for part in parts], results), artifacts=ARTIFACTS)
+
+
 def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous_dir: Path | None) -> Mapping[str, Any]:
     """The backbones' fingerprints: a changed local SavedModel (or offline build) retrains."""
     from hubpipe.components.backbones import backbone_fingerprint, resolve_backbone

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ def launch(
     inputs: Mapping[str, Artifact] | None = None,
     fill: Sequence[tuple[Artifact, Filler]] = (),
     keep_previous: bool = False,
+    narrow: Callable[[PipelineConfig], PipelineConfig] | None = None,
 ) -> None:
     """Runs ``stage`` (a registered stage's name, or a spec) as a KFP task and fills its outputs.
 
@@ -65,13 +66,16 @@ def launch(
     stage's folder; ``inputs`` maps upstream stage names to their folder artifacts; ``fill`` pairs each other
     output with the function that fills it (see :mod:`~hubpipe.pipeline.kubeflow.ui_outputs`). With
     ``keep_previous`` the stage folder is also kept in hubpipe's cache (a volume on a cluster) and given to the
-    next run as ``previous_dir``, as the local runner does. A user-facing error ends the process with one line
-    and the hubpipe exit code.
+    next run as ``previous_dir``, as the local runner does. ``narrow`` turns the resolved configuration into the
+    one this task runs with (a train task of the fanned-out train stage: :mod:`.fan_out`). A user-facing error
+    ends the process with one line and the hubpipe exit code.
     """
     configure_logging(debug=False)
     try:
         spec = registered_stage(stage) if isinstance(stage, str) else stage
         resolved = resolve_config(config, parameters)
+        if narrow is not None:
+            resolved = narrow(resolved)
         input_dirs = {name: Path(artifact.path) for name, artifact in (inputs or {}).items()}
         output_dir = Path(output.path)
         previous = previous_location(spec.name) if keep_previous else None

@@ -43,7 +43,8 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = MappingProxyType(
     {
         "ingest": Resources("1", "2", "2Gi", "4Gi"),
         "validate": Resources("1", "2", "4Gi", "8Gi"),
-        "train": Resources("4", "8", "16Gi", "32Gi"),
+        "train": Resources("4", "8", "16Gi", "32Gi"),  # each backbone's task, and the baseline's
+        "train-collect": Resources("500m", "1", "1Gi", "2Gi"),  # copies the train tasks' folders into one
         "evaluate": Resources("2", "4", "8Gi", "16Gi"),
         "publish": Resources("500m", "1", "1Gi", "2Gi"),
     }

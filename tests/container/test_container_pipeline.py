@@ -1,6 +1,8 @@
 """Every stage as a container: the Kubeflow pipeline through kfp.local's DockerRunner, talking to podman's
 Docker-compatible API, each task in the project image as its non-root user, against `hubpipe run` on the same
-tiny data. DockerRunner mounts only the pipeline root, so the data, the backbone and the publish root live in it."""
+tiny data with two backbones (baked into the image), each trained in a container of its own, the baseline in a
+third, and collected in a fourth. DockerRunner mounts only the pipeline root, so the data, the backbone and the
+publish root live in it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,14 @@ from hubpipe.pipeline.stages import stage_names
 pytestmark = [pytest.mark.container, *tiny.WHOLE_PIPELINE_MARKS]
 
 STAGES = stage_names()
+#: The train tasks of the pipeline of two backbones (one per backbone, one for the baseline) besides the collect
+#: task, whose folder is the train stage's.
+TRAIN_TASKS = ("train", "train-2", "train-3")
+
+
+def task_folders(kfp_run: Path) -> list[Path]:
+    """The folder each task of the run wrote: every stage's, and each train task's."""
+    return [tiny.folder_output(kfp_run, stage) for stage in STAGES] + [kfp_run / task / "model" for task in TRAIN_TASKS]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +39,8 @@ def runs(image: str, docker_api: str, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("containers")
     root.chmod(0o777)  # the pipeline root, mounted into every task, written by the image's user
     local_run = root / "local"
-    run_pipeline(tiny.tiny_config(root, root / "published-local"), local_run)
-    config = tiny.tiny_config(root, root / "published-kfp")
+    run_pipeline(tiny.two_backbones_config(root, root / "published-local"), local_run)
+    config = tiny.two_backbones_config(root, root / "published-kfp")
     with new_containers(image) as made, docker_host(docker_api), umask(0):
         # the image under test as every component's image
         kfp_run = tiny.run_through_kfp(local.DockerRunner(), root, config, KubeflowOptions(image=image))
@@ -39,13 +49,18 @@ def runs(image: str, docker_api: str, tmp_path_factory: pytest.TempPathFactory) 
 
 def test_every_stage_ran_in_its_own_container_of_the_image_as_the_non_root_user(runs, image: str) -> None:
     containers = runs["containers"]
-    assert len(containers) == len(STAGES)
+    folders = task_folders(runs["kfp"])
+    assert len(containers) == len(set(folders)) == len(STAGES) + len(TRAIN_TASKS)
     assert all(entry["ExitCode"] == 0 for entry in containers), containers
-    for stage in STAGES:
-        written = [path for path in tiny.folder_output(runs["kfp"], stage).rglob("*")]
-        assert written, stage
+    for folder in folders:
+        written = list(folder.rglob("*"))
+        assert written, folder
         owners = {path.stat().st_uid for path in written}
-        assert owners == {IMAGE_UID}, (stage, owners)  # written inside the container, by uid 10001, never root
+        assert owners == {IMAGE_UID}, (folder, owners)  # written inside the container, by uid 10001, never root
+
+
+def test_each_backbone_trained_in_a_container_of_its_own_and_evaluate_saw_them_all(runs) -> None:
+    tiny.assert_trained_side_by_side(runs["kfp"], runs["local"])
 
 
 def test_the_containers_produce_the_same_kinds_of_artifacts_as_hubpipe_run(runs) -> None:

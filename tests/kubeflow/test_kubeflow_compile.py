@@ -1,5 +1,6 @@
 """`hubpipe compile`: the pipeline YAML of the registered stages loads back with kfp and carries the config as
-parameter defaults, the resources, the accelerator with its toleration, retries, caching and the volume."""
+parameter defaults, one train task per backbone and one for the baseline with a collect task, the resources,
+the accelerator with its toleration, retries, caching and the volume."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import yaml
 from hubpipe.pipeline.cli import main
 from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-from hubpipe.pipeline.kubeflow.parameters import CONFIG_PARAMETER, parameters_for
+from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, parameters_for
 from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 from hubpipe.pipeline.stages import registered_stages
 
@@ -32,7 +33,8 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict
     config.write_text("train:\n  epochs: 7\n  batch_size: 16\nevaluate:\n  min_accuracy: 0.8\n")
     path = folder / "pipeline.yaml"
     result = hubpipe(
-        "compile", "-o", str(path), "--config", str(config), "--percent", "25", "--pvc", "hubpipe-data"
+        "compile", "-o", str(path), "--config", str(config), "--percent", "25", "--pvc", "hubpipe-data",
+        "--backbone", "efficientnet_lite0", "--backbone", "efficientnet_lite1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert str(path) in result.stdout
@@ -40,19 +42,80 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict
     return path, pipeline, platform
 
 
-def executor(pipeline: dict, stage: str) -> dict:
-    return pipeline["deploymentSpec"]["executors"][f"exec-{stage}"]["container"]
+#: The tasks of the compiled pipeline (two backbones and the baseline): name -> the stage whose resources and
+#: pod label it has.
+TASKS = {
+    "ingest": "ingest",
+    "validate": "validate",
+    "train": "train",
+    "train-2": "train",
+    "train-3": "train",
+    "train-collect": "train-collect",
+    "evaluate": "evaluate",
+    "publish": "publish",
+}
+TRAIN_TASKS = {"train": "efficientnet_lite0", "train-2": "efficientnet_lite1", "train-3": "scratch_cnn"}
 
 
-def test_the_yaml_loads_back_with_kfp_and_has_one_task_per_stage(compiled) -> None:
+def executor(pipeline: dict, task: str) -> dict:
+    return pipeline["deploymentSpec"]["executors"][f"exec-{task}"]["container"]
+
+
+def test_the_yaml_loads_back_with_kfp_and_has_one_task_per_stage_and_backbone(compiled) -> None:
     from kfp import components
 
     path, _, _ = compiled
     component = components.load_component_from_file(str(path))
     tasks = component.pipeline_spec.root.dag.tasks
-    assert set(tasks) == {stage.name for stage in registered_stages()}
-    assert set(tasks["train"].dependent_tasks) == {"ingest", "validate"}
-    assert tasks["train"].inputs.artifacts["examples"].task_output_artifact.producer_task == "ingest"
+    assert set(tasks) == set(TASKS)
+    for task, model in TRAIN_TASKS.items():
+        assert tasks[task].task_info.name == f"train: {model}"
+        assert set(tasks[task].dependent_tasks) == {"ingest", "validate"}
+        assert tasks[task].inputs.artifacts["examples"].task_output_artifact.producer_task == "ingest"
+    collect = tasks["train-collect"]
+    assert collect.task_info.name == "train: collect"
+    assert set(collect.dependent_tasks) == set(TRAIN_TASKS)
+    assert {
+        name: (spec.task_output_artifact.producer_task, spec.task_output_artifact.output_artifact_key)
+        for name, spec in collect.inputs.artifacts.items()
+    } == {model: (task, "model") for task, model in TRAIN_TASKS.items()}
+    for downstream in ("evaluate", "publish"):
+        assert tasks[downstream].inputs.artifacts["model"].task_output_artifact.producer_task == "train-collect"
+    assert "train-collect" in tasks["evaluate"].dependent_tasks
+
+
+def test_each_train_task_gets_its_part_as_a_constant(compiled) -> None:
+    _, pipeline, _ = compiled
+    tasks = pipeline["root"]["dag"]["tasks"]
+    parts = {task: tasks[task]["inputs"]["parameters"]["part"]["runtimeValue"]["constant"] for task in TRAIN_TASKS}
+    compiled_for = {"compiled_backbones": ["efficientnet_lite0", "efficientnet_lite1"], "compiled_baseline": True}
+    assert parts == {
+        "train": {
+            "model": "efficientnet_lite0",
+            "backbones": ["efficientnet_lite0"],
+            "baseline": False,
+            **compiled_for,
+        },
+        "train-2": {
+            "model": "efficientnet_lite1",
+            "backbones": ["efficientnet_lite1"],
+            "baseline": False,
+            **compiled_for,
+        },
+        "train-3": {"model": "scratch_cnn", "backbones": [], "baseline": True, **compiled_for},
+    }
+    collect_parameters = tasks["train-collect"]["inputs"]["parameters"]
+    assert collect_parameters == {"config": {"componentInputParameter": "config"}}
+
+
+def test_baseline_off_and_one_backbone_gives_one_train_task_and_the_collect_task(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    assert main(["compile", "-o", str(path), "--set", "train.baseline=false"]) == 0
+    pipeline, *_ = yaml.safe_load_all(path.read_text())
+    tasks = pipeline["root"]["dag"]["tasks"]
+    assert {name for name in tasks if name.startswith("train")} == {"train", "train-collect"}
+    assert tasks["train"]["taskInfo"]["name"] == "train: efficientnet_lite0"
+    assert tasks["train"]["inputs"]["parameters"]["part"]["runtimeValue"]["constant"]["baseline"] is False
 
 
 def test_the_config_becomes_the_parameter_defaults(compiled) -> None:
@@ -61,33 +124,39 @@ def test_the_config_becomes_the_parameter_defaults(compiled) -> None:
     assert parameters["epochs"] == {**parameters["epochs"], "parameterType": "NUMBER_INTEGER", "defaultValue": 7}
     assert parameters["percent"]["defaultValue"] == 25.0
     assert parameters["min_accuracy"]["defaultValue"] == 0.8
-    assert parameters["backbones"]["parameterType"] == "LIST"
-    assert parameters["backbones"]["defaultValue"] == ["efficientnet_lite0"]
+    assert "backbones" not in parameters  # fixed when compiling: one train task per backbone
     assert parameters["publish_root"]["defaultValue"] == "/mnt/hubpipe/published"
     whole = parameters[CONFIG_PARAMETER]
     assert whole["parameterType"] == "STRUCT"
     assert whole["defaultValue"]["train"]["batch_size"] == 16
+    assert whole["defaultValue"]["train"]["backbones"] == ["efficientnet_lite0", "efficientnet_lite1"]
     assert whole["defaultValue"]["publish"]["pvc_path"] == "published/tensorboard"
 
 
 def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:
-    """A stage's component receives exactly the named parameters of the config sections the stage reads."""
+    """A stage's component receives exactly the named parameters of the config sections the stage reads, except
+    those fixed when compiling (the train stage's backbones: one task each, told its part by a constant input)."""
     from kfp import dsl
 
+    fixed = set()
     for spec in registered_stages():
         shell = load_shell(spec)
         component = dsl.component(base_image="x", install_kfp_package=False)(shell.component_function())
         inputs = set(component.component_spec.inputs)
         upstream = {load_shell(s).OUTPUT for s in registered_stages() if s.name in spec.upstream}
         extra = set(getattr(shell, "EXTRA_PARAMETERS", ()))
-        expected = {CONFIG_PARAMETER} | {p.name for p in parameters_for(spec.sections)} | upstream | extra
-        assert inputs == expected, spec.name
+        part = {shell.PART_INPUT} if hasattr(shell, "PART_INPUT") else set()
+        compiled = set(getattr(shell, "COMPILED_PARAMETERS", ()))
+        parameters = {p.name for p in parameters_for(spec.sections)} - compiled
+        assert inputs == {CONFIG_PARAMETER} | parameters | upstream | extra | part, spec.name
+        fixed |= compiled
+    assert fixed == {"backbones"} and fixed <= set(BY_NAME)
 
 
 def test_tasks_run_the_pinned_image_and_install_nothing(compiled) -> None:
     _, pipeline, _ = compiled
-    for stage in registered_stages():
-        container = executor(pipeline, stage.name)
+    for task in TASKS:
+        container = executor(pipeline, task)
         assert container["image"] == "ghcr.io/hubpipe/hubpipe:0.1.0"
         command = " ".join(container["command"])
         assert "pip install" not in command
@@ -96,20 +165,24 @@ def test_tasks_run_the_pinned_image_and_install_nothing(compiled) -> None:
 
 def test_resources_accelerator_and_toleration(compiled) -> None:
     _, pipeline, platform = compiled
-    train = executor(pipeline, "train")["resources"]
-    assert train["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert train["accelerator"]["resourceCount"] == "1"
-    assert (train["resourceCpuRequest"], train["resourceCpuLimit"]) == ("4", "8")
-    assert (train["resourceMemoryRequest"], train["resourceMemoryLimit"]) == ("16Gi", "32Gi")
-    for stage in registered_stages():
-        resources = executor(pipeline, stage.name)["resources"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for task in TRAIN_TASKS:  # every backbone's task and the baseline's: a GPU each
+        train = executor(pipeline, task)["resources"]
+        assert train["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert train["accelerator"]["resourceCount"] == "1"
+        assert (train["resourceCpuRequest"], train["resourceCpuLimit"]) == ("4", "8")
+        assert (train["resourceMemoryRequest"], train["resourceMemoryLimit"]) == ("16Gi", "32Gi")
+        toleration = {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
+        assert k8s[f"exec-{task}"]["tolerations"] == [toleration]
+    for task, stage in TASKS.items():
+        resources = executor(pipeline, task)["resources"]
         assert {"resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"} <= set(
             resources
         )
-        assert ("accelerator" in resources) == (stage.name == "train")
-    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert k8s["exec-train"]["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
-    assert "tolerations" not in k8s["exec-ingest"]
+        assert ("accelerator" in resources) == (stage == "train")
+        assert ("tolerations" in k8s[f"exec-{task}"]) == (stage == "train")
+    collect = executor(pipeline, "train-collect")["resources"]
+    assert (collect["resourceCpuLimit"], collect["resourceMemoryLimit"]) == ("1", "2Gi")
 
 
 def test_task_pods_carry_the_labels_the_network_policy_selects(compiled) -> None:
@@ -117,10 +190,11 @@ def test_task_pods_carry_the_labels_the_network_policy_selects(compiled) -> None
     policy = yaml.safe_load((Path(__file__).parents[2] / "k8s" / "base" / "networkpolicy.yaml").read_text())
     selected = policy["spec"]["podSelector"]["matchLabels"]
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for stage in registered_stages():
-        labels = k8s[f"exec-{stage.name}"]["podMetadata"]["labels"]
+    assert set(k8s) == {f"exec-{task}" for task in TASKS}
+    for task, stage in TASKS.items():
+        labels = k8s[f"exec-{task}"]["podMetadata"]["labels"]
         assert selected.items() <= labels.items()
-        assert labels["app.kubernetes.io/component"] == stage.name
+        assert labels["app.kubernetes.io/component"] == stage
 
 
 def test_caching_retries_and_volume(compiled) -> None:
@@ -131,10 +205,10 @@ def test_caching_retries_and_volume(compiled) -> None:
         assert ("retryPolicy" in task) == (name in ("ingest", "publish"))
     assert tasks["ingest"]["retryPolicy"]["maxRetryCount"] == 2
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for stage in registered_stages():
-        (mount,) = k8s[f"exec-{stage.name}"]["pvcMount"]
+    for task in TASKS:
+        (mount,) = k8s[f"exec-{task}"]["pvcMount"]
         assert (mount["constant"], mount["mountPath"]) == ("hubpipe-data", "/mnt/hubpipe")
-        env = {item["name"]: item["value"] for item in executor(pipeline, stage.name)["env"]}
+        env = {item["name"]: item["value"] for item in executor(pipeline, task)["env"]}
         assert env["HUBPIPE_CACHE_DIR"] == "/mnt/hubpipe/cache"
 
 
@@ -142,8 +216,8 @@ def test_cpu_only_compile_uses_the_cpu_image_and_no_accelerator(tmp_path: Path, 
     path = tmp_path / "cpu.yaml"
     assert main(["compile", "-o", str(path), "--accelerators", "0", "--no-caching", "--retries", "0"]) == 0
     pipeline, *_ = yaml.safe_load_all(path.read_text())
-    for stage in registered_stages():
-        container = executor(pipeline, stage.name)
+    for task in pipeline["root"]["dag"]["tasks"]:
+        container = executor(pipeline, task)
         assert container["image"] == "ghcr.io/hubpipe/hubpipe:0.1.0-cpu"
         assert "accelerator" not in container["resources"]
     for task in pipeline["root"]["dag"]["tasks"].values():

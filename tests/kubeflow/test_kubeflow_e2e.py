@@ -1,5 +1,6 @@
 """End to end: the whole pipeline through kfp.local (subprocess runner, one process per task, as in the cluster)
-on a tiny generated dataset and a tiny local backbone, against `hubpipe run` on the same data."""
+on a tiny generated dataset with two offline backbones, each trained in a task of its own as on a cluster, against
+`hubpipe run` on the same data."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from tiny_pipeline import (
     TINY_EXAMPLES,
     WHOLE_PIPELINE_MARKS,
     assert_same_kinds_of_artifacts,
+    assert_trained_side_by_side,
     folder_output,
     outputs,
     run_through_kfp,
-    tiny_config,
+    stage_task,
+    two_backbones_config,
 )
 
 pytestmark = WHOLE_PIPELINE_MARKS
@@ -29,15 +32,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("kfp-e2e")
     kfp_run = run_through_kfp(
-        local.SubprocessRunner(use_venv=False), root / "kfp", tiny_config(root, root / "published-kfp")
+        local.SubprocessRunner(use_venv=False), root / "kfp", two_backbones_config(root, root / "published-kfp")
     )
     local_run = root / "local"
-    run_pipeline(tiny_config(root, root / "published-local"), local_run)
+    run_pipeline(two_backbones_config(root, root / "published-local"), local_run)
     return kfp_run, local_run
 
 
 def test_every_stage_produces_the_same_kinds_of_artifacts_as_hubpipe_run(runs) -> None:
     assert_same_kinds_of_artifacts(*runs)
+
+
+def test_each_backbone_trains_in_its_own_task_and_evaluate_sees_them_all(runs) -> None:
+    assert_trained_side_by_side(*runs)
 
 
 def test_the_typed_outputs_are_filled(runs) -> None:
@@ -50,8 +57,11 @@ def test_the_typed_outputs_are_filled(runs) -> None:
     assert validate["validation"]["metadata"]["verdict"] == "passed"
     report = Path(validate["report"]["uri"]).read_text()
     assert report == (folder_output(kfp_run, "validate") / "report.html").read_text()
-    train = outputs(kfp_run, "train")
-    assert train["model"]["metadata"]["best_model"] in ("backbone", "scratch_cnn")
+    train = outputs(kfp_run, stage_task("train"))
+    assert train["model"]["metadata"]["best_model"] in ("efficientnet_lite0", "efficientnet_lite1", "scratch_cnn")
+    assert {"models.efficientnet_lite1.test_accuracy", "models.scratch_cnn.test_accuracy"} <= set(
+        train["metrics"]["metadata"]
+    )
     viewer = json.loads(Path(train["mlpipeline_ui_metadata"]["uri"]).read_text())
     assert viewer["outputs"] == [{"type": "tensorboard", "source": f"{train['model']['uri']}/logs"}]
     assert "# train" in Path(train["summary"]["uri"]).read_text()

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from hubpipe.pipeline.core.config import PipelineConfig, load_config
+from hubpipe.pipeline.core.config import PipelineConfig, apply_overrides, load_config
 from hubpipe.pipeline.stages import registered_stages
 
 TESTS = Path(__file__).resolve().parents[1]
 #: Images in the tiny dataset: 10 classes x (4 train + 2 test).
 TINY_EXAMPLES = 60
+#: The two offline presets of the fan-out tests: on Kubeflow each trains in its own task, the baseline in a third.
+TWO_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1")
 #: The marks of a test module that runs the whole pipeline through kfp.local.
 WHOLE_PIPELINE_MARKS = [
     pytest.mark.e2e,
@@ -57,6 +59,11 @@ def tiny_config(root: Path, publish_root: Path) -> PipelineConfig:
     return load_config(overrides=overrides)
 
 
+def two_backbones_config(root: Path, publish_root: Path) -> PipelineConfig:
+    """:func:`tiny_config` with the two offline presets instead of the tiny backbone, one epoch each."""
+    return apply_overrides(tiny_config(root, publish_root), {"train.backbones": list(TWO_BACKBONES), "train.epochs": 1})
+
+
 def run_through_kfp(runner: Any, pipeline_root: Path, config: PipelineConfig, options: Any = None) -> Path:
     """Runs the Kubeflow pipeline of ``config`` with kfp.local's ``runner``; returns the run's folder.
 
@@ -75,17 +82,48 @@ def run_through_kfp(runner: Any, pipeline_root: Path, config: PipelineConfig, op
     return run
 
 
-def outputs(kfp_run: Path, stage: str) -> dict[str, dict]:
+def stage_task(stage: str) -> str:
+    """The task whose output is ``stage``'s folder: the stage's own, or the collect task of a fanned-out stage
+    (train: ``train-collect``; its tasks per backbone are ``train``, ``train-2``, ...)."""
+    from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
+
+    collect = getattr(load_shell(next(spec for spec in registered_stages() if spec.name == stage)), "COLLECT", "")
+    return collect.replace("_", "-") or stage
+
+
+def outputs(kfp_run: Path, task: str) -> dict[str, dict]:
     """A task's output artifacts as kfp.local recorded them: name -> {uri, metadata, ...}."""
-    recorded = json.loads((kfp_run / stage / "executor_output.json").read_text())["artifacts"]
+    recorded = json.loads((kfp_run / task / "executor_output.json").read_text())["artifacts"]
     return {name: entry["artifacts"][0] for name, entry in recorded.items()}
 
 
 def folder_output(kfp_run: Path, stage: str) -> Path:
+    """The folder of ``stage`` in a kfp.local run (of a fanned-out stage: the collected one)."""
     from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 
     spec = next(spec for spec in registered_stages() if spec.name == stage)
-    return kfp_run / stage / load_shell(spec).OUTPUT
+    return kfp_run / stage_task(stage) / load_shell(spec).OUTPUT
+
+
+def assert_trained_side_by_side(kfp_run: Path, local_run: Path) -> None:
+    """Each backbone of :data:`TWO_BACKBONES` and the baseline trained in a task of its own; the collected train
+    folder has the models, in order, and accuracies of the train stage of ``hubpipe run``; evaluate scored the
+    two backbones as candidates and the baseline as the baseline."""
+    models = [*TWO_BACKBONES, "scratch_cnn"]
+    for task, model in zip(("train", "train-2", "train-3"), models, strict=True):
+        summary = json.loads((kfp_run / task / "model" / "summary.json").read_text())
+        assert [row["name"] for row in summary["models"]] == [model], task
+        assert sorted(path.name for path in (kfp_run / task / "model" / "models").iterdir()) == [model]
+    rows = [
+        [(row["name"], row["test_accuracy"]) for row in json.loads((folder / "summary.json").read_text())["models"]]
+        for folder in (folder_output(kfp_run, "train"), local_run / "train")
+    ]
+    assert [name for name, _ in rows[0]] == models
+    assert rows[0] == rows[1]
+    blessing = json.loads((folder_output(kfp_run, "evaluate") / "blessing.json").read_text())
+    assert [candidate["name"] for candidate in blessing["candidates"]] == list(TWO_BACKBONES)
+    assert [baseline["name"] for baseline in blessing["baselines"]] == ["scratch_cnn"]
+    assert sorted(path.stem for path in (folder_output(kfp_run, "evaluate") / "metrics").glob("*.json")) == models
 
 
 def assert_same_kinds_of_artifacts(kfp_run: Path, local_run: Path) -> None:
