@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +20,13 @@ from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.core.artifacts import read_json
 from hubpipe.pipeline.core.config import PipelineConfig, load_config, replace
 from hubpipe.pipeline.core.errors import ConfigError, UsageError
+from hubpipe.pipeline.core.log_setup import call_logging
 from hubpipe.pipeline.core.run_folder import RUN_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
 
+LOG = logging.getLogger("hubpipe.api")
 DEFAULT_OUTPUT = "hubpipe-output"
 #: Column name of the models table -> key of the report's model rows.
 MODEL_COLUMNS = {
@@ -61,26 +62,6 @@ def settings_overrides(
     return overrides
 
 
-@contextmanager
-def _visible_progress() -> Iterator[None]:
-    """hubpipe's progress lines on stderr while the API runs, unless logging is already set up."""
-    logger = logging.getLogger("hubpipe")
-    if logger.handlers or logging.getLogger().handlers:
-        yield
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    previous = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # a library may set up the root logger during the run: no line twice
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = previous
-
-
 def run(
     data: str | Path | Mapping[str, Any] | None = None,
     backbones: Sequence[str] | str | None = None,
@@ -91,6 +72,7 @@ def run(
     until: str | None = None,
     cache: bool = True,
     force_output: bool = False,
+    debug: bool = False,
     **settings: Mapping[str, Any],
 ) -> Run:
     """Runs the pipeline locally, like ``hubpipe run``, and returns its :class:`Run`.
@@ -102,8 +84,11 @@ def run(
     folder that is not empty and is not a run folder is refused (UsageError) unless ``force_output`` (the flag
     ``--force-output``). A bad setting raises ConfigError; rejected data raises DataRejected (the Run is then
     ``load(output)``).
+
+    Progress (stage lines, epochs, bars) shows on every call; the libraries' own notices are hidden for the
+    length of the call as ``hubpipe run`` hides them, and ``debug=True`` shows them all (``--debug``).
     """
-    from hubpipe.pipeline.local_runner import run_pipeline
+    from hubpipe.pipeline.local_runner import run_pipeline, run_summary
 
     if isinstance(data, Mapping):  # data={...}: the data section's settings, not the source
         settings = {**settings, "data": data}
@@ -112,8 +97,9 @@ def run(
     resolved: PipelineConfig = load_config(config, overrides)
     if not cache:
         resolved = replace(resolved, runner=replace(resolved.runner, cache=False))
-    with _visible_progress():
+    with call_logging(debug):
         report = run_pipeline(resolved, Path(output), until=until, force_output=force_output)
+        LOG.info("%s", run_summary(report))
     return Run(report.output_dir, resolved)
 
 

@@ -57,12 +57,21 @@ def embedding_key(
 
 
 def extract(
-    tf: Any, feature_fn: Callable[[Any], Any], split: SplitData, input_size: int, batch_size: int
+    tf: Any,
+    feature_fn: Callable[[Any], Any],
+    split: SplitData,
+    input_size: int,
+    batch_size: int,
+    *,
+    examples: int | None = None,
 ) -> Embeddings:
-    """Runs ``feature_fn`` (images -> vectors) over a split, decoding in parallel and prefetching."""
+    """Runs ``feature_fn`` (images -> vectors) over a split, decoding in parallel and prefetching; ``examples``
+    (the split's size, when known) gives the progress bar its total."""
     dataset = image_dataset(tf, split, input_size, with_ids=True).batch(batch_size).prefetch(2)
     vectors, labels, ids = [], [], []
-    for images, batch_labels, batch_ids in progress(dataset, desc=f"features ({split.name})", unit="batch"):
+    total = -(-examples // batch_size) if examples else None
+    bar = progress(dataset, desc=f"features ({split.name})", total=total, unit="batch")
+    for images, batch_labels, batch_ids in bar:
         vectors.append(np.asarray(feature_fn(images), dtype=np.float32))
         labels.append(batch_labels.numpy())
         ids.append(batch_ids.numpy())
@@ -85,6 +94,7 @@ def ensure_embeddings(
     input_size: int,
     batch_size: int,
     meta: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    examples: int | None = None,
 ) -> Extraction:
     """The split's vectors from the cache, or computed now and cached (``meta`` may be computed afterwards).
 
@@ -98,7 +108,7 @@ def ensure_embeddings(
         LOG.info("features (%s): %d vectors from the cache (%s)", split.name, len(cached.labels), key[:12])
         return Extraction(cached, True, time.monotonic() - started)
     damaged = folder.is_dir()  # there, but load_embeddings did not take it
-    embeddings = extract(tf, feature_fn, split, input_size, batch_size)
+    embeddings = extract(tf, feature_fn, split, input_size, batch_size, examples=examples)
     seconds = time.monotonic() - started
     count, dim = embeddings.features.shape
     LOG.info("features (%s): %d vectors of %d in %.1f s (%.1f img/s)", split.name, count, dim, seconds, count / seconds)

@@ -116,6 +116,7 @@ def _extract(session: Session, backbone: Backbone) -> dict[str, Extraction]:
             input_size=size,
             batch_size=max(config.batch_size, EXTRACTION_BATCH),
             meta=lambda: {**meta, **backbone.engine().describe()},
+            examples=session.data.count(split),
         )
         for split in _extracted_splits(session)
     }
