@@ -227,6 +227,31 @@ class Run:
             raise UsageError(f"no model {name!r} in this run (models: {known})")
         return resolve_model_dir(folder)
 
+    def keras_model(
+        self, model: str | None = None, *, fine_tune_layers: int = 0, learning_rate: float | None = None
+    ) -> Any:
+        """The trained ``model`` (a model name of this run; default: the blessed one) as a compiled tf_keras
+        model, backbone and head, for ``predict`` or for ``fit`` (fine-tuning). Rebuilt by hubpipe's code from
+        the weights, as :meth:`predict` does.
+
+        Its input is float32 ``[batch, S, S, 3]`` in [0, 1], S = ``model.input_shape[1]``: images decoded as RGB,
+        resized to S x S (bilinear, no crop) and divided by 255, e.g. ``tf.image.resize(image, (S, S)) / 255``.
+        Its output: probabilities of the classes in ``labels.txt`` order (the run's ``ingest/labels.txt``). The
+        head trains; ``fine_tune_layers=N`` also unfreezes the backbone's top N layers (BatchNorm stays frozen).
+        The Keras is tf_keras 2.16 (legacy Keras 2; hubpipe sets ``TF_USE_LEGACY_KERAS=1``): save it with
+        ``model.save("folder")`` (SavedModel) and load it with ``tf.keras.models.load_model("folder",
+        custom_objects={"KerasLayer": hub.KerasLayer})``, or keep its weights with ``model.save_weights``.
+        """
+        from hubpipe.components.train.serving import keras_model
+
+        config = self.config or load_config()
+        return keras_model(
+            self._model_dir(model),
+            backbones=config.train.backbones,
+            fine_tune_layers=fine_tune_layers,
+            learning_rate=learning_rate,
+        )
+
     def predict(self, images: Sequence[Any] | Any, model: str | None = None, top_k: int = 3) -> pd.DataFrame:
         """The top classes of each image (paths, PIL images or RGB arrays) by the blessed model, or by
         ``model`` (a model name of this run). One row per image: image, label, probability, top. The model is
