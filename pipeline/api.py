@@ -214,6 +214,13 @@ class Run:
         logs_dir = read_json(published).get("logs_dir") if published and published.is_file() else None
         return Path(logs_dir) if logs_dir else Path(self.output_dir) / train_layout.STAGE / train_layout.LOGS_DIR
 
+    def tensorboard(self, port: int = 0) -> None:
+        """TensorBoard on :attr:`tensorboard_logdir`, shown below the notebook cell (TensorBoard's notebook
+        extension, started with this environment's TensorBoard whatever PATH holds); ``port`` 0: a free one."""
+        from hubpipe.pipeline.notebook import show_tensorboard
+
+        show_tensorboard(self.tensorboard_logdir, port)
+
     def _model_dir(self, model: str | None) -> Path:
         from hubpipe.components.train.serving import resolve_model_dir
 
