@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +21,14 @@ from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.core.artifacts import read_json
 from hubpipe.pipeline.core.config import PipelineConfig, load_config, replace
 from hubpipe.pipeline.core.errors import ConfigError, UsageError
+from hubpipe.pipeline.core.log_setup import call_logging
 from hubpipe.pipeline.core.run_folder import RUN_FILE
 from hubpipe.pipeline.run_results import RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
 
+LOG = logging.getLogger("hubpipe.api")
 DEFAULT_OUTPUT = "hubpipe-output"
 #: Column name of the models table -> key of the run folder's model rows (:meth:`RunFolder.model_rows`).
 MODEL_COLUMNS = {
@@ -63,26 +64,6 @@ def settings_overrides(
     return overrides
 
 
-@contextmanager
-def _visible_progress() -> Iterator[None]:
-    """hubpipe's progress lines on stderr while the API runs, unless logging is already set up."""
-    logger = logging.getLogger("hubpipe")
-    if logger.handlers or logging.getLogger().handlers:
-        yield
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    previous = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # a library may set up the root logger during the run: no line twice
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = previous
-
-
 def run(
     data: str | Path | Mapping[str, Any] | None = None,
     backbones: Sequence[str] | str | None = None,
@@ -93,6 +74,7 @@ def run(
     until: str | None = None,
     cache: bool = True,
     force_output: bool = False,
+    debug: bool = False,
     **settings: Mapping[str, Any],
 ) -> Run:
     """Runs the pipeline locally, like ``hubpipe run``, and returns its :class:`Run`.
@@ -104,8 +86,11 @@ def run(
     folder that is not empty and is not a run folder is refused (UsageError) unless ``force_output`` (the flag
     ``--force-output``). A bad setting raises ConfigError; rejected data raises DataRejected (the Run is then
     ``load(output)``).
+
+    Progress (stage lines, epochs, bars) shows on every call; the libraries' own notices are hidden for the
+    length of the call as ``hubpipe run`` hides them, and ``debug=True`` shows them all (``--debug``).
     """
-    from hubpipe.pipeline.local_runner import run_pipeline
+    from hubpipe.pipeline.local_runner import run_pipeline, run_summary
 
     if isinstance(data, Mapping):  # data={...}: the data section's settings, not the source
         settings = {**settings, "data": data}
@@ -114,8 +99,9 @@ def run(
     resolved: PipelineConfig = load_config(config, overrides)
     if not cache:
         resolved = replace(resolved, runner=replace(resolved.runner, cache=False))
-    with _visible_progress():
+    with call_logging(debug):
         report = run_pipeline(resolved, Path(output), until=until, force_output=force_output)
+        LOG.info("%s", run_summary(report))
     return Run(report.output_dir, resolved)
 
 
@@ -235,6 +221,13 @@ class Run:
         logs_dir = read_json(published).get("logs_dir") if published and published.is_file() else None
         return Path(logs_dir) if logs_dir else Path(self.output_dir) / train_layout.STAGE / train_layout.LOGS_DIR
 
+    def tensorboard(self, port: int = 0) -> None:
+        """TensorBoard on :attr:`tensorboard_logdir`, shown below the notebook cell (TensorBoard's notebook
+        extension, started with this environment's TensorBoard whatever PATH holds); ``port`` 0: a free one."""
+        from hubpipe.pipeline.notebook import show_tensorboard
+
+        show_tensorboard(self.tensorboard_logdir, port)
+
     def _model_dir(self, model: str | None) -> Path:
         from hubpipe.components.train.serving import resolve_model_dir
 
@@ -247,6 +240,31 @@ class Run:
             known = ", ".join(self.models["model"]) or "none"
             raise UsageError(f"no model {name!r} in this run (models: {known})")
         return resolve_model_dir(folder)
+
+    def keras_model(
+        self, model: str | None = None, *, fine_tune_layers: int = 0, learning_rate: float | None = None
+    ) -> Any:
+        """The trained ``model`` (a model name of this run; default: the blessed one) as a compiled tf_keras
+        model, backbone and head, for ``predict`` or for ``fit`` (fine-tuning). Rebuilt by hubpipe's code from
+        the weights, as :meth:`predict` does.
+
+        Its input is float32 ``[batch, S, S, 3]`` in [0, 1], S = ``model.input_shape[1]``: images decoded as RGB,
+        resized to S x S (bilinear, no crop) and divided by 255, e.g. ``tf.image.resize(image, (S, S)) / 255``.
+        Its output: probabilities of the classes in ``labels.txt`` order (the run's ``ingest/labels.txt``). The
+        head trains; ``fine_tune_layers=N`` also unfreezes the backbone's top N layers (BatchNorm stays frozen).
+        The Keras is tf_keras 2.16 (legacy Keras 2; hubpipe sets ``TF_USE_LEGACY_KERAS=1``): save it with
+        ``model.save("folder")`` (SavedModel) and load it with ``tf.keras.models.load_model("folder",
+        custom_objects={"KerasLayer": hub.KerasLayer})``, or keep its weights with ``model.save_weights``.
+        """
+        from hubpipe.components.train.serving import keras_model
+
+        config = self.config or load_config()
+        return keras_model(
+            self._model_dir(model),
+            backbones=config.train.backbones,
+            fine_tune_layers=fine_tune_layers,
+            learning_rate=learning_rate,
+        )
 
     def predict(self, images: Sequence[Any] | Any, model: str | None = None, top_k: int = 3) -> pd.DataFrame:
         """The top classes of each image (paths, PIL images or RGB arrays) by the blessed model, or by

@@ -238,6 +238,16 @@ class LocalRunner:
             self._write_report(report)
 
 
+def run_summary(report: RunReport) -> str:
+    """One line on what a run did: which stages ran and which were taken from the cache, and the run folder."""
+    parts = []
+    for status, label in (("cached", "from the cache"), ("ran", "ran"), ("failed", "failed")):
+        names = [record.name for record in report.stages if record.status == status]
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+    return f"{'; '.join(parts) or 'no stage'} (run folder {report.output_dir})"
+
+
 def run_pipeline(
     config: PipelineConfig,
     output_dir: Path,

@@ -59,7 +59,7 @@ from hubpipe.components.train.layout import (
 )
 from hubpipe.components.train.pixel_limit import declared_pixels, too_many_pixels_message
 from hubpipe.pipeline.core.artifacts import read_json, read_json_checked
-from hubpipe.pipeline.core.config import DataConfig
+from hubpipe.pipeline.core.config import DataConfig, TrainConfig
 from hubpipe.pipeline.core.errors import DataError, UsageError
 from hubpipe.pipeline.core.runtime import import_tensorflow
 
@@ -189,8 +189,11 @@ def _rebuilt_classifier(tf: Any, folder: Path, backbones: Sequence[str]) -> Clas
     return Classifier(_image_function(tf, model, size, names))
 
 
-def _rebuilt_model(tf: Any, folder: Path, info: dict[str, Any], num_classes: int, backbones: Sequence[str]) -> Any:
-    """Images in [0, 1] -> probabilities, by the architecture model.json's ``mode`` names (see the docstring)."""
+def _rebuilt_model(
+    tf: Any, folder: Path, info: dict[str, Any], num_classes: int, backbones: Sequence[str], *, tune_layers: int = 0
+) -> Any:
+    """Images in [0, 1] -> probabilities, by the architecture model.json's ``mode`` names (see the docstring);
+    ``tune_layers`` > 0 makes the top layers of a feature-extraction model's backbone trainable."""
     mode = info.get("mode")
     if mode == FROM_SCRATCH:
         scratch = models.build_scratch_cnn(tf, int(info["input_size"]), num_classes)
@@ -200,12 +203,45 @@ def _rebuilt_model(tf: Any, folder: Path, info: dict[str, Any], num_classes: int
     spec = trusted_backbone(folder, info, backbones)
     backbone = load_feature_extractor(spec, trainable=False)
     if mode == FEATURE_EXTRACTION:
+        if tune_layers > 0:
+            backbone = models.tunable_backbone(tf, backbone, tune_layers)
         features = models.feature_model(tf, backbone, spec.input_size, spec.input_range)
         return models.image_classifier(tf, features, head_from_weights(tf, str(folder / HEAD_DIR)))
     tuned = models.tunable_backbone(tf, backbone, int(info.get("hparams", {}).get("fine_tune_layers", 0)))
     features = models.feature_model(tf, tuned, spec.input_size, spec.input_range)
     head = build_head(tf, int(features.output_shape[-1]), num_classes)
     return restore_classifier_weights(tf, models.image_classifier(tf, features, head), folder / SERVING_DIR)
+
+
+def keras_model(
+    model_dir: Path, *, backbones: Sequence[str] = (), fine_tune_layers: int = 0, learning_rate: float | None = None
+) -> Any:
+    """The model of a hubpipe model folder as a compiled tf_keras model (legacy Keras 2, what ``tf.keras`` is
+    under hubpipe), rebuilt by hubpipe's code with only the weights read, as :func:`load_classifier` does.
+
+    In: float32 ``[b, S, S, 3]`` images in [0, 1] (decoded as RGB, resized to S x S bilinear without a crop,
+    divided by 255: :func:`~hubpipe.components.train.inputs.decode_and_resize`); out: class probabilities, in
+    the order of the folder's labels.txt. The head trains; the backbone stays frozen unless
+    ``fine_tune_layers`` > 0 (a feature-extraction model: its top layers train, BatchNorm stays frozen, as
+    ``train.fine_tune_layers`` does). Compiled with Adam at ``learning_rate`` (default: the rate the model was
+    trained at, or ``train.fine_tune_learning_rate``'s default when fine-tuning), sparse categorical
+    cross-entropy and accuracy, so ``fit`` works at once.
+    """
+    tf = import_tensorflow()
+    folder = Path(model_dir)
+    if not (folder / MODEL_FILE).is_file():
+        raise UsageError(f"{folder} is not a hubpipe model folder (no {MODEL_FILE})")
+    info = read_json_checked(folder / MODEL_FILE, {"backbone": dict, "hparams": dict})
+    names = _class_names(folder)
+    try:
+        model = _rebuilt_model(tf, folder, info, len(names), backbones, tune_layers=fine_tune_layers)
+    except (ValueError, OSError, tf.errors.OpError) as exc:
+        raise UsageError(f"cannot rebuild the model in {folder}: {str(exc).splitlines()[0][:300]}") from None
+    if learning_rate is None:
+        trained_at = float(info["hparams"].get("learning_rate") or TrainConfig.learning_rate)
+        learning_rate = TrainConfig.fine_tune_learning_rate if fine_tune_layers > 0 else trained_at
+    models.compile_classifier(tf, model, learning_rate)
+    return model
 
 
 def _image_function(

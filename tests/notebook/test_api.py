@@ -112,3 +112,36 @@ def test_load_compare_and_notebook_view(tiny_run: hubpipe.Run, tmp_path: Path) -
     assert tiny_run.tensorboard_logdir.is_dir()
     with pytest.raises(UsageError, match="not a run folder"):
         hubpipe.load(tmp_path)
+
+
+def test_keras_model_predicts_as_the_serving_model_fits_and_saves(tiny_run: hubpipe.Run, tmp_path: Path) -> None:
+    import tensorflow_hub as hub
+
+    from hubpipe.components.train.export import SERVING_INPUT
+    from hubpipe.components.train.inputs import decode_and_resize
+    from hubpipe.components.train.layout import PROBABILITIES
+    from hubpipe.pipeline.core.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    data = Path(json.loads((tiny_run.output_dir / "run.json").read_text())["output_dir"]).parent / "data"
+    paths = sorted((data / "test").rglob("*.jpg"))[:4]
+    encoded = [path.read_bytes() for path in paths]
+    table = tiny_run.models
+    transfer = next(name for name, backbone in zip(table["model"], table["backbone"], strict=True) if backbone)
+    for name in sorted(table["model"], key=lambda name: name == transfer):  # the transfer model last: fit below
+        model = tiny_run.keras_model(name)
+        assert type(model).__module__.startswith("tf_keras.")  # legacy Keras 2, as documented
+        size = model.input_shape[1]
+        images = tf.stack([decode_and_resize(tf, tf.constant(image), size) for image in encoded])
+        serving = tf.saved_model.load(str(tiny_run.output_dir / "train" / "models" / name / "serving"))
+        expected = serving.signatures["serving_default"](**{SERVING_INPUT: tf.constant(encoded)})[PROBABILITIES]
+        np.testing.assert_allclose(model.predict(images, verbose=0), expected.numpy(), atol=1e-5)
+    before = [weight.copy() for weight in model.get_weights()]
+    history = model.fit(images, np.array([0, 1, 2, 3]), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(old, new) for old, new in zip(before, model.get_weights(), strict=True))
+    model.save(str(tmp_path / "saved"))
+    reloaded = tf.keras.models.load_model(str(tmp_path / "saved"), custom_objects={"KerasLayer": hub.KerasLayer})
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+    with pytest.raises(UsageError, match="no model 'nope'"):
+        tiny_run.keras_model("nope")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from notebook_fixtures import tiny_config_file
+from test_api_output import LIBRARY_NOISE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,8 +40,10 @@ def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     config = tiny_config_file(tmp_path)
     parameters.source += f"\n\n# the test's tiny run\nSETTINGS = {{'config': {str(config)!r}}}\nOUTPUT = 'tiny-run'"
     parameters.source += "\nDATA = EPOCHS = None"  # the notebook's own BACKBONES: the three real extractors
-    # as in an activated virtual environment: the notebook's TensorBoard extension runs `tensorboard` from PATH
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # A kernel started from the environment's python (as Jupyter starts it) without its bin folder on PATH: the
+    # TensorBoard cell must find the environment's TensorBoard anyway.
+    monkeypatch.setenv("PATH", _path_without(Path(sys.executable).parent))
+    monkeypatch.delenv("TENSORBOARD_BINARY", raising=False)
     client = NotebookClient(
         notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
@@ -61,8 +64,20 @@ def test_notebook_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert all(name in table for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"))
     (gate,) = [cell for cell in notebook.cells if 'run.blessing.get("checks"' in cell.source]
     assert "max_drop_vs_blessed" in gate.outputs[0]["data"]["text/html"]  # the checks with their intervals
-    (board,) = [cell for cell in notebook.cells if cell.source.startswith("%load_ext tensorboard")]
+    (board,) = [cell for cell in notebook.cells if cell.source.startswith("run.tensorboard(")]
     shown = "".join(o.get("data", {}).get("text/html", "") for o in board.outputs)
     assert "<iframe" in shown and "const port = " in shown, board.outputs  # TensorBoard started, on its own port
     assert not stopped  # and the kernel's shutdown stopped it
     assert (tmp_path / "tiny-run" / "run.json").is_file()
+    (run_cell,) = [cell for cell in notebook.cells if "hubpipe.run(" in cell.source and "RUN_ONLINE" not in cell.source]
+    printed = "".join(o.get("text", "") for o in run_cell.outputs if o.get("output_type") == "stream")
+    assert "[train] running" in printed and "scratch_cnn epoch 1/1" in printed
+    assert "features (train):" in printed and "/1 [" in printed  # the extraction bar has its total (1 batch)
+    noise = [line for line in printed.splitlines() if any(word in line for word in LIBRARY_NOISE)]
+    assert not noise, noise
+
+
+def _path_without(folder: Path) -> str:
+    """PATH without ``folder`` (however it is spelled there)."""
+    kept = [part for part in os.environ["PATH"].split(os.pathsep) if part and Path(part).resolve() != folder.resolve()]
+    return os.pathsep.join(kept)
