@@ -17,7 +17,7 @@ def component_function() -> Callable[..., None]:
 
     def train(
         *,
-        config: dict,
+        config: str,
         backbones: list,
         epochs: int,
         batch_size: int,
@@ -36,14 +36,6 @@ def component_function() -> Callable[..., None]:
         """Train: one classifier head per backbone on cached feature vectors, and the from-scratch baseline.
 
         Args:
-            config: The whole hubpipe configuration; the other parameters override it.
-            backbones: Presets, TF Hub handles or SavedModel paths (the image bakes efficientnet_lite0 in).
-            epochs: Training epochs of each classifier head.
-            batch_size: Training batch size.
-            learning_rate: Learning rate of the classifier heads.
-            fine_tune_layers: Top backbone layers to fine-tune after feature extraction (0: off).
-            data_source: The ingest stage's data source.
-            percent: The ingest stage's percentage of training images.
             examples: The ingest stage's examples.
             validation: The validate stage's folder (training does not start on rejected data).
             model: models/<name>/ (serving model, head, predictions), logs/<name>/ (TensorBoard), summary.json.
@@ -52,21 +44,14 @@ def component_function() -> Callable[..., None]:
             metrics: Test accuracy and training time per model.
             mlpipeline_ui_metadata: Opens TensorBoard on the training logs from the KFP UI.
         """
+        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, tensorboard_viewer, write_summary
 
         launch(
             "train",
             config,
-            {
-                "backbones": backbones,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "learning_rate": learning_rate,
-                "fine_tune_layers": fine_tune_layers,
-                "data_source": data_source,
-                "percent": percent,
-            },
+            arguments,
             output=model,
             inputs={"ingest": examples, "validate": validation},
             fill=[

@@ -24,7 +24,15 @@ from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.core.execution import topological_order
 from hubpipe.pipeline.core.stage import StageSpec
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions, validate_options
-from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, PARAMETERS, default_values, parameter_type
+from hubpipe.pipeline.kubeflow.parameters import (
+    BY_NAME,
+    CONFIG_PARAMETER,
+    PARAMETERS,
+    default_values,
+    description,
+    document_parameters,
+    parameter_type,
+)
 
 COMPONENT_MODULE = "kfp_component"
 DESCRIPTION = "Transfer learning for image classification: ingest, validate, train, evaluate, publish."
@@ -59,9 +67,8 @@ def build_component(shell: StageShell, image: str) -> Any:
     """The shell's function as a lightweight component in ``image``; nothing is pip-installed at run time."""
     from kfp import dsl
 
-    return dsl.component(base_image=image, packages_to_install=[], install_kfp_package=False)(
-        shell.component_function()
-    )
+    function = document_parameters(shell.component_function())
+    return dsl.component(base_image=image, packages_to_install=[], install_kfp_package=False)(function)
 
 
 def create_pipeline(
@@ -103,7 +110,7 @@ def _signature(names: list[str], defaults: Mapping[str, Any]) -> inspect.Signatu
                 name,
                 kind,
                 default=defaults[name],
-                annotation=dict if name == CONFIG_PARAMETER else parameter_type(BY_NAME[name]),
+                annotation=str if name == CONFIG_PARAMETER else parameter_type(BY_NAME[name]),
             )
             for name in names
         ]
@@ -112,15 +119,7 @@ def _signature(names: list[str], defaults: Mapping[str, Any]) -> inspect.Signatu
 
 def _docstring(names: list[str]) -> str:
     """The pipeline's description and, under Args, each parameter's (KFP shows them in its UI)."""
-    lines = [DESCRIPTION, "", "Args:"]
-    for name in names:
-        if name == CONFIG_PARAMETER:
-            lines.append(
-                f"    {name}: The whole configuration (hubpipe config show); the other parameters override it."
-            )
-        else:
-            lines.append(f"    {name}: {BY_NAME[name].description} ({BY_NAME[name].key}).")
-    return "\n".join(lines)
+    return "\n".join([DESCRIPTION, "", "Args:", *(f"    {name}: {description(name)}" for name in names)])
 
 
 def _task_inputs(
