@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +20,16 @@ from hubpipe.components.evaluate.layout import BLESSED
 from hubpipe.components.publish import layout as publish_layout
 from hubpipe.components.train import layout as train_layout
 from hubpipe.pipeline.core.artifacts import read_json
-from hubpipe.pipeline.core.config import PipelineConfig, load_config, replace
+from hubpipe.pipeline.core.config import PipelineConfig, Setting, load_config, replace, settings
 from hubpipe.pipeline.core.errors import ConfigError, UsageError
 from hubpipe.pipeline.core.log_setup import call_logging
-from hubpipe.pipeline.core.run_folder import RUN_FILE
+from hubpipe.pipeline.core.run_folder import DEFAULT_OUTPUT, RUN_FILE
 from hubpipe.pipeline.run_results import RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
 
 LOG = logging.getLogger("hubpipe.api")
-DEFAULT_OUTPUT = "hubpipe-output"
 #: Column name of the models table -> key of the run folder's model rows (:meth:`RunFolder.model_rows`).
 MODEL_COLUMNS = {
     "model": "model",
@@ -42,26 +42,36 @@ MODEL_COLUMNS = {
 }
 
 
+def keyword_settings() -> dict[str, Setting]:
+    """The API's shortcut arguments (``data``, ``backbones``, ``epochs``) and the settings they stand for, as
+    the configuration tree declares them (``keyword=``)."""
+    return {item.keyword: item for item in settings() if item.keyword}
+
+
 def settings_overrides(
-    data: str | None = None,
-    backbones: Sequence[str] | str | None = None,
-    epochs: int | None = None,
-    sections: Mapping[str, Any] | None = None,
+    shortcuts: Mapping[str, Any] | None = None, sections: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Dotted overrides (as ``--set`` gives them) from the API's arguments; ``sections`` maps a section name
-    to a dict of its settings, e.g. ``{"train": {"batch_size": 16}}``."""
+    """Dotted overrides (as ``--set`` gives them) from the API's arguments: ``shortcuts`` maps keyword
+    arguments (see :func:`keyword_settings`) to values (None: not given); ``sections`` maps a section name to a
+    dict of its settings, e.g. ``{"train": {"batch_size": 16}}``."""
     overrides: dict[str, Any] = {}
     for section, values in (sections or {}).items():
         if not isinstance(values, Mapping):
             raise ConfigError(f"{section}: expected a dict of settings, e.g. {section}={{'name': value}}")
         overrides.update({f"{section}.{key}": value for key, value in values.items()})
-    if data is not None:
-        overrides["data.source"] = str(data)
-    if backbones is not None:
-        overrides["train.backbones"] = [backbones] if isinstance(backbones, str) else list(backbones)
-    if epochs is not None:
-        overrides["train.epochs"] = epochs
+    by_keyword = keyword_settings()
+    for keyword, value in (shortcuts or {}).items():
+        if value is not None:
+            overrides[by_keyword[keyword].key] = _as_setting(by_keyword[keyword], value)
     return overrides
+
+
+def _as_setting(item: Setting, value: Any) -> Any:
+    """A shortcut's value as the setting takes it: a list for a list setting (one name alone is a list of one),
+    a string for a string setting (a Path too)."""
+    if typing.get_origin(item.type) is tuple:
+        return [value] if isinstance(value, str) else list(value)
+    return str(value) if item.type is str else value
 
 
 def run(
@@ -79,7 +89,8 @@ def run(
 ) -> Run:
     """Runs the pipeline locally, like ``hubpipe run``, and returns its :class:`Run`.
 
-    ``data``, ``backbones`` and ``epochs`` are the flags of the same names; ``config`` a YAML file; any other
+    ``data``, ``backbones`` and ``epochs`` are the settings of the flags ``--data``, ``--backbone`` and
+    ``--epochs`` (:func:`keyword_settings`); ``config`` a YAML file; any other
     setting is given by section, e.g. ``train={"batch_size": 16}, evaluate={"min_accuracy": 0.6}`` (``data``
     takes the source, or a dict of the data section's settings with ``source`` among them). With no
     arguments: the embedded sample dataset and the offline backbone into ``hubpipe-output/``. An ``output``
@@ -95,7 +106,7 @@ def run(
     if isinstance(data, Mapping):  # data={...}: the data section's settings, not the source
         settings = {**settings, "data": data}
         data = None
-    overrides = settings_overrides(str(data) if data is not None else None, backbones, epochs, settings)
+    overrides = settings_overrides({"data": data, "backbones": backbones, "epochs": epochs}, settings)
     resolved: PipelineConfig = load_config(config, overrides)
     if not cache:
         resolved = replace(resolved, runner=replace(resolved.runner, cache=False))

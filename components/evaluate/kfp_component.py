@@ -39,7 +39,7 @@ def component_function() -> Callable[..., None]:
 
     def evaluate(
         *,
-        config: dict,
+        config: str,
         min_accuracy: float,
         min_margin_over_baseline: float,
         max_drop_vs_blessed: float,
@@ -56,11 +56,6 @@ def component_function() -> Callable[..., None]:
         """Evaluate: scores every model on the test split, compares with the baselines, blesses or not.
 
         Args:
-            config: The whole hubpipe configuration; the other parameters override it.
-            min_accuracy: Test accuracy a candidate needs to be blessed.
-            min_margin_over_baseline: Accuracy margin a candidate needs over the from-scratch CNN.
-            max_drop_vs_blessed: Accuracy drop allowed against the last blessed model.
-            publish_root: Where the last blessed model is looked up (the publish root).
             examples: The ingest stage's examples (the test split).
             model: The train stage's models and their test predictions.
             evaluation: blessing.json, BLESSED or NOT_BLESSED, metrics/, images/, tensorboard/.
@@ -70,6 +65,7 @@ def component_function() -> Callable[..., None]:
             metrics: Accuracy and macro-F1 per model; checks passed and failed.
             mlpipeline_ui_metadata: Opens TensorBoard on the evaluation logs from the KFP UI.
         """
+        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.components.evaluate.kfp_component import log_confusion_matrix
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, tensorboard_viewer, write_summary
@@ -77,12 +73,7 @@ def component_function() -> Callable[..., None]:
         launch(
             "evaluate",
             config,
-            {
-                "min_accuracy": min_accuracy,
-                "min_margin_over_baseline": min_margin_over_baseline,
-                "max_drop_vs_blessed": max_drop_vs_blessed,
-                "publish_root": publish_root,
-            },
+            arguments,
             output=evaluation,
             inputs={"ingest": examples, "train": model},
             fill=[

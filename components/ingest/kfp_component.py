@@ -16,7 +16,7 @@ def component_function() -> Callable[..., None]:
 
     def ingest(
         *,
-        config: dict,
+        config: str,
         data_source: str,
         percent: float,
         examples: Output[Dataset],
@@ -27,21 +27,19 @@ def component_function() -> Callable[..., None]:
         """Ingest: reads the images of the data source, checks them and writes train/test TFRecord examples.
 
         Args:
-            config: The whole hubpipe configuration; the other parameters override it.
-            data_source: Images: a directory (e.g. on the mounted volume), an archive, gs://, a preset or "sample".
-            percent: Percentage of each class's training images to keep.
             examples: TFRecord shards per split, labels.txt, quarantine.json, duplicates.json, summary.json.
             report: The summary, quarantined files and duplicates as a page.
             summary: Status and key results.
             metrics: Counts of files seen, examples written, quarantined and duplicates.
         """
+        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, write_summary
 
         launch(
             "ingest",
             config,
-            {"data_source": data_source, "percent": percent},
+            arguments,
             output=examples,
             fill=[
                 (report, html_report("Ingest", "summary", "quarantine", "duplicates")),

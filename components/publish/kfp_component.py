@@ -22,7 +22,7 @@ def component_function() -> Callable[..., None]:
 
     def publish(
         *,
-        config: dict,
+        config: str,
         publish_root: str,
         mlflow_uri: str,
         evaluation: Input[Artifact],
@@ -34,15 +34,13 @@ def component_function() -> Callable[..., None]:
         """Publish: every model's TensorBoard logs and, if one was blessed, the model, to the publish root.
 
         Args:
-            config: The whole hubpipe configuration; the other parameters override it.
-            publish_root: Where logs and blessed models are published: a path on the mounted volume or gs://.
-            mlflow_uri: MLflow tracking server the run is logged to (empty: $MLFLOW_TRACKING_URI, else none).
             evaluation: The evaluate stage's folder (the blessing decision and evaluation logs).
             model: The train stage's models and logs.
             publication: publish.json (what was published where) and tensorboard.yaml (Kubeflow Tensorboard).
             report: What was published, as a page.
             summary: Status and key results.
         """
+        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, write_summary
         from hubpipe.pipeline.tracking.kubeflow_run import track_in_mlflow
@@ -50,7 +48,7 @@ def component_function() -> Callable[..., None]:
         launch(
             "publish",
             config,
-            {"publish_root": publish_root, "mlflow_uri": mlflow_uri},
+            arguments,
             output=publication,
             inputs={"evaluate": evaluation, "train": model},
             fill=[

@@ -47,7 +47,7 @@ def component_function() -> Callable[..., None]:
 
     def train(
         *,
-        config: dict,
+        config: str,
         part: dict,
         epochs: int,
         batch_size: int,
@@ -66,14 +66,7 @@ def component_function() -> Callable[..., None]:
         """Train one part: a classifier head on one backbone's cached feature vectors, or the from-scratch baseline.
 
         Args:
-            config: The whole hubpipe configuration; the other parameters override it.
             part: What this task trains (fixed when compiling: one task per backbone, one for the baseline).
-            epochs: Training epochs of each classifier head.
-            batch_size: Training batch size.
-            learning_rate: Learning rate of the classifier heads.
-            fine_tune_layers: Top backbone layers to fine-tune after feature extraction (0: off).
-            data_source: The ingest stage's data source.
-            percent: The ingest stage's percentage of training images.
             examples: The ingest stage's examples.
             validation: The validate stage's folder (training does not start on rejected data).
             model: models/<name>/ (serving model, head, predictions), logs/<name>/ (TensorBoard), summary.json.
@@ -82,6 +75,8 @@ def component_function() -> Callable[..., None]:
             metrics: Test accuracy and training time.
             mlpipeline_ui_metadata: Opens TensorBoard on the training logs from the KFP UI.
         """
+        arguments = dict(locals())  # the parameters as received, before any other name is bound
+        del arguments["part"]  # not a setting: fixed when compiling
         from hubpipe.components.train.kfp_component import outputs_filled
         from hubpipe.pipeline.kubeflow.fan_out import narrow_to_part
         from hubpipe.pipeline.kubeflow.launcher import launch
@@ -89,14 +84,7 @@ def component_function() -> Callable[..., None]:
         launch(
             "train",
             config,
-            {
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "learning_rate": learning_rate,
-                "fine_tune_layers": fine_tune_layers,
-                "data_source": data_source,
-                "percent": percent,
-            },
+            arguments,
             output=model,
             inputs={"ingest": examples, "validate": validation},
             fill=outputs_filled(report, summary, metrics, mlpipeline_ui_metadata),
@@ -109,7 +97,7 @@ def component_function() -> Callable[..., None]:
 _COLLECT_SOURCE = '''\
 def {name}(
     *,
-    config: dict,
+    config: str,
 {inputs}
     model: Output[Model],
     report: Output[HTML],

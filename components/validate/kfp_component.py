@@ -18,7 +18,7 @@ def component_function() -> Callable[..., None]:
 
     def validate(
         *,
-        config: dict,
+        config: str,
         validation_policy: str,
         drift_threshold: float,
         data_source: str,
@@ -32,29 +32,20 @@ def component_function() -> Callable[..., None]:
         """Validate: TFDV statistics, schema and anomalies of the examples; drift against the previous run.
 
         Args:
-            config: The whole hubpipe configuration; the other parameters override it.
-            validation_policy: "fail" stops the run before training on an error anomaly; "warn" only reports.
-            drift_threshold: L-infinity distance of class distributions allowed against the previous run.
-            data_source: The ingest stage's data source (the baseline is kept per source).
-            percent: The ingest stage's percentage of training images.
             examples: The ingest stage's examples.
             validation: statistics/, schema.pbtxt, anomalies.json, report.html, baseline.json.
             report: Verdict, anomalies, class balance, quarantine summary and TFDV statistics.
             summary: Status and key results.
             metrics: Anomaly and warning counts.
         """
+        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import copy_file, log_metrics, write_summary
 
         launch(
             "validate",
             config,
-            {
-                "validation_policy": validation_policy,
-                "drift_threshold": drift_threshold,
-                "data_source": data_source,
-                "percent": percent,
-            },
+            arguments,
             output=validation,
             inputs={"ingest": examples},
             fill=[(report, copy_file("report")), (summary, write_summary), (metrics, log_metrics)],

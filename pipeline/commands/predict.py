@@ -14,7 +14,7 @@ from hubpipe.pipeline.core.errors import DataError, UsageError
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@config_flags("backbones")
+@config_flags("train.backbones")
 @click.option("--top-k", type=click.IntRange(1, 1000), default=3, show_default=True, help="Classes shown per image.")
 @click.option(
     "--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Images per model call."

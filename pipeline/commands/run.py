@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from hubpipe.pipeline.commands.options import DEFAULT_OUTPUT, config_options
+from hubpipe.pipeline.commands.options import config_options
 from hubpipe.pipeline.core.config import PipelineConfig, replace
+from hubpipe.pipeline.core.run_folder import DEFAULT_OUTPUT
 from hubpipe.pipeline.stages import stage_names
 
 

@@ -9,6 +9,7 @@ Nothing here imports TensorFlow or reads the environment.
 
 from __future__ import annotations
 
+import functools
 import re
 import reprlib
 import typing
@@ -39,95 +40,179 @@ MAX_CONFIG_VALUES = 10_000
 MAX_SHOWN_CHARS = 80
 
 
+def setting(
+    default: Any, help: str, *, flag: str = "", metavar: str = "", keyword: str = "", parameter: str = ""
+) -> Any:
+    """A configuration field with its help text and public names, declared once (``dataclasses.field``
+    metadata): ``flag`` is its command-line option (``--epochs``), ``keyword`` the Python API's shortcut
+    argument (``hubpipe.run(epochs=...)``), ``parameter`` its Kubeflow pipeline parameter. The CLI options, the
+    API, the pipeline's parameters and the components' docstrings are generated from these (:func:`settings`).
+    """
+    names = {"help": help, "flag": flag, "metavar": metavar, "keyword": keyword, "parameter": parameter}
+    return field(default=default, metadata=names)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images come from and how they become train/test examples."""
 
-    source: str = SAMPLE_SOURCE  # directory, .zip/.tar[.gz] path or URL, gs:// path, preset name, or "sample"
-    layout: str = "auto"  # "split": train/<class>/, test/<class>/; "flat": <class>/ split by hash
-    test_fraction: float = 0.25  # share of each class sent to test in the flat layout
-    percent: float = 100.0  # per-class share of the training split that is kept (deterministic)
-    sample_seed: int = 0  # seed of the embedded sample dataset
-    image_size: int = 224  # side of the square images fed to models
-    max_file_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000  # decompression-bomb guard: width * height
-    max_extract_bytes: int = 32 * 1024**3  # total size an archive may extract to
-    duplicates_in_class: str = "drop"  # identical files inside one class
-    duplicates_across_classes: str = "drop"  # identical content with conflicting labels: all copies dropped
-    leakage: str = "drop"  # identical content in train and test: the training copy is dropped
-    num_shards: int = 0  # TFRecord shards per split; 0 lets the runner choose
-    download_sha256: str = ""  # expected checksum of a downloaded archive, when known
+    source: str = setting(
+        SAMPLE_SOURCE,
+        "Images: a directory, a .zip/.tar[.gz] path or URL, a gs:// path, a preset (food101_10pct) or 'sample' "
+        "(the embedded default).",
+        flag="--data",
+        metavar="SOURCE",
+        keyword="data",
+        parameter="data_source",
+    )
+    layout: str = setting("auto", "'split': train/<class>/ and test/<class>/; 'flat': <class>/, split by hash.")
+    test_fraction: float = setting(0.25, "Share of each class sent to test in the flat layout.")
+    percent: float = setting(
+        100.0,
+        "Keep this percentage of each class's training images (the same ones every run).",
+        flag="--percent",
+        parameter="percent",
+    )
+    sample_seed: int = setting(0, "Seed of the embedded sample dataset.")
+    image_size: int = setting(224, "Side of the square images fed to the models.")
+    max_file_bytes: int = setting(20 * 1024 * 1024, "Larger image files are quarantined.")
+    max_pixels: int = setting(40_000_000, "Decompression-bomb guard: images with more pixels are quarantined.")
+    max_extract_bytes: int = setting(32 * 1024**3, "Total size an archive may extract to.")
+    duplicates_in_class: str = setting("drop", "Identical files inside one class: keep, drop or fail.")
+    duplicates_across_classes: str = setting(
+        "drop", "Identical content with conflicting labels (all copies dropped): keep, drop or fail."
+    )
+    leakage: str = setting(
+        "drop", "Identical content in train and test (the training copy is dropped): keep, drop or fail."
+    )
+    num_shards: int = setting(0, "TFRecord shards per split; 0 lets the runner choose.")
+    download_sha256: str = setting("", "Expected sha256 of a downloaded archive, when known.")
 
 
 @dataclass(frozen=True)
 class ValidateConfig:
     """Data validation with tensorflow-data-validation."""
 
-    policy: str = "fail"  # "fail" stops the run before training on an error anomaly; "warn" only reports
-    schema: str = ""  # curated schema (.pbtxt); empty: infer on the first run
-    drift_threshold: float = 0.2  # L-infinity distance of class distributions vs the previous run
-    min_images_per_class: int = 10  # warn below this many training images in a class
+    policy: str = setting(
+        "fail",
+        "'fail' stops the run before training on an error anomaly; 'warn' only reports it.",
+        parameter="validation_policy",
+    )
+    schema: str = setting("", "A curated schema (.pbtxt); empty: inferred on the first run.")
+    drift_threshold: float = setting(
+        0.2,
+        "L-infinity distance allowed between the class distributions of this run and the previous one.",
+        parameter="drift_threshold",
+    )
+    min_images_per_class: int = setting(10, "Warn below this many training images in a class.")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Training of one classifier head per backbone, and of the from-scratch baseline."""
 
-    backbones: tuple[str, ...] = ("efficientnet_lite0",)
-    epochs: int = 5
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 42
-    augment: bool = False
-    fine_tune_layers: int = 0  # unfreeze this many top backbone layers after feature extraction (0: off)
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float = 1e-4
-    baseline: bool = True  # also train the from-scratch CNN
-    baseline_epochs: int = 5
-    precision: str = "auto"  # "auto": mixed_float16 on a GPU, float32 otherwise
-    export_tflite: bool = False
-    engine: str = "auto"  # feature extraction: "auto" (TFLite on CPU if it matches TF), "tensorflow", "tflite"
-    decode_cache: bool = True  # end-to-end fits decode each image once per run, not once per epoch
-    decode_cache_mb: int = 2048  # decoded images kept in memory up to this size; above it a snapshot on disk
-    vector_store: str = ""  # content-addressed feature vectors (path or gs://); empty: vectors/ in the cache folder
+    backbones: tuple[str, ...] = setting(
+        ("efficientnet_lite0",),
+        "Backbones to train a head on, one or more: presets, TF Hub handles or SavedModel paths.",
+        flag="--backbone",
+        metavar="NAME",
+        keyword="backbones",
+        parameter="backbones",
+    )
+    epochs: int = setting(
+        5, "Training epochs of each classifier head.", flag="--epochs", keyword="epochs", parameter="epochs"
+    )
+    batch_size: int = setting(32, "Training batch size.", parameter="batch_size")
+    learning_rate: float = setting(1e-3, "Learning rate of the classifier heads.", parameter="learning_rate")
+    seed: int = setting(42, "Seed of weight initialisation and shuffling.")
+    augment: bool = setting(
+        False,
+        "Random flips, rotations and zooms of the training images (the heads then train end to end, not on "
+        "cached feature vectors).",
+    )
+    fine_tune_layers: int = setting(
+        0,
+        "Top backbone layers to unfreeze and fine-tune after feature extraction (0: off).",
+        parameter="fine_tune_layers",
+    )
+    fine_tune_epochs: int = setting(5, "Epochs of fine-tuning.")
+    fine_tune_learning_rate: float = setting(1e-4, "Learning rate of fine-tuning.")
+    baseline: bool = setting(True, "Also train the from-scratch CNN, the baseline candidates must beat.")
+    baseline_epochs: int = setting(5, "Training epochs of the from-scratch CNN.")
+    precision: str = setting("auto", "'auto' (mixed_float16 on a GPU, float32 otherwise), float32 or mixed_float16.")
+    export_tflite: bool = setting(False, "Also export each serving model as TensorFlow Lite.")
+    engine: str = setting(
+        "auto", "Feature extraction: 'auto' (TFLite on a CPU when it matches TensorFlow), tensorflow or tflite."
+    )
+    decode_cache: bool = setting(True, "End-to-end fits decode each image once per run, not once per epoch.")
+    decode_cache_mb: int = setting(2048, "Decoded images kept in memory up to this size; above it, a snapshot on disk.")
+    vector_store: str = setting(
+        "",
+        "The content-addressed store of feature vectors (a path, or a gs:// URI a cluster's workers can reach); "
+        "empty: vectors/ in hubpipe's cache folder.",
+    )
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     """The gate a candidate must pass to be blessed."""
 
-    min_accuracy: float = 0.5
-    min_margin_over_baseline: float = 0.1  # accuracy points over the from-scratch CNN
-    max_drop_vs_blessed: float = 0.02  # allowed accuracy drop against the last blessed model
-    rule: str = "interval"  # "interval": thresholds are about 95% intervals; "point": about point estimates
+    min_accuracy: float = setting(0.5, "Test accuracy a candidate needs to be blessed.", parameter="min_accuracy")
+    min_margin_over_baseline: float = setting(
+        0.1, "Accuracy points a candidate needs over the from-scratch CNN.", parameter="min_margin_over_baseline"
+    )
+    max_drop_vs_blessed: float = setting(
+        0.02, "Accuracy drop allowed against the last blessed model.", parameter="max_drop_vs_blessed"
+    )
+    rule: str = setting(
+        "interval",
+        "How the thresholds decide: 'interval' (about the 95% intervals of the paired differences: a candidate is "
+        "refused against the blessed model only when the data show it worse) or 'point' (about point estimates).",
+    )
 
 
 @dataclass(frozen=True)
 class PublishConfig:
     """Where TensorBoard logs and blessed models are published."""
 
-    root: str = ""  # directory, gs:// path or mounted PVC path; empty: published/ in hubpipe's cache folder
-    pvc_name: str = ""  # when set, the Kubeflow Tensorboard resource points at pvc://<pvc_name>/<pvc_path>
-    pvc_path: str = "tensorboard"  # the root's tensorboard/ folder as seen inside the PVC
-    tensorboard_name: str = "hubpipe"
-    namespace: str = "kubeflow-user"
+    root: str = setting(
+        "",
+        "Where logs and blessed models are published: a directory, a gs:// path or a mounted PVC path (empty: "
+        "published/ in hubpipe's cache folder).",
+        parameter="publish_root",
+    )
+    pvc_name: str = setting("", "When set, the Kubeflow Tensorboard resource reads pvc://<pvc_name>/<pvc_path>.")
+    pvc_path: str = setting("tensorboard", "The publish root's tensorboard/ folder as seen inside the PVC.")
+    tensorboard_name: str = setting("hubpipe", "Name of the Kubeflow Tensorboard resource.")
+    namespace: str = setting("kubeflow-user", "Namespace of the Kubeflow Tensorboard resource.")
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
     """How the local runner executes the stages."""
 
-    beam_args: tuple[str, ...] = ()  # passed to Beam's PipelineOptions, e.g. "--direct_num_workers=2"
-    cache: bool = True  # skip stages whose fingerprint is unchanged
+    beam_args: tuple[str, ...] = setting(
+        (),
+        "Beam pipeline option, e.g. --beam-arg=--direct_num_workers=2 (several: repeat the flag).",
+        flag="--beam-arg",
+        metavar="ARG",
+    )
+    cache: bool = setting(True, "Skip the stages whose fingerprint is unchanged.")
 
 
 @dataclass(frozen=True)
 class TrackConfig:
     """Experiment tracking in MLflow (needs the ``mlflow`` extra). No stage reads it: it never reruns a stage."""
 
-    mlflow_uri: str = ""  # tracking server; empty: $MLFLOW_TRACKING_URI, and no tracking when that is unset
-    experiment: str = "hubpipe"
-    registered_model: str = "hubpipe-classifier"  # name the blessed model is registered under; empty: not registered
+    mlflow_uri: str = setting(
+        "",
+        "MLflow tracking server or local folder (empty: $MLFLOW_TRACKING_URI, and no tracking when that is unset).",
+        parameter="mlflow_uri",
+    )
+    experiment: str = setting("hubpipe", "MLflow experiment of the runs.")
+    registered_model: str = setting(
+        "hubpipe-classifier", "Name the blessed model is registered under in MLflow (empty: not registered)."
+    )
 
 
 @dataclass(frozen=True)
@@ -141,6 +226,41 @@ class PipelineConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the tree, with what :func:`setting` declared for it."""
+
+    key: str  # dotted, e.g. "train.epochs"
+    type: Any  # the annotation: str, int, float, bool or tuple[str, ...]
+    default: Any
+    help: str
+    flag: str = ""
+    metavar: str = ""
+    keyword: str = ""
+    parameter: str = ""
+
+
+@functools.cache
+def settings() -> tuple[Setting, ...]:
+    """Every setting of :class:`PipelineConfig`, in the tree's order."""
+    found = []
+    for section in fields(PipelineConfig):
+        cls = typing.get_type_hints(PipelineConfig)[section.name]
+        hints = typing.get_type_hints(cls)
+        for item in fields(cls):
+            names = {key: item.metadata.get(key, "") for key in ("help", "flag", "metavar", "keyword", "parameter")}
+            found.append(Setting(f"{section.name}.{item.name}", hints[item.name], item.default, **names))
+    return tuple(found)
+
+
+def setting_of(key: str) -> Setting:
+    """The setting named by its dotted ``key``; ConfigError for an unknown one."""
+    for item in settings():
+        if item.key == key:
+            return item
+    raise ConfigError(f"unknown setting {key}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -433,6 +553,7 @@ __all__ = [
     "PipelineConfig",
     "PublishConfig",
     "RunnerConfig",
+    "Setting",
     "TrackConfig",
     "TrainConfig",
     "ValidateConfig",
@@ -441,6 +562,9 @@ __all__ = [
     "load_config",
     "replace",
     "section_dict",
+    "setting",
+    "setting_of",
+    "settings",
     "shown",
     "to_dict",
     "to_yaml",

@@ -18,6 +18,8 @@ from pathlib import Path
 from hubpipe.pipeline.core.artifacts import read_json
 from hubpipe.pipeline.core.locking import RUN_LOCK_FILE
 
+#: The run folder of ``hubpipe run`` and ``hubpipe.run()`` when none is given.
+DEFAULT_OUTPUT = "hubpipe-output"
 #: A local run folder's record of its last run, and its configuration.
 RUN_FILE = "run.json"
 CONFIG_FILE = "resolved_config.yaml"

@@ -1,4 +1,4 @@
-"""The Kubeflow runner: compiles the pipeline to YAML and submits it to a Kubeflow Pipelines host.
+"""The Kubeflow client: compiles the pipeline to YAML and submits it to a Kubeflow Pipelines host.
 
 This is where environment decisions are made: the configuration as the cluster sees it (backbones baked into
 the image, the publish root on the mounted volume) and the API credentials. The pipeline itself comes from
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import logging
 import os
 import posixpath
+import re
 import tempfile
 import urllib.error
 import urllib.parse
@@ -92,8 +94,31 @@ def compile_pipeline(config: PipelineConfig, options: KubeflowOptions, path: Pat
     with tempfile.TemporaryDirectory() as scratch:
         compiled = Path(scratch) / "pipeline.yaml"
         compiler.Compiler().compile(pipeline, str(compiled))
-        write_text_atomic(path, compiled.read_text(encoding="utf-8"))
+        write_text_atomic(path, integer_defaults(compiled.read_text(encoding="utf-8")))
     return path
+
+
+def integer_defaults(text: str) -> str:
+    """The compiled YAML with integer parameters' defaults written as integers.
+
+    KFP keeps every number of the spec as a protobuf double, so ``epochs`` would show ``5.0`` in the file, its
+    header comment and the KFP UI. The spec is written back as KFP writes it (its header comment, then the
+    documents with sorted keys).
+    """
+    import yaml
+
+    lines = text.splitlines(keepends=True)
+    header = "".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
+    header = re.sub(r"^(#\s+\w+: int \[Default: -?\d+)\.0\]$", r"\1]", header, flags=re.MULTILINE)
+    documents = list(yaml.safe_load_all(text))
+    spec = documents[0]
+    definitions = [spec.get("root", {}), *spec.get("components", {}).values()]
+    for definition in definitions:
+        for parameter in definition.get("inputDefinitions", {}).get("parameters", {}).values():
+            default = parameter.get("defaultValue")
+            if parameter.get("parameterType") == "NUMBER_INTEGER" and isinstance(default, float):
+                parameter["defaultValue"] = int(default)
+    return header + yaml.dump_all(documents, sort_keys=True)
 
 
 def bearer_token(environ: Mapping[str, str]) -> str | None:

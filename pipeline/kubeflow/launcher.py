@@ -34,7 +34,7 @@ from hubpipe.pipeline.core.execution import (
 from hubpipe.pipeline.core.log_setup import configure_logging
 from hubpipe.pipeline.core.stage import StageResult, StageSpec
 from hubpipe.pipeline.core.version import __version__
-from hubpipe.pipeline.kubeflow.parameters import resolve_config
+from hubpipe.pipeline.kubeflow.parameters import CONFIG_PARAMETER, resolve_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Artifact, Filler, Launched, scalar_results
 
 LOG = logging.getLogger("hubpipe.kubeflow")
@@ -49,10 +49,21 @@ def registered_stage(name: str) -> StageSpec:
     raise StageError(f"stage {name} is not registered in hubpipe.pipeline.stages")
 
 
+def pipeline_parameters(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The named pipeline parameters among a component function's arguments: not ``config``, not an artifact."""
+    from kfp import dsl
+
+    return {
+        name: value
+        for name, value in arguments.items()
+        if name != CONFIG_PARAMETER and not isinstance(value, dsl.Artifact)
+    }
+
+
 def launch(
     stage: str | StageSpec,
-    config: Mapping[str, Any],
-    parameters: Mapping[str, Any],
+    config: str | Mapping[str, Any],
+    arguments: Mapping[str, Any],
     *,
     output: Artifact,
     inputs: Mapping[str, Artifact] | None = None,
@@ -62,7 +73,9 @@ def launch(
 ) -> None:
     """Runs ``stage`` (a registered stage's name, or a spec) as a KFP task and fills its outputs.
 
-    ``config`` and ``parameters`` are the pipeline parameters the component received; ``output`` receives the
+    ``config`` is the pipeline parameter of the whole configuration and ``arguments`` what the component function
+    received (its ``locals()``): its parameters besides ``config`` and its artifacts are named pipeline parameters,
+    which override ``config`` (an unknown name is a ConfigError). ``output`` receives the
     stage's folder; ``inputs`` maps upstream stage names to their folder artifacts; ``fill`` pairs each other
     output with the function that fills it (see :mod:`~hubpipe.pipeline.kubeflow.ui_outputs`). With
     ``keep_previous`` the stage folder is also kept in hubpipe's cache (a volume on a cluster) and given to the
@@ -73,7 +86,7 @@ def launch(
     configure_logging(debug=False)
     try:
         spec = registered_stage(stage) if isinstance(stage, str) else stage
-        resolved = resolve_config(config, parameters)
+        resolved = resolve_config(config, pipeline_parameters(arguments))
         if narrow is not None:
             resolved = narrow(resolved)
         input_dirs = {name: Path(artifact.path) for name, artifact in (inputs or {}).items()}

@@ -1,24 +1,31 @@
 """The pipeline parameters: the settings a Kubeflow run can change without recompiling.
 
-Every compiled pipeline has one parameter ``config`` (the whole resolved configuration as a struct, from the
-``--config`` file and flags given to ``hubpipe compile``) and the named parameters below, whose defaults are
+Every compiled pipeline has one parameter ``config`` (the whole resolved configuration as a JSON string, from
+the ``--config`` file and flags given to ``hubpipe compile``) and the named parameters below, whose defaults are
 taken from that configuration and which override it. A component receives ``config`` and only the named
 parameters of the settings its stage reads, so that changing, say, ``epochs`` leaves the cached data stages
 valid.
+
+The named parameters are the settings that declare a ``parameter`` name in the configuration tree
+(:func:`~hubpipe.pipeline.core.config.setting`), with its help text as their description. ``config`` is a
+string, not a struct: KFP keeps a struct's numbers as floats (``epochs: 5.0`` in its UI); JSON keeps integers.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from hubpipe.pipeline.core.config import PipelineConfig, apply_overrides, from_dict, to_dict
+from hubpipe.pipeline.core.config import PipelineConfig, apply_overrides, from_dict, setting_of, settings, to_dict
 from hubpipe.pipeline.core.errors import ConfigError
 
 #: Name of the parameter that carries the whole configuration.
 CONFIG_PARAMETER = "config"
+CONFIG_DESCRIPTION = "The whole configuration as JSON (hubpipe config show); the other parameters override it."
 
 
 @dataclass(frozen=True)
@@ -30,48 +37,16 @@ class PipelineParameter:
     description: str
 
 
-PARAMETERS: tuple[PipelineParameter, ...] = (
-    PipelineParameter(
-        "data_source", "data.source", "Images: a directory (e.g. on the mounted volume), an archive, gs://"
-    ),
-    PipelineParameter("percent", "data.percent", "Percentage of each class's training images to keep"),
-    PipelineParameter("validation_policy", "validate.policy", "'fail' stops before training on anomalies; 'warn'"),
-    PipelineParameter("drift_threshold", "validate.drift_threshold", "L-infinity drift allowed vs the previous run"),
-    PipelineParameter("backbones", "train.backbones", "Backbones: presets, TF Hub handles or SavedModel paths"),
-    PipelineParameter("epochs", "train.epochs", "Training epochs of each classifier head"),
-    PipelineParameter("batch_size", "train.batch_size", "Training batch size"),
-    PipelineParameter("learning_rate", "train.learning_rate", "Learning rate of the classifier heads"),
-    PipelineParameter("fine_tune_layers", "train.fine_tune_layers", "Top backbone layers to fine-tune (0: off)"),
-    PipelineParameter("min_accuracy", "evaluate.min_accuracy", "Test accuracy a candidate needs to be blessed"),
-    PipelineParameter(
-        "min_margin_over_baseline", "evaluate.min_margin_over_baseline", "Accuracy margin over the from-scratch CNN"
-    ),
-    PipelineParameter(
-        "max_drop_vs_blessed", "evaluate.max_drop_vs_blessed", "Accuracy drop allowed vs the last blessed model"
-    ),
-    PipelineParameter("publish_root", "publish.root", "Where logs and blessed models are published (e.g. a PVC path)"),
-    PipelineParameter(
-        "mlflow_uri", "track.mlflow_uri", "MLflow tracking server (empty: $MLFLOW_TRACKING_URI, else none)"
-    ),
+PARAMETERS: tuple[PipelineParameter, ...] = tuple(
+    PipelineParameter(item.parameter, item.key, item.help) for item in settings() if item.parameter
 )
 
 BY_NAME: dict[str, PipelineParameter] = {parameter.name: parameter for parameter in PARAMETERS}
 
 
-def _setting_type(key: str) -> Any:
-    """The annotated type of a dotted setting, from the config dataclasses."""
-    cls: Any = PipelineConfig
-    *sections, leaf = key.split(".")
-    for section in sections:
-        cls = typing.get_type_hints(cls)[section]
-    if not (is_dataclass(cls) and leaf in {f.name for f in fields(cls)}):
-        raise ConfigError(f"unknown setting {key}")
-    return typing.get_type_hints(cls)[leaf]
-
-
 def parameter_type(parameter: PipelineParameter) -> type:
     """The KFP parameter type: ``list`` for tuples, else the setting's own type (str, int, float, bool)."""
-    tp = _setting_type(parameter.key)
+    tp = setting_of(parameter.key).type
     return list if typing.get_origin(tp) is tuple else tp
 
 
@@ -85,9 +60,9 @@ def parameters_for(sections: tuple[str, ...]) -> list[PipelineParameter]:
 
 
 def default_values(config: PipelineConfig) -> dict[str, Any]:
-    """Each named parameter's default: its value in ``config`` (tuples as lists); plus ``config`` itself."""
+    """Each named parameter's default: its value in ``config`` (tuples as lists); plus ``config`` itself (JSON)."""
     data = to_dict(config)
-    values: dict[str, Any] = {CONFIG_PARAMETER: data}
+    values: dict[str, Any] = {CONFIG_PARAMETER: json.dumps(data)}
     for parameter in PARAMETERS:
         node: Any = data
         for part in parameter.key.split("."):
@@ -96,10 +71,33 @@ def default_values(config: PipelineConfig) -> dict[str, Any]:
     return values
 
 
-def resolve_config(config: Mapping[str, Any], values: Mapping[str, Any]) -> PipelineConfig:
-    """The configuration a component runs with: ``config`` overridden by the named parameters it received."""
+def resolve_config(config: str | Mapping[str, Any], values: Mapping[str, Any]) -> PipelineConfig:
+    """The configuration a component runs with: ``config`` (JSON; a mapping from pipelines compiled before it was
+    a string) overridden by the named parameters it received."""
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError as exc:
+            raise ConfigError(f"the pipeline parameter {CONFIG_PARAMETER} is not JSON: {exc}") from None
     unknown = sorted(set(values) - set(BY_NAME))
     if unknown:
         raise ConfigError(f"unknown pipeline parameter {unknown[0]} (known: {', '.join(BY_NAME)})")
     overrides = {BY_NAME[name].key: value for name, value in values.items()}
     return apply_overrides(from_dict(config), overrides)
+
+
+def description(name: str) -> str:
+    """The description of the pipeline parameter ``name``: its setting's help text (as ``hubpipe run --help``
+    shows it for a setting with a flag)."""
+    return CONFIG_DESCRIPTION if name == CONFIG_PARAMETER else BY_NAME[name].description
+
+
+def document_parameters(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Puts the description of each pipeline parameter ``function`` takes first under its docstring's ``Args:``
+    (a component shell documents only its artifacts); KFP shows them in its UI. Returns ``function``."""
+    doc = inspect.getdoc(function) or ""
+    head, _, artifacts = doc.partition("Args:\n")
+    names = [name for name in inspect.signature(function).parameters if name == CONFIG_PARAMETER or name in BY_NAME]
+    lines = [f"    {name}: {description(name)}" for name in names]
+    function.__doc__ = f"{head.rstrip()}\n\nArgs:\n" + "\n".join(lines) + ("\n" + artifacts if artifacts else "\n")
+    return function

@@ -32,7 +32,15 @@ from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.core.execution import topological_order
 from hubpipe.pipeline.core.stage import StageSpec
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions, validate_options
-from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, PARAMETERS, default_values, parameter_type
+from hubpipe.pipeline.kubeflow.parameters import (
+    BY_NAME,
+    CONFIG_PARAMETER,
+    PARAMETERS,
+    default_values,
+    description,
+    document_parameters,
+    parameter_type,
+)
 
 COMPONENT_MODULE = "kfp_component"
 #: The collect task of a fanned-out stage ``<stage>`` is ``<stage>: collect`` in the UI; its resources and pod
@@ -71,6 +79,7 @@ def build_component(function: Callable[..., None], image: str) -> Any:
     time."""
     from kfp import dsl
 
+    function = document_parameters(function)
     return dsl.component(base_image=image, packages_to_install=[], install_kfp_package=False)(function)
 
 
@@ -186,7 +195,7 @@ def _signature(names: list[str], defaults: Mapping[str, Any]) -> inspect.Signatu
                 name,
                 kind,
                 default=defaults[name],
-                annotation=dict if name == CONFIG_PARAMETER else parameter_type(BY_NAME[name]),
+                annotation=str if name == CONFIG_PARAMETER else parameter_type(BY_NAME[name]),
             )
             for name in names
         ]
@@ -195,15 +204,7 @@ def _signature(names: list[str], defaults: Mapping[str, Any]) -> inspect.Signatu
 
 def _docstring(names: list[str]) -> str:
     """The pipeline's description and, under Args, each parameter's (KFP shows them in its UI)."""
-    lines = [DESCRIPTION, "", "Args:"]
-    for name in names:
-        if name == CONFIG_PARAMETER:
-            lines.append(
-                f"    {name}: The whole configuration (hubpipe config show); the other parameters override it."
-            )
-        else:
-            lines.append(f"    {name}: {BY_NAME[name].description} ({BY_NAME[name].key}).")
-    return "\n".join(lines)
+    return "\n".join([DESCRIPTION, "", "Args:", *(f"    {name}: {description(name)}" for name in names)])
 
 
 #: Labels of every task pod: the NetworkPolicy of k8s/ selects hubpipe's pods by ``app.kubernetes.io/name``.

@@ -59,7 +59,7 @@ def ingest_function():
 
     def fake_ingest(
         *,
-        config: dict,
+        config: str,
         data_source: str,
         percent: float,
         examples: Output[Dataset],
@@ -94,7 +94,7 @@ def validate_function():
 
     def fake_validate(
         *,
-        config: dict,
+        config: str,
         validation_policy: str,
         examples: Input[Dataset],
         validation: Output[Artifact],
@@ -123,7 +123,7 @@ def train_function():
 
     def fake_train(
         *,
-        config: dict,
+        config: str,
         backbones: list,
         epochs: int,
         examples: Input[Dataset],

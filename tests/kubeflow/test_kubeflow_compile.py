@@ -4,6 +4,7 @@ the accelerator with its toleration, retries, caching and the volume."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,10 @@ import pytest
 import yaml
 
 from hubpipe.pipeline.cli import main
+from hubpipe.pipeline.core.config import setting_of
 from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, parameters_for
+from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, PARAMETERS, parameters_for
 from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 from hubpipe.pipeline.stages import registered_stages
 
@@ -121,16 +123,52 @@ def test_baseline_off_and_one_backbone_gives_one_train_task_and_the_collect_task
 def test_the_config_becomes_the_parameter_defaults(compiled) -> None:
     _, pipeline, _ = compiled
     parameters = pipeline["root"]["inputDefinitions"]["parameters"]
-    assert parameters["epochs"] == {**parameters["epochs"], "parameterType": "NUMBER_INTEGER", "defaultValue": 7}
+    assert parameters["epochs"]["parameterType"] == "NUMBER_INTEGER" and parameters["epochs"]["defaultValue"] == 7
     assert parameters["percent"]["defaultValue"] == 25.0
     assert parameters["min_accuracy"]["defaultValue"] == 0.8
     assert "backbones" not in parameters  # fixed when compiling: one train task per backbone
     assert parameters["publish_root"]["defaultValue"] == "/mnt/hubpipe/published"
     whole = parameters[CONFIG_PARAMETER]
-    assert whole["parameterType"] == "STRUCT"
-    assert whole["defaultValue"]["train"]["batch_size"] == 16
-    assert whole["defaultValue"]["train"]["backbones"] == ["efficientnet_lite0", "efficientnet_lite1"]
-    assert whole["defaultValue"]["publish"]["pvc_path"] == "published/tensorboard"
+    assert whole["parameterType"] == "STRING"
+    assert json.loads(whole["defaultValue"])["train"]["batch_size"] == 16
+    assert json.loads(whole["defaultValue"])["train"]["backbones"] == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert json.loads(whole["defaultValue"])["publish"]["pvc_path"] == "published/tensorboard"
+
+
+def test_integer_settings_stay_integers_in_the_yaml(compiled) -> None:
+    """KFP keeps numbers as doubles: a struct default showed epochs as 5.0. The configuration is JSON text and
+    the integer parameters' defaults are written as integers, in the spec, the components and the header."""
+    path, pipeline, _ = compiled
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    integers = [name for name, spec in parameters.items() if spec["parameterType"] == "NUMBER_INTEGER"]
+    assert {"epochs", "batch_size", "fine_tune_layers"} <= set(integers)
+    assert all(type(parameters[name]["defaultValue"]) is int for name in integers)
+    assert (parameters["epochs"]["defaultValue"], parameters["batch_size"]["defaultValue"]) == (7, 16)
+    text = path.read_text()
+    assert "#    epochs: int [Default: 7]\n" in text and "[Default: 16.0]" not in text
+    from kfp import components
+
+    spec = components.load_component_from_file(str(path)).pipeline_spec  # what the KFP backend reads
+    config = json.loads(spec.root.input_definitions.parameters[CONFIG_PARAMETER].default_value.string_value)
+    assert type(config["train"]["epochs"]) is int and config["train"]["epochs"] == 7
+    assert type(config["data"]["max_pixels"]) is int
+
+
+def test_the_parameters_carry_the_help_of_hubpipe_run(compiled) -> None:
+    """Each parameter's description is its setting's help, the same text `hubpipe run --help` shows."""
+    from hubpipe.pipeline.commands.run import run
+
+    _, pipeline, _ = compiled
+    described = {name: spec["description"] for name, spec in pipeline["root"]["inputDefinitions"]["parameters"].items()}
+    flags = {option.opts[0]: option.help for option in run.params}
+    assert described["epochs"] == flags["--epochs"] == "Training epochs of each classifier head."
+    assert described["data_source"] == flags["--data"]
+    assert described["percent"] == flags["--percent"]
+    assert all(described[p.name] == setting_of(p.key).help for p in PARAMETERS if p.name in described)
+    shown = " ".join(hubpipe("run", "--help").stdout.split())
+    assert all(" ".join(flags[flag].split()) in shown for flag in ("--epochs", "--data", "--backbone"))
+    train = pipeline["components"]["comp-train"]["inputDefinitions"]["parameters"]
+    assert train["epochs"]["description"] == described["epochs"]  # the component's docstring, generated
 
 
 def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:

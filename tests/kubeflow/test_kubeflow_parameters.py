@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hubpipe.pipeline.core.config import load_config, to_dict
@@ -35,10 +37,17 @@ def test_defaults_come_from_the_config() -> None:
     values = default_values(config)
     assert values["backbones"] == ["a", "b"]
     assert values["min_accuracy"] == 0.7
-    assert values[CONFIG_PARAMETER] == to_dict(config)
+    assert json.loads(values[CONFIG_PARAMETER]) == to_dict(config)
 
 
-def test_a_component_resolves_the_config_struct_and_its_parameters() -> None:
+def test_a_component_resolves_the_config_json_and_its_parameters() -> None:
+    config = resolve_config(default_values(load_config(overrides={"train.epochs": 9}))[CONFIG_PARAMETER], {})
+    assert config.train.epochs == 9
+    with pytest.raises(ConfigError, match="the pipeline parameter config is not JSON"):
+        resolve_config("{not json", {})
+
+
+def test_a_component_resolves_the_config_struct_of_an_older_pipeline_and_its_parameters() -> None:
     """KFP hands a struct's integers back as floats; the config tree coerces them."""
     struct = to_dict(load_config(overrides={"train.epochs": 9}))
     struct["train"]["batch_size"] = 16.0

@@ -34,7 +34,8 @@ def test_import_is_light_and_lazy() -> None:
 
 
 def test_settings_by_section_become_dotted_overrides() -> None:
-    overrides = settings_overrides("imgs", "mobilenetv2", 3, {"train": {"batch_size": 16}})
+    shortcuts = {"data": Path("imgs"), "backbones": "mobilenetv2", "epochs": 3}
+    overrides = settings_overrides(shortcuts, {"train": {"batch_size": 16}})
     assert overrides == {
         "train.batch_size": 16,
         "data.source": "imgs",
