@@ -111,7 +111,7 @@ class ShardRecord:
 def store_location(setting: str = "") -> str:
     """The store: ``train.vector_store`` when set, else ``vectors/`` in hubpipe's cache folder."""
     if setting:
-        return setting if is_remote(setting) else str(Path(setting).expanduser())
+        return setting.rstrip("/") if is_remote(setting) else os.path.abspath(os.path.expanduser(setting))
     from hubpipe.pipeline.core.cache_root import cache_root
 
     return str(cache_root() / STORE_DIR)

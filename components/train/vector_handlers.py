@@ -9,9 +9,10 @@ SavedModel as hubpipe's backbone registry does, so both handlers are ``ModelHand
 
 The model a handler loads takes *encoded* images and decodes and resizes them with
 :func:`~hubpipe.components.train.inputs.decode_and_resize`, the function training and the serving model use,
-so the vectors equal those of the in-process path. Decoding happens inside the model, a batch at a time in
-parallel threads ahead of the backbone (as the in-process ``tf.data`` pipeline overlaps them), and the
-batches RunInference forms carry encoded bytes (tens of KB an image) rather than decoded float images.
+so the vectors equal those of the in-process path. Decoding happens inside the model, a step of images at
+a time in parallel threads while the backbone runs on the step before (as the in-process ``tf.data`` pipeline
+overlaps them), and the batches RunInference forms carry encoded bytes (tens of KB an image) rather than
+decoded float images.
 
 RunInference loads the model once per worker process (its shared model) and forms the batches with
 :meth:`ImageVectorHandler.batch_elements_kwargs`. When the runner executes in the driver's own process (the
@@ -21,6 +22,7 @@ local ``FnApiRunner``), the engine the train stage already loaded is used instea
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import threading
@@ -60,29 +62,39 @@ def register_loaded_engine(key: str, features: FeatureFn) -> None:
 
 
 class _VectorModel:
-    """Encoded images -> vectors: parallel decoding ahead of the engine; one call at a time."""
+    """Encoded images -> vectors: each step of :data:`DECODE_STEP` images is decoded (in parallel, by one traced
+    function) while the engine runs on the step before; one call at a time."""
 
     def __init__(self, tf: Any, features: FeatureFn, size: int, threads: int):
         from hubpipe.components.train.inputs import decode_and_resize
 
-        self.tf, self.features, self.size = tf, features, size
-        self.options = tf.data.Options()
-        self.options.autotune.enabled = False
-        self.options.threading.private_threadpool_size = threads
-        self.decode = lambda encoded: decode_and_resize(tf, encoded, size)
+        self.tf, self.features = tf, features
+        image = tf.TensorSpec([size, size, 3], tf.float32)
+        self.decode = tf.function(
+            lambda encoded: tf.map_fn(
+                lambda one: decode_and_resize(tf, one, size),
+                encoded,
+                fn_output_signature=image,
+                parallel_iterations=max(2, threads),
+            ),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
         self.lock = threading.Lock()
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hubpipe-decode")
 
     def __call__(self, encoded: Sequence[bytes]) -> np.ndarray:
-        tf = self.tf
-        images = (
-            tf.data.Dataset.from_tensor_slices(tf.constant(list(encoded), tf.string))
-            .with_options(self.options)
-            .map(self.decode, num_parallel_calls=self.options.threading.private_threadpool_size)
-            .batch(DECODE_STEP)
-            .prefetch(2)
-        )
+        steps = [list(encoded[start : start + DECODE_STEP]) for start in range(0, len(encoded), DECODE_STEP)]
+        if not steps:
+            return np.zeros((0, 0), np.float32)
+        vectors = []
         with self.lock:  # RunInference shares one model between a worker's threads; TFLite is not thread-safe
-            return np.concatenate([np.asarray(self.features(batch), np.float32) for batch in images])
+            pending = self.pool.submit(self.decode, self.tf.constant(steps[0]))
+            for following in [*steps[1:], None]:
+                images = pending.result()
+                if following is not None:  # decoded while the engine runs on this step
+                    pending = self.pool.submit(self.decode, self.tf.constant(following))
+                vectors.append(np.asarray(self.features(images), np.float32))
+        return np.concatenate(vectors)
 
 
 class ImageVectorHandler(ModelHandler[bytes, np.ndarray, _VectorModel]):

@@ -157,7 +157,7 @@ def check_ran_elsewhere(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path, s
     np.testing.assert_allclose(stored_vectors(store, keys), expected, rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(400)
 def test_portable_runner_with_external_workers(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
     store = tmp_path / "store"
     with beam_services(tmp_path) as (job_port, pool_port):
@@ -176,7 +176,7 @@ def test_portable_runner_with_external_workers(tmp_path: Path, ingest_dir: Path,
     check_ran_elsewhere(tmp_path, ingest_dir, tiny_backbone, store)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(400)
 def test_direct_runner_multi_processing(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
     store = tmp_path / "store"
     args = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
