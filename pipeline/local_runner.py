@@ -85,6 +85,13 @@ class RunReport:
         return next(record for record in self.stages if record.name == name)
 
 
+def rejection(message: str, stage_dir: Path, artifacts: dict[str, str]) -> DataRejected:
+    """The stage's rejection, with the path of its report when it has one (its ``report`` artifact)."""
+    report = artifacts.get("report")
+    where = f" (report: {stage_dir.parent / report})" if report else ""
+    return DataRejected(f"{message}{where}")
+
+
 def select_until(stages: list[StageSpec], until: str | None) -> list[StageSpec]:
     """The stages needed to finish ``until`` (itself included), in order; all when ``until`` is None."""
     if until is None:
@@ -186,14 +193,14 @@ class LocalRunner:
         LOG.info("[%s] done in %.1f s", stage.name, record.duration_s)
         if result.rejected:
             record.status, record.error = "failed", result.rejected
-            raise DataRejected(result.rejected)
+            raise rejection(result.rejected, final_dir, record.artifacts)
 
     def _reuse(self, stage: StageSpec, record: StageRecord, manifest: dict[str, Any], final_dir: Path) -> None:
         """Records the verified folder of ``stage`` as ``cached``; stops the run when it had rejected the data."""
         self._fill_record(record, "cached", manifest, final_dir)
         LOG.info("[%s] cached (fingerprint %s)", stage.name, record.fingerprint[:12])
         if manifest.get("rejected"):
-            raise DataRejected(manifest["rejected"])
+            raise rejection(manifest["rejected"], final_dir, record.artifacts)
 
     def _execute(self, stage: StageSpec, placement: Placement, inputs: dict[str, Any], final_dir: Path) -> StageResult:
         """Executes ``stage`` in its work folder and commits it to ``final_dir``; a failure leaves no trace."""

@@ -167,6 +167,11 @@ def shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 3]}..."
 
 
+def shown_text(text: str) -> str:
+    """``text`` cut to :data:`MAX_SHOWN_CHARS` characters (a parser's message can quote a long line)."""
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 3]}..."
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -270,12 +275,27 @@ def apply_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> Pip
         *parents, leaf = dotted.split(".")
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise ConfigError(f"unknown setting {dotted}")
+                raise unknown_setting(dotted, data)
             node = node[part]
         if leaf not in node:
-            raise ConfigError(f"unknown setting {dotted}")
+            raise unknown_setting(dotted, data)
         node[leaf] = value
     return from_dict(data)
+
+
+def unknown_setting(dotted: str, data: Mapping[str, Any]) -> ConfigError:
+    """The error for an override of a setting that does not exist, with the closest existing names."""
+    import difflib
+
+    section, _, leaf = dotted.rpartition(".")
+    sections = [name for name, values in data.items() if isinstance(values, dict)]
+    if section not in sections:  # a misspelled section: the closest one
+        section = next(iter(difflib.get_close_matches(section, sections, n=1, cutoff=0.6)), "")
+    keys = list(data[section]) if section else []
+    close = [f"{section}.{key}" for key in ([leaf] if leaf in keys else difflib.get_close_matches(leaf, keys, n=3))]
+    hint = f"did you mean {' or '.join(close)}?" if close else "`hubpipe config show` lists every setting"
+    name = dotted if len(dotted) <= MAX_SHOWN_CHARS else shown(dotted)
+    return ConfigError(f"unknown setting {name}; {hint}")
 
 
 def read_yaml(text: str, what: str) -> Any:
@@ -295,8 +315,11 @@ def read_yaml(text: str, what: str) -> Any:
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{what} is not valid YAML{at}") from None
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or ""
+        context = getattr(exc, "context", None) or ""
+        reason = ": " + ", ".join(part for part in (problem, context) if part) if problem or context else ""
+        raise ConfigError(f"{what} is not valid YAML{at}{shown_text(reason)}") from None
     except RecursionError:
         raise ConfigError(f"{what} nests its values too deeply") from None
     except ValueError as exc:  # e.g. an integer over Python's digit limit

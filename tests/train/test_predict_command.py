@@ -63,7 +63,7 @@ def test_run_folder_uses_the_best_model_and_bad_files_fail_at_the_end(
     good = sorted(images.glob("*.jpeg"))[0]
     backbone = ["--backbone", str(tiny_backbone)]
     code, out, err = predict(capsys, str(run_folder), str(good), str(broken), str(tmp_path / "missing.png"), *backbone)
-    assert code == 1
+    assert code == 2  # bad input: unreadable images (see errors.py)
     assert len(out) == 1 and out[0].startswith(str(good))
     assert len(out[0].split()) == 1 + 2 * 3  # the default top-3
     assert [line.split(":")[0] for line in err[:2]] == [str(broken), str(tmp_path / "missing.png")]
@@ -141,7 +141,7 @@ def test_a_crafted_serving_folder_in_a_model_folder_never_runs(
         shutil.copytree(saved_model, model / "serving")
     backbone = ["--backbone", str(tiny_backbone)]
     code, out, err = predict(capsys, str(tmp_path / "models" / "tiny_backbone"), str(pictures), *backbone)
-    assert code == 1 and not marker.exists()
+    assert code == 2 and not marker.exists()
     assert len(out) == 1 and out[0].startswith(str(pictures / "fine.png"))
     assert err[0].startswith(f"{pictures / 'bomb.png'}: cannot classify: image declares more than 40,000,000 pixels")
     code, _, err = predict(capsys, str(tmp_path / "models" / "scratch_cnn"), str(pictures / "fine.png"))
@@ -165,14 +165,14 @@ def test_a_foreign_saved_model_is_refused_unless_trusted_and_the_cap_stays_hubpi
     assert "operations can read and write files as you" in shown and "runs only with --trust-saved-model" in shown
 
     code, out, err = predict(capsys, str(saved_model), str(pictures), "--trust-saved-model")
-    assert code == 1 and marker.exists()  # trusted: its graph ran, as the flag says it would
+    assert code == 2 and marker.exists()  # trusted: its graph ran, as the flag says it would
     assert len(out) == 1 and out[0].startswith(str(pictures / "fine.png"))
     assert any(line.startswith(f"{pictures / 'bomb.png'}: cannot classify: image declares more") for line in err)
 
     marker.unlink()
     settings = ["--trust-saved-model", "--set", "data.max_pixels=1000"]  # 64 x 48 = 3072 pixels
     code, out, err = predict(capsys, str(saved_model), str(pictures / "fine.png"), *settings)
-    assert code == 1 and out == [] and not marker.exists()  # the cap of hubpipe's configuration, not 1e15
+    assert code == 2 and out == [] and not marker.exists()  # the cap of hubpipe's configuration, not 1e15
     assert any("fine.png: cannot classify: image declares more than 1,000 pixels" in line for line in err)
 
 
@@ -238,7 +238,7 @@ def test_a_file_over_max_file_bytes_is_refused_before_it_is_read(trained_run, tm
     result = subprocess.run(
         [sys.executable, "-c", PEAK_RSS, str(peak), *command], capture_output=True, text=True, check=False, timeout=300
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert result.stdout.startswith(str(tmp_path / "fine.png"))
     limit = DataConfig.max_file_bytes
     assert f"{huge}: cannot classify: {1536 * 1024**2:,} bytes, over data.max_file_bytes ({limit:,})" in result.stderr
