@@ -38,17 +38,19 @@ __all__ = [
     "HubpipeError",
     "PublishConflict",
     "PublishRootDamaged",
+    "Published",
     "Run",
     "StageError",
     "UsageError",
     "__version__",
     "compare",
     "load",
+    "load_published",
     "run",
 ]
 
 #: The public names and the module that defines them.
-_API = dict.fromkeys(("run", "load", "compare", "Run"), "hubpipe.pipeline.api")
+_API = dict.fromkeys(("run", "load", "compare", "Run", "load_published", "Published"), "hubpipe.pipeline.api")
 _API.update(dict.fromkeys(ERRORS, "hubpipe.pipeline.core.errors"))
 
 

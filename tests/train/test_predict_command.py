@@ -243,3 +243,73 @@ def test_a_file_over_max_file_bytes_is_refused_before_it_is_read(trained_run, tm
     limit = DataConfig.max_file_bytes
     assert f"{huge}: cannot classify: {1536 * 1024**2:,} bytes, over data.max_file_bytes ({limit:,})" in result.stderr
     assert int(peak.read_text()) * 1024 < 1024**3  # about 0.6 GB; reading the file would hold all of it (and copies)
+
+
+def _pixels(data: bytes) -> bytes:
+    return Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+
+def _formats(png: bytes) -> dict[str, bytes]:
+    """The picture of ``png`` as lossless WebP and as TIFF (formats TensorFlow does not read; ingest converts)."""
+    picture = Image.open(io.BytesIO(png)).convert("RGB")
+    converted = {}
+    for name, options in (("webp", {"format": "WEBP", "lossless": True}), ("tiff", {"format": "TIFF"})):
+        buffer = io.BytesIO()
+        picture.save(buffer, **options)
+        converted[name] = buffer.getvalue()
+    return converted
+
+
+def test_webp_and_tiff_are_classified_as_ingest_converted_them(trained_run, tmp_path: Path, capsys) -> None:
+    """Predict takes every format ingest takes, with ingest's conversion (a lossless copy predicts as the PNG),
+    and keeps the pixel cap for them."""
+    from hubpipe.components.ingest.images import inspect_image, transcode
+
+    request, _ = trained_run
+    png = _encoded((64, 48))
+    (tmp_path / "picture.png").write_bytes(png)
+    for suffix, data in _formats(png).items():
+        (tmp_path / f"picture.{suffix}").write_bytes(data)
+        info = inspect_image(data, DataConfig.max_pixels)
+        assert info.transcode == f"{suffix}_format"  # what ingest does with it: converted to PNG
+        assert _pixels(transcode(data, info)) == _pixels(png)
+    model = str(request.output_dir / "models" / "scratch_cnn")
+    code, out, err = predict(capsys, model, str(tmp_path))  # a folder: .webp and .tiff files are listed too
+    assert code == 0, err
+    lines = {Path(line.split()[0]).suffix: line.split()[1:] for line in out}
+    assert set(lines) == {".png", ".webp", ".tiff"}
+    assert lines[".webp"] == lines[".png"] and lines[".tiff"] == lines[".png"]
+    code, out, err = predict(capsys, model, str(tmp_path / "picture.webp"), "--set", "data.max_pixels=1000")
+    assert code == 2 and out == [] and "over data.max_pixels (1,000)" in err[0], err
+
+
+def _publish_root(root: Path, model_dir: Path, version: str) -> Path:
+    """A publish root whose LATEST names ``version``, a copy of ``model_dir`` (as publish lays one out)."""
+    target = root / "models" / version
+    shutil.copytree(model_dir, target)
+    (target / "version.json").write_text(json.dumps({"model": model_dir.name, "model_key": version}))
+    (root / "models" / "LATEST").write_text(f"{version}\n")
+    (root / "tensorboard").mkdir(exist_ok=True)
+    return root
+
+
+def test_a_publish_root_predicts_with_its_latest_blessed_model(trained_run, images: Path, tmp_path: Path, capsys):
+    import hubpipe
+
+    request, _ = trained_run
+    models = request.output_dir / "models"
+    root = _publish_root(tmp_path / "published", models / "tiny_backbone_fine_tuned", "v1")
+    root = _publish_root(root, models / "scratch_cnn", "v2")  # LATEST: v2
+    picture = str(sorted(images.glob("*.jpeg"))[0])
+    code, out, err = predict(capsys, str(root), picture)
+    assert code == 0, err
+    assert predict(capsys, str(models / "scratch_cnn"), picture)[1] == out
+    published = hubpipe.load_published(root)
+    assert published.version == "v2"
+    (top,) = published.predict([picture])["top"]
+    shown = out[0].split()[1:]
+    assert [label for label, _ in top] == shown[::2]
+    assert all(abs(p - float(text)) <= 5e-4 for (_, p), text in zip(top, shown[1::2], strict=True))
+    (root / "models" / "LATEST").unlink()
+    code, out, err = predict(capsys, str(root), picture)
+    assert code == 2 and "no model is blessed in the publish root" in err[0]
