@@ -37,6 +37,7 @@ class FitOutcome:
     history: list[dict[str, float]]
     seconds: float
     resumed_from_epoch: int | None  # the first epoch this process trained, when earlier ones were restored
+    reused: bool = False  # the weights of an earlier run's identical training (see .trained), not trained now
 
 
 class _EpochRecorder:
