@@ -21,7 +21,7 @@ def run(ctx: StageContext) -> StageResult:
         train_dir=ctx.inputs["train"],
         output_dir=ctx.output_dir,
         cache_dir=ctx.cache_dir,
-        publish_root=resolve_root(ctx.config.publish.root),
+        publish_root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment),
         thresholds=ctx.config.evaluate,
     )
     evaluation = evaluate(request)
@@ -37,7 +37,7 @@ def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous
     recorded as such, so that the stage runs (and stops with :class:`PublishRootDamaged`) rather than reuse
     an earlier evaluation.
     """
-    root = resolve_root(config.publish.root)
+    root = resolve_root(config.publish.root, config.publish.experiment)
     train_dir = Path(inputs["train"])
     try:
         reference = find_reference(root, candidate_keys(train_dir) if train_dir.is_dir() else [])

@@ -30,6 +30,7 @@ LAYOUTS = ("auto", "split", "flat")
 PRECISIONS = ("auto", "float32", "mixed_float16")
 ENGINES = ("auto", "tensorflow", "tflite")
 K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: namespaces, Tensorboard names
+EXPERIMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"  # a folder name: publish.experiment
 K8S_VOLUME_CLAIM = r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # a DNS-1123 subdomain
 #: A configuration holds about a hundred values; YAML aliases can make a file of a few hundred bytes stand for
 #: billions (an "alias bomb"). A file whose values, aliases expanded, number more than this is refused.
@@ -103,7 +104,8 @@ class EvaluateConfig:
 class PublishConfig:
     """Where TensorBoard logs and blessed models are published."""
 
-    root: str = ""  # directory, gs:// path or mounted PVC path; empty: published/ in hubpipe's cache folder
+    root: str = ""  # directory, gs:// path or mounted PVC path; empty: published/<experiment> in hubpipe's cache
+    experiment: str = ""  # names the default root (runs compare within it); empty: the run folder's name
     pvc_name: str = ""  # when set, the Kubeflow Tensorboard resource points at pvc://<pvc_name>/<pvc_path>
     pvc_path: str = "tensorboard"  # the root's tensorboard/ folder as seen inside the PVC
     tensorboard_name: str = "hubpipe"
@@ -431,6 +433,12 @@ def validate(config: PipelineConfig) -> PipelineConfig:
             f"publish.{name} must be a Kubernetes name (lowercase letters, digits and '-', at most 63), "
             f"got {shown(value)}",
         )
+    experiment = config.publish.experiment
+    _check(
+        not experiment or bool(re.fullmatch(EXPERIMENT_NAME, experiment)),
+        "publish.experiment must be letters, digits, '.', '_' and '-' (at most 100, starting with a letter or "
+        f"digit), got {shown(experiment)}",
+    )
     pvc = config.publish.pvc_name
     _check(
         not pvc or bool(re.fullmatch(K8S_VOLUME_CLAIM, pvc)),
