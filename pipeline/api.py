@@ -157,6 +157,30 @@ def _encoded(image: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _prediction_table(model_dir: Path, images: Sequence[Any] | Any, top_k: int, config: PipelineConfig) -> pd.DataFrame:
+    """One row per image (image, label, probability, top) by the model in ``model_dir``, rebuilt by hubpipe's
+    code; images in any format ingest takes, converted as ingest converts them."""
+    import pandas as pd
+
+    from hubpipe.components.train.serving import classify_encoded, load_classifier
+
+    if isinstance(images, (str, Path, bytes)) or not isinstance(images, Sequence):
+        images = [images]
+    encoded = [_encoded(image) for image in images]
+    classifier = load_classifier(model_dir, backbones=config.train.backbones)
+    tops = classify_encoded(classifier, encoded, top_k, config.data)
+    rows = [
+        {
+            "image": str(img) if isinstance(img, (str, Path)) else f"#{i}",
+            "label": top[0][0],
+            "probability": top[0][1],
+            "top": top,
+        }
+        for i, (img, top) in enumerate(zip(images, tops, strict=True))
+    ]
+    return pd.DataFrame(rows, columns=["image", "label", "probability", "top"])
+
+
 @dataclass(frozen=True)
 class Run:
     """A finished (or failed) run folder, read through what its stages wrote.
@@ -281,26 +305,7 @@ class Run:
         """The top classes of each image (paths, PIL images or RGB arrays) by the blessed model, or by
         ``model`` (a model name of this run). One row per image: image, label, probability, top. The model is
         rebuilt by hubpipe's code from its weights, as ``hubpipe predict`` does."""
-        import pandas as pd
-
-        from hubpipe.components.train.serving import classify_encoded, load_classifier
-
-        if isinstance(images, (str, Path, bytes)) or not isinstance(images, Sequence):
-            images = [images]
-        encoded = [_encoded(image) for image in images]
-        config = self.config or load_config()
-        classifier = load_classifier(self._model_dir(model), backbones=config.train.backbones)
-        tops = classify_encoded(classifier, encoded, top_k, config.data)
-        rows = [
-            {
-                "image": str(img) if isinstance(img, (str, Path)) else f"#{i}",
-                "label": top[0][0],
-                "probability": top[0][1],
-                "top": top,
-            }
-            for i, (img, top) in enumerate(zip(images, tops, strict=True))
-        ]
-        return pd.DataFrame(rows, columns=["image", "label", "probability", "top"])
+        return _prediction_table(self._model_dir(model), images, top_k, self.config or load_config())
 
     def _repr_html_(self) -> str:
         from hubpipe.pipeline.report.page import render_summary
@@ -309,3 +314,40 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.output_dir)!r}, status={self.status!r}, blessed={self.blessed!r})"
+
+
+def load_published(root: str | Path, config: str | Path | None = None) -> Published:
+    """The LATEST blessed model of a publish root (the ``publish.root`` of the runs, e.g. ``run.blessing``'s
+    root); ``config`` a YAML file whose settings ``predict`` uses (the backbones it may rebuild models on and the
+    image limits), else the defaults."""
+    from hubpipe.components.train.serving import resolve_model_dir
+
+    folder = Path(root).expanduser()
+    return Published(resolve_model_dir(folder).resolve(), load_config(config))
+
+
+@dataclass(frozen=True)
+class Published:
+    """A blessed model in a publish root (its version folder), for ``predict`` and ``keras_model``."""
+
+    model_dir: Path
+    config: PipelineConfig = field(compare=False, repr=False)
+
+    @property
+    def version(self) -> str:
+        return self.model_dir.name
+
+    def predict(self, images: Sequence[Any] | Any, top_k: int = 3) -> pd.DataFrame:
+        """As :meth:`Run.predict`, by this model."""
+        return _prediction_table(self.model_dir, images, top_k, self.config)
+
+    def keras_model(self, *, fine_tune_layers: int = 0, learning_rate: float | None = None) -> Any:
+        """As :meth:`Run.keras_model`, for this model."""
+        from hubpipe.components.train.serving import keras_model
+
+        return keras_model(
+            self.model_dir,
+            backbones=self.config.train.backbones,
+            fine_tune_layers=fine_tune_layers,
+            learning_rate=learning_rate,
+        )

@@ -3,7 +3,7 @@
 Subcommands live in :mod:`hubpipe.pipeline.commands` and are imported only when used, so ``hubpipe --help``
 answers at once; TensorFlow, Beam, TFDV and kfp are imported inside the commands that need them.
 
-Exit codes: 0 success, 1 anything else, 2 usage or configuration error, 3 data rejected by the
+Exit codes: 0 success, 1 anything else, 2 bad input (see errors.py for the rule), 3 data rejected by the
 validation policy, 4 publishing lost a race with another run, 5 the publish root names a blessed model that
 cannot be read. A user mistake prints one line; ``--debug`` shows tracebacks and debug logs.
 """

@@ -54,6 +54,7 @@ from hubpipe.pipeline.core.locking import process_identity
 from hubpipe.pipeline.core.run_folder import CACHE_DIR, CONFIG_FILE, RUN_FILE
 from hubpipe.pipeline.core.stage import StageResult, StageSpec
 from hubpipe.pipeline.core.version import __version__
+from hubpipe.pipeline.stages import PUBLISH_ROOT_CHECK
 
 LOG = logging.getLogger("hubpipe.runner")
 
@@ -80,9 +81,39 @@ class RunReport:
     status: str = "running"
     process: dict[str, Any] = field(default_factory=process_identity)
     tracking: dict[str, Any] | None = None  # what MLflow tracking did (see hubpipe.pipeline.tracking.run_tracking)
+    publish_root: str = ""  # publish_root_line() of a run that evaluates or publishes
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
+
+
+def with_experiment(config: PipelineConfig, output_dir: Path) -> PipelineConfig:
+    """``config`` with ``publish.experiment`` filled in with the run folder's name when it is empty and no
+    ``publish.root`` is set: the default publish root is then that experiment's, so unrelated runs on one machine
+    do not gate each other (resolved_config.yaml records the name, so a rerun from it publishes alongside)."""
+    from hubpipe.components.common.publish_root import experiment_name
+
+    publish = config.publish
+    if publish.root.strip() or publish.experiment:
+        return config
+    return replace(config, publish=replace(publish, experiment=experiment_name(output_dir.name)))
+
+
+def publish_root_line(config: PipelineConfig) -> str:
+    """Where the run publishes and compares with the last blessed model, in a few words."""
+    from hubpipe.components.common.publish_root import resolve_root
+
+    root = resolve_root(config.publish.root, config.publish.experiment)
+    if config.publish.root.strip():
+        return f"publish root {root}"
+    return f"publish root {root} (experiment {config.publish.experiment}; to share one: publish.root or .experiment)"
+
+
+def rejection(message: str, stage_dir: Path, artifacts: dict[str, str]) -> DataRejected:
+    """The stage's rejection, with the path of its report when it has one (its ``report`` artifact)."""
+    report = artifacts.get("report")
+    where = f" (report: {stage_dir.parent / report})" if report else ""
+    return DataRejected(f"{message}{where}")
 
 
 def select_until(stages: list[StageSpec], until: str | None) -> list[StageSpec]:
@@ -115,8 +146,8 @@ class LocalRunner:
     def __init__(
         self, config: PipelineConfig, output_dir: Path, stages: Sequence[StageSpec], force_output: bool = False
     ):
-        self.config = config
         self.output_dir = Path(output_dir).resolve()
+        self.config = with_experiment(config, self.output_dir)
         self.stages = topological_order(stages)
         self.force_output = force_output  # run into a non-empty folder that is not a run folder
 
@@ -134,6 +165,8 @@ class LocalRunner:
     def _run_locked(self, selected: list[StageSpec], use_cache: bool) -> RunReport:
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
         report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
+        if any(stage.preflight == PUBLISH_ROOT_CHECK for stage in selected):
+            report.publish_root = publish_root_line(self.config)
         self._write_report(report)
         try:
             for stage in selected:
@@ -186,14 +219,14 @@ class LocalRunner:
         LOG.info("[%s] done in %.1f s", stage.name, record.duration_s)
         if result.rejected:
             record.status, record.error = "failed", result.rejected
-            raise DataRejected(result.rejected)
+            raise rejection(result.rejected, final_dir, record.artifacts)
 
     def _reuse(self, stage: StageSpec, record: StageRecord, manifest: dict[str, Any], final_dir: Path) -> None:
         """Records the verified folder of ``stage`` as ``cached``; stops the run when it had rejected the data."""
         self._fill_record(record, "cached", manifest, final_dir)
         LOG.info("[%s] cached (fingerprint %s)", stage.name, record.fingerprint[:12])
         if manifest.get("rejected"):
-            raise DataRejected(manifest["rejected"])
+            raise rejection(manifest["rejected"], final_dir, record.artifacts)
 
     def _execute(self, stage: StageSpec, placement: Placement, inputs: dict[str, Any], final_dir: Path) -> StageResult:
         """Executes ``stage`` in its work folder and commits it to ``final_dir``; a failure leaves no trace."""
@@ -239,13 +272,17 @@ class LocalRunner:
 
 
 def run_summary(report: RunReport) -> str:
-    """One line on what a run did: which stages ran and which were taken from the cache, and the run folder."""
+    """One line on what a run did: which stages ran and which were taken from the cache, the run folder, and
+    the publish root when a stage used it."""
     parts = []
     for status, label in (("cached", "from the cache"), ("ran", "ran"), ("failed", "failed")):
         names = [record.name for record in report.stages if record.status == status]
         if names:
             parts.append(f"{label}: {', '.join(names)}")
-    return f"{'; '.join(parts) or 'no stage'} (run folder {report.output_dir})"
+    where = f"run folder {report.output_dir}"
+    if report.publish_root:
+        where += f"; {report.publish_root}"
+    return f"{'; '.join(parts) or 'no stage'} ({where})"
 
 
 def run_pipeline(

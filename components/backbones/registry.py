@@ -28,7 +28,7 @@ from typing import Any
 from hubpipe.components.backbones import offline
 from hubpipe.components.backbones.lite_variant import FEATURE_DIM
 from hubpipe.components.backbones.manifest import read_manifest
-from hubpipe.pipeline.core.errors import StageError, UsageError
+from hubpipe.pipeline.core.errors import ConfigError, StageError, UsageError
 
 LOG = logging.getLogger(__name__)
 
@@ -232,6 +232,37 @@ def check_local(spec: BackboneSpec) -> None:
         return
     if not (Path(spec.handle).expanduser() / "saved_model.pb").is_file():
         raise UsageError(f"no SavedModel at {spec.handle} (expected saved_model.pb there)")
+
+
+#: Seconds a reachability probe of a backbone URL waits for an answer before the run is refused.
+PROBE_TIMEOUT_S = 10.0
+
+
+def check_reachable(spec: BackboneSpec, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raises ConfigError, before any stage starts, when an http(s) backbone is neither in tensorflow_hub's
+    cache nor answered by its server (no route, no name resolution, a timeout, 404/410).
+
+    One HEAD request (redirects followed, as TF Hub sends handles on to Kaggle); any other answer from the server
+    counts as reachable, since the download itself may need a format parameter the probe does not send.
+    Bucket paths (``gs://``) are not probed: that would need credentials before any stage.
+    """
+    import urllib.error
+    import urllib.request
+
+    handle = spec.handle
+    if not handle.lower().startswith(("http://", "https://")) or _tfhub_cached(handle):
+        return
+    request = urllib.request.Request(handle, method="HEAD", headers={"User-Agent": "hubpipe"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code not in (404, 410):
+            return
+        reason = f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = _one_line(getattr(exc, "reason", None) or exc)
+    raise ConfigError(f"backbone {spec.name} cannot be reached ({handle}: {reason}); {_pull_hint(handle)}")
 
 
 def _loadable_handle(spec: BackboneSpec) -> str:

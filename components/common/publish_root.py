@@ -17,9 +17,12 @@ Publishing a model to a local (or mounted) root happens under an OS lock on ``<r
 (:func:`locked`): a compare-and-swap of LATEST is then exact, and any ``.tmp-*`` in ``models/`` found under
 the lock was left by a killed publisher. A ``gs://`` root has no such lock (see the README).
 
-Without ``publish.root`` the root is ``published/`` in hubpipe's cache folder (``$HUBPIPE_CACHE_DIR``,
-else ``~/.cache/hubpipe``): every local run on the machine publishes there and compares its candidates with
-the last model blessed there, whatever its ``--output`` folder, and ``hubpipe tensorboard`` finds all runs.
+Without ``publish.root`` the root is ``published/<experiment>`` in hubpipe's cache folder
+(``$HUBPIPE_CACHE_DIR``, else ``~/.cache/hubpipe``), one root per experiment (``publish.experiment``; the local
+runner fills in the run folder's name when it is empty): a run compares its candidates with the last model
+blessed in its own experiment, never with an unrelated run's. ``hubpipe tensorboard`` serves ``published/``,
+so it finds every experiment's runs. A root shared by several experiments is one setting away: the same
+``publish.root`` (or the same ``publish.experiment``) for all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,7 +64,7 @@ def preflight(config: PipelineConfig) -> None:
     """
     configured = config.publish.root.strip()
     require_scheme(configured, "publish.root")
-    root = resolve_root(configured)
+    root = resolve_root(configured, config.publish.experiment)
     if not storage.is_remote(root):
         where = "publish.root" if configured else "publish.root (or HUBPIPE_CACHE_DIR, which holds the default root)"
         require_writable(root, f"set {where} to a folder hubpipe may write to")
@@ -91,14 +95,32 @@ def require_writable(root: str, hint: str) -> None:
             ) from None
 
 
-def default_root() -> str:
-    """The publish root used when ``publish.root`` is empty."""
-    return str(cache_root() / "published")
+#: The folder of hubpipe's cache folder that holds the default publish roots, one per experiment.
+PUBLISHED_DIR = "published"
+#: The experiment of a configuration that names none and is not run by the local runner (e.g. on Kubeflow).
+DEFAULT_EXPERIMENT = "default"
 
 
-def resolve_root(configured: str) -> str:
-    """The configured root (an absolute path for a local one), or the default root."""
-    root = configured.strip() or default_root()
+def experiment_name(text: str) -> str:
+    """``text`` (e.g. a run folder's name) as an experiment name: letters, digits, ``.``, ``_`` and ``-`` only,
+    other characters replaced by ``-``, at most 100 characters; :data:`DEFAULT_EXPERIMENT` when nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")[:100]
+    return name or DEFAULT_EXPERIMENT
+
+
+def published_dir() -> str:
+    """The folder of the default publish roots (``hubpipe tensorboard`` serves it: every experiment's logs)."""
+    return str(cache_root() / PUBLISHED_DIR)
+
+
+def default_root(experiment: str = "") -> str:
+    """The publish root used when ``publish.root`` is empty: the experiment's folder in :func:`published_dir`."""
+    return str(Path(published_dir()) / experiment_name(experiment))
+
+
+def resolve_root(configured: str, experiment: str = "") -> str:
+    """The configured root (an absolute path for a local one), or the experiment's default root."""
+    root = configured.strip() or default_root(experiment)
     if storage.is_remote(root):
         return root.rstrip("/")
     return os.path.abspath(os.path.expanduser(root))

@@ -22,7 +22,7 @@ def run(ctx: StageContext) -> StageResult:
         train_dir=ctx.inputs["train"],
         output_dir=ctx.output_dir,
         vector_store=store_location(ctx.config.train.vector_store),
-        publish_root=resolve_root(ctx.config.publish.root),
+        publish_root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment),
         thresholds=ctx.config.evaluate,
     )
     evaluation = evaluate(request)
@@ -38,7 +38,7 @@ def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous
     recorded as such, so that the stage runs (and stops with :class:`PublishRootDamaged`) rather than reuse
     an earlier evaluation.
     """
-    root = resolve_root(config.publish.root)
+    root = resolve_root(config.publish.root, config.publish.experiment)
     train_dir = Path(inputs["train"])
     try:
         reference = find_reference(root, candidate_keys(train_dir) if train_dir.is_dir() else [])

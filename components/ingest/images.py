@@ -4,7 +4,8 @@ An image is kept byte for byte when TensorFlow's ``tf.io.decode_image(..., chann
 expand_animations=False)`` decodes it to the same picture Pillow sees: baseline and progressive RGB or
 grayscale JPEG (including MPO camera files, whose first picture is used), 8-bit PNG without transparency
 (grayscale, RGB and palette PNG: verified to decode identically), single-frame GIF without transparency, and
-uncompressed 24-bit BMP. Everything else that Pillow reads is re-encoded as RGB (``image/transcoded`` = 1):
+uncompressed 24-bit BMP. Everything else that Pillow reads is re-encoded as RGB (``image/transcoded`` = 1; the
+decision and the conversion are :mod:`hubpipe.components.common.image_formats`, which prediction shares):
 
 * CMYK JPEG (TensorFlow ignores the Adobe inversion) -> JPEG, quality 95;
 * 16-bit PNG (scaled to 8 bits), images with an alpha channel or a transparent colour (composited on white),
@@ -17,27 +18,25 @@ orientation is not applied, as TensorFlow does not apply it either (training and
 
 from __future__ import annotations
 
-import io
 import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from hubpipe.components.common.image_formats import (
+    TF_NATIVE,
+    encode_rgb,
+    open_image,
+    tf_decoded_size,
+    transcode_reason,
+    transcoded_format,
+)
 from hubpipe.components.ingest import quarantine as q
 from hubpipe.components.ingest.io_errors import is_machine_error
 
-#: Pillow format -> the example's ``image/format`` when the bytes are kept.
-TF_NATIVE = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
-#: Still-image formats Pillow reads but TensorFlow does not: always transcoded.
-TRANSCODED_ONLY = ("WEBP", "TIFF", "AVIF")
-#: The only decoders Pillow may use on untrusted input (no EPS/PDF: they call external programs).
-OPEN_FORMATS = ("JPEG", "PNG", "GIF", "BMP", *TRANSCODED_ONLY)
 #: Formats recognised only to name them in the quarantine detail.
 IDENTIFY_ONLY = ("ICO", "PPM", "PSD", "JPEG2000", "PCX", "SGI", "DDS", "QOI", "ICNS")
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
-ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-JPEG_QUALITY = 95
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,6 @@ class Rejection:
     detail: str
 
 
-def _open(data: bytes, formats: tuple[str, ...] = OPEN_FORMATS) -> Image.Image:
-    return Image.open(io.BytesIO(data), formats=list(formats))
-
-
 def inspect_image(data: bytes, max_pixels: int) -> ImageInfo | Rejection:
     """Decides what happens to one file's bytes: kept, transcoded, or rejected with a reason.
 
@@ -72,7 +67,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo | Rejection:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with _open(data) as image:
+            with open_image(data) as image:
                 header = _check_header(image, data, max_pixels)
         except UnidentifiedImageError:
             return _identify_unsupported(data)
@@ -99,45 +94,18 @@ def _check_header(image: Image.Image, data: bytes, max_pixels: int) -> ImageInfo
     frames = getattr(image, "n_frames", 1)
     if frames > 1 and image.format != "MPO":
         return Rejection(q.ANIMATED, f"{image.format} with {frames} frames")
-    reason = _transcode_reason(image, data)
+    reason = transcode_reason(image, data)
     if reason:
-        output = "jpeg" if image.format in ("JPEG", "MPO") else "png"
-        return ImageInfo(output, width, height, reason)
+        return ImageInfo(transcoded_format(image.format), width, height, reason)
     return ImageInfo(TF_NATIVE[image.format], width, height)
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ALPHA_MODES or "transparency" in image.info
-
-
-def _png_bit_depth(data: bytes) -> int:
-    """The bit depth from the PNG header (IHDR is always the first chunk)."""
-    return data[24] if len(data) > 24 else 8
-
-
-def _transcode_reason(image: Image.Image, data: bytes) -> str:
-    fmt, mode = image.format, image.mode
-    if fmt in TRANSCODED_ONLY:
-        return f"{fmt.lower()}_format"
-    if fmt in ("JPEG", "MPO"):
-        if mode == "CMYK":
-            return "cmyk_jpeg"
-        return "" if mode in ("L", "RGB") else f"jpeg_mode_{mode}"
-    if fmt == "PNG" and (_png_bit_depth(data) == 16 or mode in SIXTEEN_BIT_MODES):
-        return "16_bit_png"
-    if _has_alpha(image):
-        return "alpha"
-    if fmt == "BMP" and (mode != "RGB" or image.info.get("compression", 0) != 0):
-        return "palette_or_compressed_bmp"
-    return ""
 
 
 def _decode_fully(data: bytes) -> Rejection | None:
     """Checks the whole file: structure (``verify``) and every pixel (``load``)."""
     try:
-        with _open(data) as image:
+        with open_image(data) as image:
             image.verify()
-        with _open(data) as image:
+        with open_image(data) as image:
             image.load()
     except Exception as exc:
         return _decode_failure(exc)
@@ -157,7 +125,7 @@ def _decode_failure(exc: Exception) -> Rejection:
 
 def _identify_unsupported(data: bytes) -> Rejection:
     try:
-        with _open(data, IDENTIFY_ONLY) as image:
+        with open_image(data, IDENTIFY_ONLY) as image:
             name = image.format
     except Exception as exc:
         if is_machine_error(exc):
@@ -178,42 +146,6 @@ def _looks_like_text(data: bytes) -> bool:
     return b"\0" not in head
 
 
-def tf_decoded_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) of what TensorFlow decodes from ``data``, or None when it cannot."""
-    from hubpipe.pipeline.core.runtime import import_tensorflow
-
-    tf = import_tensorflow()
-    try:
-        shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError):
-        return None
-    return int(shape[0]), int(shape[1])
-
-
 def transcode(data: bytes, info: ImageInfo) -> bytes:
     """Re-encodes ``data`` as 8-bit RGB in ``info.format`` (PNG, or JPEG for JPEG sources)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with _open(data) as image:
-            rgb = to_rgb(image)
-    buffer = io.BytesIO()
-    if info.format == "jpeg":
-        rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        rgb.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB: 16-bit samples are scaled to 8 bits, transparency is composited on white."""
-    if image.mode in SIXTEEN_BIT_MODES:
-        import numpy as np
-
-        wide = np.asarray(image).astype(np.int64)
-        scaled = np.clip(wide, 0, 65535) // 257
-        return Image.fromarray(scaled.astype(np.uint8), mode="L").convert("RGB")
-    if _has_alpha(image):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+    return encode_rgb(data, info.format)

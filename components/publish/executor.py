@@ -18,7 +18,7 @@ def run(ctx: StageContext) -> StageResult:
         train_dir=ctx.inputs["train"],
         evaluate_dir=ctx.inputs["evaluate"],
         output_dir=ctx.output_dir,
-        root=resolve_root(ctx.config.publish.root),
+        root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment),
         config=ctx.config.publish,
     )
     publication = publish(request)
@@ -30,6 +30,6 @@ def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous
 
     Deleting a publish root (or the run's logs or model version in it) makes the next run publish again.
     """
-    root = resolve_root(config.publish.root)
+    root = resolve_root(config.publish.root, config.publish.experiment)
     previous_record = previous_dir / PUBLISH_FILE if previous_dir is not None else None
     return {"publish_root": root, "missing": missing_publication(root, previous_record)}

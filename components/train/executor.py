@@ -21,14 +21,16 @@ TRAIN_CODE = ("hubpipe.components.train",)
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Before a run starts: every backbone is a preset or a handle, a local one holds a SavedModel, and a
-    configured local vector store can be written to."""
-    from hubpipe.components.backbones.registry import check_local, resolve_backbone
+    """Before a run starts: every backbone is a preset or a handle, a local one holds a SavedModel, a URL is in
+    tensorflow_hub's cache or answered by its server, and a configured local vector store can be written to."""
+    from hubpipe.components.backbones.registry import check_local, check_reachable, resolve_backbone
     from hubpipe.components.common.vector_store import require_writable_store
 
     require_writable_store(config.train.vector_store)
     for name in config.train.backbones:
-        check_local(resolve_backbone(name))
+        spec = resolve_backbone(name)
+        check_local(spec)
+        check_reachable(spec)
 
 
 def run(ctx: StageContext) -> StageResult:

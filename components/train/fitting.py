@@ -40,6 +40,7 @@ class FitOutcome:
     resumed_from_epoch: int | None  # the first epoch this process trained, when earlier ones were restored
     started: str = ""  # UTC ISO-8601 time ``model.fit`` began (in this process, when it resumed)
     finished: str = ""  # UTC ISO-8601 time it returned
+    reused: bool = False  # the weights of an earlier run's identical training (see .trained), not trained now
 
 
 def utc_now() -> str:

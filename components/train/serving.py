@@ -1,7 +1,8 @@
 """Using a trained model: finding it, and classifying images with code hubpipe can vouch for.
 
 A model is named by its model folder (``models/<name>``: model.json, labels.txt, head/, serving/), its
-serving folder, the train stage's output folder or a run folder (the best model by ``summary.json``).
+serving folder, the train stage's output folder, a run folder (the best model by ``summary.json``) or a publish
+root (the blessed version its ``models/LATEST`` names).
 
 Loading a SavedModel runs its graph, whose ops can read and write files: whoever wrote the folder chooses
 what runs (and its ``max_pixels`` variable). So a hubpipe model folder's classifier is rebuilt here by
@@ -19,8 +20,11 @@ hubpipe's code, and only tensors are read from the folder:
 Images are read and decoded by hubpipe's code (:func:`~hubpipe.components.train.inputs.decode_and_resize`),
 after two checks with the limits of hubpipe's configuration, never the model's: the file's size
 (``data.max_file_bytes``, before it is read) and the pixels its header declares (``data.max_pixels``,
-before it is decoded). A SavedModel that is not in a hubpipe model folder is loaded only when the caller
-trusts it (``hubpipe predict --trust-saved-model``); the same checks apply before its graph sees an image.
+before it is decoded). Formats TensorFlow does not decode as ingest stored them (WebP, TIFF, AVIF, CMYK JPEG,
+16-bit PNG, transparency) are converted first exactly as ingest converted the training images
+(:mod:`hubpipe.components.common.image_formats`). A SavedModel that is not in a hubpipe model folder is loaded
+only when the caller trusts it (``hubpipe predict --trust-saved-model``); the same checks apply before its graph
+sees an image.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from hubpipe.components.backbones import (
     resolve_backbone,
 )
 from hubpipe.components.common.head import build_head, head_from_weights
+from hubpipe.components.common.image_formats import DESCRIBED, IMAGE_SUFFIXES, ImageRefused, model_input
+from hubpipe.components.common.publish_root import LATEST_FILE, TENSORBOARD_DIR, read_latest_id, require_version
+from hubpipe.components.common.publish_root import MODELS_DIR as PUBLISHED_MODELS
 from hubpipe.components.train import models
 from hubpipe.components.train.export import CLASSES, SERVING_INPUT, restore_classifier_weights
 from hubpipe.components.train.inputs import decode_and_resize
@@ -65,11 +72,10 @@ from hubpipe.pipeline.core.runtime import import_tensorflow
 
 LOG = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 SAVED_MODEL_FILE = "saved_model.pb"
 #: The flag of ``hubpipe predict`` that lets a SavedModel hubpipe did not write run.
 TRUST_FLAG = "--trust-saved-model"
-UNREADABLE_IMAGE = "not a readable JPEG, PNG, GIF or BMP image"
+UNREADABLE_IMAGE = f"not a readable {DESCRIBED} image"
 
 
 @dataclass(frozen=True)
@@ -96,13 +102,27 @@ def _best_model_dir(train_dir: Path) -> Path:
     return train_dir / MODELS_DIR / str(best)
 
 
+def latest_blessed(root: Path) -> Path | None:
+    """The version folder that a publish root's ``models/LATEST`` names (None: ``root`` is no publish root);
+    UsageError when nothing is blessed there yet, PublishRootDamaged when LATEST leads nowhere."""
+    if (root / PUBLISHED_MODELS / LATEST_FILE).is_file():
+        return Path(require_version(str(root), read_latest_id(str(root)) or "", "named by LATEST").path)
+    if (root / PUBLISHED_MODELS).is_dir() and (root / TENSORBOARD_DIR).is_dir():
+        raise UsageError(f"no model is blessed in the publish root {root} yet (no {PUBLISHED_MODELS}/{LATEST_FILE})")
+    return None
+
+
 def resolve_model_dir(model: Path) -> Path:
     """The hubpipe model folder (with model.json) or else the SavedModel folder that ``model`` names.
 
-    A serving folder inside a model folder names that model folder. UsageError if it names neither.
+    A serving folder inside a model folder names that model folder, a publish root its LATEST blessed version.
+    UsageError if it names neither.
     """
     if not model.exists():
         raise UsageError(f"no model at {model}")
+    blessed = latest_blessed(model)
+    if blessed is not None:
+        return blessed
     candidates = [model, model.parent] if model.name == SERVING_DIR else [model]
     for train_dir in (model, model / STAGE):
         if (train_dir / SUMMARY_FILE).is_file():
@@ -283,18 +303,22 @@ def trusted_backbone(folder: Path, info: dict[str, Any], configured: Sequence[st
     )
 
 
-def image_problem(tf: Any, data: bytes, limits: DataConfig) -> str | None:
-    """Why encoded image bytes are not classified (over ``data.max_file_bytes``, a header over
-    ``data.max_pixels``, not decodable), or None. The header is checked before anything is decoded."""
+def prepared_image(tf: Any, data: bytes, limits: DataConfig) -> tuple[bytes | None, str | None]:
+    """Encoded image bytes as the model takes them, converted as ingest converted the training images
+    (:func:`~hubpipe.components.common.image_formats.model_input`: WebP, TIFF, AVIF, CMYK, 16-bit, alpha...),
+    or why they are not classified (over ``data.max_file_bytes``, a header over ``data.max_pixels``, not
+    decodable). The header is checked before anything is decoded."""
     if len(data) > limits.max_file_bytes:
-        return _too_large(len(data), limits.max_file_bytes)
+        return None, _too_large(len(data), limits.max_file_bytes)
     try:
         if int(declared_pixels(tf, tf.constant(data))) > limits.max_pixels:
-            return too_many_pixels_message(limits.max_pixels)
-        tf.io.decode_image(data, channels=3, expand_animations=False)
+            return None, too_many_pixels_message(limits.max_pixels)
     except (tf.errors.InvalidArgumentError, ValueError):
-        return UNREADABLE_IMAGE
-    return None
+        return None, UNREADABLE_IMAGE
+    try:
+        return model_input(data, limits.max_pixels), None
+    except ImageRefused as exc:
+        return None, str(exc)
 
 
 def _read_image(tf: Any, path: Path, limits: DataConfig) -> tuple[bytes | None, str | None]:
@@ -310,8 +334,7 @@ def _read_image(tf: Any, path: Path, limits: DataConfig) -> tuple[bytes | None, 
             data = handle.read(limits.max_file_bytes + 1)  # the file may have grown since
     except OSError as exc:
         return None, exc.strerror or str(exc)
-    problem = image_problem(tf, data, limits)
-    return (None, problem) if problem else (data, None)
+    return prepared_image(tf, data, limits)
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -349,13 +372,16 @@ def _top_classes(classifier: Classifier, encoded: Sequence[bytes], top_k: int) -
 def classify_encoded(
     classifier: Classifier, encoded: Sequence[bytes], top_k: int, limits: DataConfig, batch_size: int = 32
 ) -> list[list[tuple[str, float]]]:
-    """The ``top_k`` classes of each encoded image (JPEG, PNG, GIF or BMP bytes); DataError names the first
-    image that :func:`image_problem` refuses."""
+    """The ``top_k`` classes of each encoded image (any format ingest takes, converted as ingest converts it);
+    DataError names the first image that :func:`prepared_image` refuses."""
     tf = import_tensorflow()
+    prepared = []
     for position, data in enumerate(encoded):
-        problem = image_problem(tf, data, limits)
-        if problem:
+        converted, problem = prepared_image(tf, data, limits)
+        if converted is None:
             raise DataError(f"image #{position}: {problem}")
+        prepared.append(converted)
+    encoded = prepared
     tops: list[list[tuple[str, float]]] = []
     for start in range(0, len(encoded), batch_size):
         tops.extend(_top_classes(classifier, encoded[start : start + batch_size], top_k))

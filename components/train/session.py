@@ -29,6 +29,7 @@ from hubpipe.components.train.layout import (
     MODELS_DIR,
 )
 from hubpipe.components.train.summaries import write_model_logs
+from hubpipe.components.train.trained import load_trained, save_trained, trained_dir
 from hubpipe.pipeline.core.artifacts import stable_hash, write_json_atomic
 from hubpipe.pipeline.core.config import DataConfig, TrainConfig
 
@@ -175,10 +176,13 @@ class Session:
     def logs_dir(self) -> Path:
         return self.request.output_dir / LOGS_DIR
 
+    def model_key(self, name: str, identity: dict[str, Any]) -> str:
+        """What identifies a model's training: its name, everything that determines it, the training code."""
+        return stable_hash({"model": name, "identity": identity, "code": self.request.code_version})
+
     def checkpoint_dir(self, name: str, identity: dict[str, Any]) -> Path:
         """Where a model's resumable checkpoints live: keyed by everything that determines its training."""
-        key = stable_hash({"model": name, "identity": identity, "code": self.request.code_version})
-        return self.request.cache_dir / CHECKPOINTS_DIR / f"{name}-{key[:16]}"
+        return self.request.cache_dir / CHECKPOINTS_DIR / f"{name}-{self.model_key(name, identity)[:16]}"
 
     def seed_everything(self) -> None:
         self.tf.keras.utils.set_random_seed(self.config.seed)
@@ -204,16 +208,20 @@ class Session:
         Returns the fit and the model's test-split probabilities, rows in ``data.test_ids`` order.
         """
         test_data = self.image_batches(self.data.test, size, shuffle=False)
-        fit = fit_resumable(
-            self.tf,
-            model,
-            self.image_batches(self.data.train, size, shuffle=True),
-            label=name,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            checkpoint_dir=self.checkpoint_dir(name, identity),
-            validation_data=test_data,
-        )
+        kept = trained_dir(self.request.cache_dir, name, self.model_key(name, identity))
+        fit = load_trained(model, kept)
+        if fit is None:
+            fit = fit_resumable(
+                self.tf,
+                model,
+                self.image_batches(self.data.train, size, shuffle=True),
+                label=name,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                checkpoint_dir=self.checkpoint_dir(name, identity),
+                validation_data=test_data,
+            )
+            save_trained(model, fit, kept)
         return fit, model.predict(test_data, verbose=0)
 
     @contextlib.contextmanager
@@ -303,6 +311,7 @@ class Session:
             "train_finished": record.fit.finished,
             "feature_extraction_seconds": round(record.feature_extraction_seconds, 3),
             "resumed_from_epoch": record.fit.resumed_from_epoch,
+            "reused_training": record.fit.reused,
             "num_train_examples": self.data.num_train,
             "train_images_per_class": self.data.train_images_per_class,
             "train_class_counts": self.data.train_class_counts,

@@ -206,7 +206,10 @@ def _class_table(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
 
 def _rejection(errors: list[Anomaly], policy: str) -> str:
     listed = "; ".join(f"{i}) {a.line()}" for i, a in enumerate(errors, start=1))
-    return f"data validation found {len(errors)} anomalies (validate.policy={policy}): {listed} (see report.html)"
+    return (
+        f"data validation found {len(errors)} anomalies (validate.policy={policy}): {listed}; to train on this "
+        "data anyway, rerun with --set validate.policy=warn (hubpipe.run(..., validate={'policy': 'warn'}))"
+    )
 
 
 def _log(outcome: Assessment) -> None:

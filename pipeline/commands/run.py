@@ -50,3 +50,5 @@ def run(config: PipelineConfig, output_dir: Path, until: str | None, no_cache: b
     for record in report.stages:
         click.echo(f"{record.name:<9} {record.status:<7} {record.duration_s:7.1f} s  {_format_results(record.results)}")
     click.echo(f"run folder: {report.output_dir} (see run.json)")
+    if report.publish_root:
+        click.echo(report.publish_root)

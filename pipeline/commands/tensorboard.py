@@ -10,10 +10,11 @@ from hubpipe.pipeline.core.errors import UsageError
 
 
 def default_logdir() -> str:
-    """The logs folder of the default publish root (where ``hubpipe run`` publishes without publish.root)."""
-    from hubpipe.components.common.publish_root import logs_dir, resolve_root
+    """The folder of the default publish roots (where ``hubpipe run`` publishes without publish.root): every
+    experiment's logs, as ``<experiment>/tensorboard/<run>/<model>`` runs."""
+    from hubpipe.components.common.publish_root import published_dir
 
-    return logs_dir(resolve_root(""))
+    return published_dir()
 
 
 def start_tensorboard(logdir: str, port: int, host: str) -> str:
@@ -35,7 +36,7 @@ def start_tensorboard(logdir: str, port: int, host: str) -> str:
 @click.option(
     "--logdir",
     metavar="DIR",
-    help="Logs to serve (a folder or gs:// path). Default: tensorboard/ of the default publish root.",
+    help="Logs to serve (a folder or gs:// path). Default: the default publish roots of every experiment.",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=6006, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="localhost", show_default=True, help="Interface to listen on (0.0.0.0 for all).")

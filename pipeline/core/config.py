@@ -32,6 +32,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16")
 ENGINES = ("auto", "tensorflow", "tflite")
 GATE_RULES = ("interval", "point")
 K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: namespaces, Tensorboard names
+EXPERIMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"  # a folder name: publish.experiment
 K8S_VOLUME_CLAIM = r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # a DNS-1123 subdomain
 #: A configuration holds about a hundred values; YAML aliases can make a file of a few hundred bytes stand for
 #: billions (an "alias bomb"). A file whose values, aliases expanded, number more than this is refused.
@@ -181,6 +182,11 @@ class PublishConfig:
         "published/ in hubpipe's cache folder).",
         parameter="publish_root",
     )
+    experiment: str = setting(
+        "",
+        "Names the default publish root, published/<experiment> in hubpipe's cache folder: runs compare with the "
+        "blessed model of their own experiment only (empty: the run folder's name).",
+    )
     pvc_name: str = setting("", "When set, the Kubeflow Tensorboard resource reads pvc://<pvc_name>/<pvc_path>.")
     pvc_path: str = setting("tensorboard", "The publish root's tensorboard/ folder as seen inside the PVC.")
     tensorboard_name: str = setting("hubpipe", "Name of the Kubeflow Tensorboard resource.")
@@ -290,6 +296,11 @@ def shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 3]}..."
 
 
+def shown_text(text: str) -> str:
+    """``text`` cut to :data:`MAX_SHOWN_CHARS` characters (a parser's message can quote a long line)."""
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 3]}..."
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -393,12 +404,27 @@ def apply_overrides(config: PipelineConfig, overrides: Mapping[str, Any]) -> Pip
         *parents, leaf = dotted.split(".")
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise ConfigError(f"unknown setting {dotted}")
+                raise unknown_setting(dotted, data)
             node = node[part]
         if leaf not in node:
-            raise ConfigError(f"unknown setting {dotted}")
+            raise unknown_setting(dotted, data)
         node[leaf] = value
     return from_dict(data)
+
+
+def unknown_setting(dotted: str, data: Mapping[str, Any]) -> ConfigError:
+    """The error for an override of a setting that does not exist, with the closest existing names."""
+    import difflib
+
+    section, _, leaf = dotted.rpartition(".")
+    sections = [name for name, values in data.items() if isinstance(values, dict)]
+    if section not in sections:  # a misspelled section: the closest one
+        section = next(iter(difflib.get_close_matches(section, sections, n=1, cutoff=0.6)), "")
+    keys = list(data[section]) if section else []
+    close = [f"{section}.{key}" for key in ([leaf] if leaf in keys else difflib.get_close_matches(leaf, keys, n=3))]
+    hint = f"did you mean {' or '.join(close)}?" if close else "`hubpipe config show` lists every setting"
+    name = dotted if len(dotted) <= MAX_SHOWN_CHARS else shown(dotted)
+    return ConfigError(f"unknown setting {name}; {hint}")
 
 
 def read_yaml(text: str, what: str) -> Any:
@@ -418,8 +444,11 @@ def read_yaml(text: str, what: str) -> Any:
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{what} is not valid YAML{at}") from None
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or ""
+        context = getattr(exc, "context", None) or ""
+        reason = ": " + ", ".join(part for part in (problem, context) if part) if problem or context else ""
+        raise ConfigError(f"{what} is not valid YAML{at}{shown_text(reason)}") from None
     except RecursionError:
         raise ConfigError(f"{what} nests its values too deeply") from None
     except ValueError as exc:  # e.g. an integer over Python's digit limit
@@ -532,6 +561,12 @@ def validate(config: PipelineConfig) -> PipelineConfig:
             f"publish.{name} must be a Kubernetes name (lowercase letters, digits and '-', at most 63), "
             f"got {shown(value)}",
         )
+    experiment = config.publish.experiment
+    _check(
+        not experiment or bool(re.fullmatch(EXPERIMENT_NAME, experiment)),
+        "publish.experiment must be letters, digits, '.', '_' and '-' (at most 100, starting with a letter or "
+        f"digit), got {shown(experiment)}",
+    )
     pvc = config.publish.pvc_name
     _check(
         not pvc or bool(re.fullmatch(K8S_VOLUME_CLAIM, pvc)),

@@ -1,9 +1,27 @@
 """Errors that reach the user as one readable line, each with the command's exit code.
 
-Exit codes: 0 success, 1 anything else, 2 usage or configuration error, 3 data rejected by the
-validation policy, 4 publishing lost a race (LATEST moved since the evaluation; rerun to re-evaluate),
-5 the publish root names a blessed model that cannot be read (the evaluation gate cannot run).
-Anything that is not a :class:`HubpipeError` is a bug and shows a traceback only with ``--debug``.
+Exit codes: 0 success, 1 anything else, 2 bad input, 3 data rejected by the validation policy, 4 publishing
+lost a race (LATEST moved since the evaluation; rerun to re-evaluate), 5 the publish root names a blessed model
+that cannot be read (the evaluation gate cannot run). Anything that is not a :class:`HubpipeError` is a bug and
+shows a traceback only with ``--debug``.
+
+The rule for bad input (exit 2): what the user gave cannot be used as given and must be changed before a rerun
+can succeed: a setting, flag or config file (:class:`ConfigError`, also for what the configuration alone
+decides and the checks before any stage find: backbone names, the data source's kind, the publish root), a
+command or call used wrongly (:class:`UsageError`), or the data itself (:class:`DataError`: no images, one
+class, a damaged archive, an image that cannot be read). Exit 1 is left for what a rerun of the same input
+may get past: the machine (a full disk, an I/O error), a stage failing for a reason of its own, a bug.
+
+The hierarchy (the Python API raises these; ``hubpipe.HubpipeError`` catches them all)::
+
+    HubpipeError (1)
+    ├── ConfigError (2)
+    │   └── UsageError (2)
+    ├── DataError (2)
+    ├── DataRejected (3)
+    ├── StageError (1), SubmitError (1)
+    ├── PublishConflict (4)
+    └── PublishRootDamaged (5)
 """
 
 from __future__ import annotations
@@ -21,14 +39,17 @@ class ConfigError(HubpipeError):
     exit_code = 2
 
 
-class UsageError(HubpipeError):
-    """A command used wrongly: a missing path, an unknown name."""
+class UsageError(ConfigError):
+    """A command or API call used wrongly: a missing path, an unknown name. A kind of :class:`ConfigError`, so that
+    ``except hubpipe.ConfigError`` catches every mistake in what was asked."""
 
     exit_code = 2
 
 
 class DataError(HubpipeError):
-    """Input data that cannot be used at all (no classes, an unsafe archive, an unreachable source)."""
+    """Input data that cannot be used at all (no classes, an unsafe archive, an unreachable source): bad input."""
+
+    exit_code = 2
 
 
 class DataRejected(HubpipeError):

@@ -29,9 +29,10 @@ CONFIG_FILE = "resolved_config.yaml"
 RUN_MARKER = ".hubpipe-run"
 #: The run folder's cache, shared by its runs, and the folders stages keep there: feature vectors (of versions
 #: before the vector store, ``components/common/vector_store.py``), training checkpoints and decoded-image snapshots
-#: (``components/train/session.py``). Killed runs' temporaries are looked for in these folders only.
+#: (``components/train/session.py``), finished trainings (``components/train/trained.py``). Killed runs'
+#: temporaries are looked for in these folders only.
 CACHE_DIR = "cache"
-CACHE_FOLDERS = ("embeddings", "checkpoints", "decoded")
+CACHE_FOLDERS = ("embeddings", "checkpoints", "decoded", "trained")
 
 
 def is_run_folder(folder: Path) -> bool:

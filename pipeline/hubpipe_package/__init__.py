@@ -20,11 +20,38 @@ from typing import Any
 
 from hubpipe.pipeline.core.version import __version__
 
-__all__ = ["ConfigError", "HubpipeError", "Run", "__version__", "compare", "load", "run"]
+#: The exceptions the API raises (one hierarchy: see :mod:`hubpipe.pipeline.core.errors`).
+ERRORS = (
+    "HubpipeError",
+    "ConfigError",
+    "UsageError",
+    "DataError",
+    "DataRejected",
+    "StageError",
+    "PublishConflict",
+    "PublishRootDamaged",
+)
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DataRejected",
+    "HubpipeError",
+    "PublishConflict",
+    "PublishRootDamaged",
+    "Published",
+    "Run",
+    "StageError",
+    "UsageError",
+    "__version__",
+    "compare",
+    "load",
+    "load_published",
+    "run",
+]
 
 #: The public names and the module that defines them.
-_API = dict.fromkeys(("run", "load", "compare", "Run"), "hubpipe.pipeline.api")
-_API.update(dict.fromkeys(("HubpipeError", "ConfigError"), "hubpipe.pipeline.core.errors"))
+_API = dict.fromkeys(("run", "load", "compare", "Run", "load_published", "Published"), "hubpipe.pipeline.api")
+_API.update(dict.fromkeys(ERRORS, "hubpipe.pipeline.core.errors"))
 
 
 def __getattr__(name: str) -> Any:

@@ -70,7 +70,28 @@ def cluster_config(config: PipelineConfig, options: KubeflowOptions) -> Pipeline
             "(--pvc) or set a gs:// publish root",
             repr(root) if root else "empty",
         )
+    warn_local_data(config, options)
     return apply_overrides(config, overrides)
+
+
+def warn_local_data(config: PipelineConfig, options: KubeflowOptions) -> None:
+    """One warning when ``data.source`` is a path of this machine that the pipeline's pods will not see: not on
+    the volume mounted in every task (``--pvc``, at ``--pvc-mount``), not a URL or bucket, not a preset."""
+    from hubpipe.components.ingest.sources import parse_source
+
+    ref = parse_source(config.data)
+    if ref.kind != "local":
+        return
+    mount = options.pvc_mount_path.rstrip("/")
+    if options.pvc_name and (ref.value == mount or ref.value.startswith(f"{mount}/")):
+        return
+    where = f"on the volume mounted at {mount} (--pvc {options.pvc_name})" if options.pvc_name else "on a volume"
+    LOG.warning(
+        "data.source %s is a path: the pipeline's pods will not see it unless it is %s or in a bucket (gs://); "
+        "copy the images there and pass that path",
+        ref.value,
+        where,
+    )
 
 
 def storage_is_remote(path: str) -> bool:

@@ -38,6 +38,12 @@ def reject(ctx: StageContext) -> StageResult:
     return StageResult(results={"anomalies": 1}, artifacts={"anomalies": "anomalies.txt"}, rejected="class 'x' missing")
 
 
+def reject_with_report(ctx: StageContext) -> StageResult:
+    _count(ctx)
+    (ctx.output_dir / "report.html").write_text("<p>class 'x' missing</p>")
+    return StageResult(results={}, artifacts={"report": "report.html"}, rejected="class 'x' missing")
+
+
 def fail(ctx: StageContext) -> StageResult:
     _count(ctx)
     raise RuntimeError("boom")

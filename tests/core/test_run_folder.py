@@ -119,7 +119,8 @@ def test_an_empty_or_new_folder_needs_no_flag(tmp_path: Path, counts: Path) -> N
 
 def test_the_swept_cache_folders_are_the_ones_the_stages_fill() -> None:
     from hubpipe.components.train.session import CHECKPOINTS_DIR, DECODED_DIR
+    from hubpipe.components.train.trained import TRAINED_DIR
     from hubpipe.pipeline.core.run_folder import CACHE_FOLDERS
 
     # "embeddings": the feature-vector cache of versions before the vector store, still swept in their folders
-    assert sorted(CACHE_FOLDERS) == sorted(["embeddings", CHECKPOINTS_DIR, DECODED_DIR])
+    assert sorted(CACHE_FOLDERS) == sorted(["embeddings", CHECKPOINTS_DIR, DECODED_DIR, TRAINED_DIR])

@@ -70,9 +70,9 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
     ("make_source", "code", "message"),
     [
         (lambda tmp: tmp / "does" / "not" / "exist", 2, "does not exist"),
-        (lambda tmp: _zip(tmp / "evil.zip", {"../../evil.jpg": corpus.jpeg(1)}), 1, "no images found"),
-        (lambda tmp: corpus.write(tmp / "fake.zip", b"not a zip"), 1, "not a zip or tar archive"),
-        (lambda tmp: corpus.simple_dataset(tmp / "one", {"cats": (3, 1)}), 1, "only one class"),
+        (lambda tmp: _zip(tmp / "evil.zip", {"../../evil.jpg": corpus.jpeg(1)}), 2, "no images found"),
+        (lambda tmp: corpus.write(tmp / "fake.zip", b"not a zip"), 2, "not a zip or tar archive"),
+        (lambda tmp: corpus.simple_dataset(tmp / "one", {"cats": (3, 1)}), 2, "only one class"),
     ],
     ids=["missing-path", "zip-with-dotdot", "fake-zip", "single-class"],
 )

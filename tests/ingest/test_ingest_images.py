@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hubpipe.components.common.image_formats import to_rgb
 from hubpipe.components.ingest import quarantine as q
-from hubpipe.components.ingest.images import ImageInfo, Rejection, inspect_image, tf_decoded_size, to_rgb, transcode
+from hubpipe.components.ingest.images import ImageInfo, Rejection, inspect_image, tf_decoded_size, transcode
 
 LIMIT = 1_000_000
 

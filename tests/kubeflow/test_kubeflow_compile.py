@@ -281,6 +281,21 @@ def test_bad_flags_give_one_line_and_exit_2(tmp_path: Path, args: list[str], mes
     assert not (tmp_path / "p.yaml").exists()
 
 
+def test_a_local_data_path_warns_that_pods_will_not_see_it(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "images"
+    data.mkdir()
+    path = str(tmp_path / "p.yaml")
+    assert main(["compile", "-o", path, "--data", str(data)]) == 0
+    err = capsys.readouterr().err
+    assert f"data.source {data} is a path: the pipeline's pods will not see it unless it is on a volume" in err
+    on_volume = ["--pvc", "data", "--pvc-mount", "/mnt/hubpipe"]
+    assert main(["compile", "-o", path, "--data", "/mnt/hubpipe/images", *on_volume]) == 0
+    assert main(["compile", "-o", path, "--data", "gs://bucket/images"]) == 0
+    assert main(["compile", "-o", path, "--data", str(data), *on_volume]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "pods will not see it" in line]
+    assert len(warnings) == 1 and "unless it is on the volume mounted at /mnt/hubpipe (--pvc data)" in warnings[0]
+
+
 def test_a_stage_without_a_component_is_named() -> None:
     from hubpipe.pipeline.core.stage import StageSpec
 

@@ -25,4 +25,4 @@ def test_tensorboard_without_published_logs_is_a_usage_error(
 ) -> None:
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path))
     assert main(["tensorboard"]) == 2
-    assert f"no published logs at {tmp_path / 'published' / 'tensorboard'}" in capsys.readouterr().err
+    assert f"no published logs at {tmp_path / 'published'}" in capsys.readouterr().err

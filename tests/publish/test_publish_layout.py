@@ -25,8 +25,10 @@ def add_version(root: Path, version: str, key: str, reference: str | None, lates
 
 def test_default_root_is_in_the_hubpipe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "cache"))
-    assert publish_root.resolve_root("") == str(tmp_path / "cache" / "published")
-    assert publish_root.resolve_root("  ") == str(tmp_path / "cache" / "published")
+    assert publish_root.resolve_root("") == str(tmp_path / "cache" / "published" / "default")
+    assert publish_root.resolve_root("  ", "pets") == str(tmp_path / "cache" / "published" / "pets")
+    assert publish_root.resolve_root("", "my run (2)") == str(tmp_path / "cache" / "published" / "my-run-2")
+    assert publish_root.resolve_root(str(tmp_path / "shared"), "pets") == str(tmp_path / "shared")
 
 
 def test_configured_roots_are_absolute_or_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -72,7 +72,8 @@ def test_the_default_root_on_a_read_only_cache_folder_names_both_settings(
     with pytest.raises(UsageError) as refused:
         publish_root.preflight(load_config())
     assert str(refused.value) == (
-        f"publish.root {read_only_mount / 'cache' / 'published'} is not writable: cannot create a file in "
+        f"publish.root {read_only_mount / 'cache' / 'published' / 'default'} is not writable: cannot create a "
+        "file in "
         f"{read_only_mount} (Read-only file system); set publish.root (or HUBPIPE_CACHE_DIR, which holds the "
         "default root) to a folder hubpipe may write to"
     )

@@ -64,7 +64,34 @@ def test_default_publish_root_is_in_the_hubpipe_cache(
     upstream.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "cache-home"))
     report = run_pipeline(load_config(), tmp_path / "run", fake_upstream.stages())
     version = report.stage("publish").results["published_version"]
-    assert (tmp_path / "cache-home" / "published" / "models" / version / "version.json").is_file()
-    assert (
-        report.stage("publish").results["logs"].startswith(str(tmp_path / "cache-home" / "published" / "tensorboard"))
-    )
+    root = tmp_path / "cache-home" / "published" / "run"  # the experiment: the run folder's name
+    assert (root / "models" / version / "version.json").is_file()
+    assert report.stage("publish").results["logs"].startswith(str(root / "tensorboard"))
+
+
+def test_unrelated_runs_do_not_gate_each_other_by_default_and_share_a_root_one_setting_away(
+    world: FakeWorld, tmp_path: Path, upstream: pytest.MonkeyPatch
+) -> None:
+    """The default publish root is the experiment's (the run folder's name): a run does not compare with an
+    unrelated run blessed earlier on the same machine; the same publish.experiment (or publish.root) shares one."""
+    cache = tmp_path / "hubpipe-cache"
+    upstream.setenv("HUBPIPE_CACHE_DIR", str(cache))
+    trial = run_pipeline(load_config(), tmp_path / "trial", fake_upstream.stages())
+    upstream.setenv("FAKE_TRAIN", str(world.train_better))  # another model: it would be compared with the trial's
+    notebook = run_pipeline(load_config(), tmp_path / "notebook run", fake_upstream.stages())
+    assert trial.stage("publish").results["published_version"]
+    assert notebook.stage("evaluate").results["compared_with"] is None  # not the trial's model
+    assert publish_root.read_latest_id(str(cache / "published" / "trial"))
+    assert publish_root.read_latest_id(str(cache / "published" / "notebook-run"))
+    assert notebook.publish_root.startswith(f"publish root {cache / 'published' / 'notebook-run'} (experiment ")
+
+    shared = load_config(overrides={"publish.experiment": "pets"})
+    first = run_pipeline(shared, tmp_path / "first", fake_upstream.stages())
+    upstream.setenv("FAKE_TRAIN", str(world.train_good_and_weak))
+    second = run_pipeline(shared, tmp_path / "second", fake_upstream.stages())
+    assert second.stage("evaluate").results["compared_with"] == first.stage("publish").results["published_version"]
+    assert (tmp_path / "first" / "resolved_config.yaml").read_text().count("experiment: pets") == 1
+    upstream.setenv("FAKE_TRAIN", str(world.train_better))
+    named = run_pipeline(load_config(), tmp_path / "third", fake_upstream.stages())
+    assert "experiment: third" in (tmp_path / "third" / "resolved_config.yaml").read_text()
+    assert named.stage("evaluate").results["compared_with"] is None

@@ -75,6 +75,6 @@ def test_predict_reports_an_image_over_the_cap_and_classifies_the_rest(
     (tmp_path / "fine.png").write_bytes(_encoded("PNG", (64, 48)))
     code = main(["predict", str(request.output_dir / "models" / "scratch_cnn"), str(tmp_path)])
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 2  # bad input (see errors.py)
     assert captured.out.startswith(str(tmp_path / "fine.png"))
     assert f"{tmp_path / 'bomb.png'}: cannot classify: image declares more than 40,000,000 pixels" in captured.err

@@ -63,7 +63,7 @@ def test_run_folder_uses_the_best_model_and_bad_files_fail_at_the_end(
     good = sorted(images.glob("*.jpeg"))[0]
     backbone = ["--backbone", str(tiny_backbone)]
     code, out, err = predict(capsys, str(run_folder), str(good), str(broken), str(tmp_path / "missing.png"), *backbone)
-    assert code == 1
+    assert code == 2  # bad input: unreadable images (see errors.py)
     assert len(out) == 1 and out[0].startswith(str(good))
     assert len(out[0].split()) == 1 + 2 * 3  # the default top-3
     assert [line.split(":")[0] for line in err[:2]] == [str(broken), str(tmp_path / "missing.png")]
@@ -141,7 +141,7 @@ def test_a_crafted_serving_folder_in_a_model_folder_never_runs(
         shutil.copytree(saved_model, model / "serving")
     backbone = ["--backbone", str(tiny_backbone)]
     code, out, err = predict(capsys, str(tmp_path / "models" / "tiny_backbone"), str(pictures), *backbone)
-    assert code == 1 and not marker.exists()
+    assert code == 2 and not marker.exists()
     assert len(out) == 1 and out[0].startswith(str(pictures / "fine.png"))
     assert err[0].startswith(f"{pictures / 'bomb.png'}: cannot classify: image declares more than 40,000,000 pixels")
     code, _, err = predict(capsys, str(tmp_path / "models" / "scratch_cnn"), str(pictures / "fine.png"))
@@ -165,14 +165,14 @@ def test_a_foreign_saved_model_is_refused_unless_trusted_and_the_cap_stays_hubpi
     assert "operations can read and write files as you" in shown and "runs only with --trust-saved-model" in shown
 
     code, out, err = predict(capsys, str(saved_model), str(pictures), "--trust-saved-model")
-    assert code == 1 and marker.exists()  # trusted: its graph ran, as the flag says it would
+    assert code == 2 and marker.exists()  # trusted: its graph ran, as the flag says it would
     assert len(out) == 1 and out[0].startswith(str(pictures / "fine.png"))
     assert any(line.startswith(f"{pictures / 'bomb.png'}: cannot classify: image declares more") for line in err)
 
     marker.unlink()
     settings = ["--trust-saved-model", "--set", "data.max_pixels=1000"]  # 64 x 48 = 3072 pixels
     code, out, err = predict(capsys, str(saved_model), str(pictures / "fine.png"), *settings)
-    assert code == 1 and out == [] and not marker.exists()  # the cap of hubpipe's configuration, not 1e15
+    assert code == 2 and out == [] and not marker.exists()  # the cap of hubpipe's configuration, not 1e15
     assert any("fine.png: cannot classify: image declares more than 1,000 pixels" in line for line in err)
 
 
@@ -238,8 +238,78 @@ def test_a_file_over_max_file_bytes_is_refused_before_it_is_read(trained_run, tm
     result = subprocess.run(
         [sys.executable, "-c", PEAK_RSS, str(peak), *command], capture_output=True, text=True, check=False, timeout=300
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert result.stdout.startswith(str(tmp_path / "fine.png"))
     limit = DataConfig.max_file_bytes
     assert f"{huge}: cannot classify: {1536 * 1024**2:,} bytes, over data.max_file_bytes ({limit:,})" in result.stderr
     assert int(peak.read_text()) * 1024 < 1024**3  # about 0.6 GB; reading the file would hold all of it (and copies)
+
+
+def _pixels(data: bytes) -> bytes:
+    return Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+
+def _formats(png: bytes) -> dict[str, bytes]:
+    """The picture of ``png`` as lossless WebP and as TIFF (formats TensorFlow does not read; ingest converts)."""
+    picture = Image.open(io.BytesIO(png)).convert("RGB")
+    converted = {}
+    for name, options in (("webp", {"format": "WEBP", "lossless": True}), ("tiff", {"format": "TIFF"})):
+        buffer = io.BytesIO()
+        picture.save(buffer, **options)
+        converted[name] = buffer.getvalue()
+    return converted
+
+
+def test_webp_and_tiff_are_classified_as_ingest_converted_them(trained_run, tmp_path: Path, capsys) -> None:
+    """Predict takes every format ingest takes, with ingest's conversion (a lossless copy predicts as the PNG),
+    and keeps the pixel cap for them."""
+    from hubpipe.components.ingest.images import inspect_image, transcode
+
+    request, _ = trained_run
+    png = _encoded((64, 48))
+    (tmp_path / "picture.png").write_bytes(png)
+    for suffix, data in _formats(png).items():
+        (tmp_path / f"picture.{suffix}").write_bytes(data)
+        info = inspect_image(data, DataConfig.max_pixels)
+        assert info.transcode == f"{suffix}_format"  # what ingest does with it: converted to PNG
+        assert _pixels(transcode(data, info)) == _pixels(png)
+    model = str(request.output_dir / "models" / "scratch_cnn")
+    code, out, err = predict(capsys, model, str(tmp_path))  # a folder: .webp and .tiff files are listed too
+    assert code == 0, err
+    lines = {Path(line.split()[0]).suffix: line.split()[1:] for line in out}
+    assert set(lines) == {".png", ".webp", ".tiff"}
+    assert lines[".webp"] == lines[".png"] and lines[".tiff"] == lines[".png"]
+    code, out, err = predict(capsys, model, str(tmp_path / "picture.webp"), "--set", "data.max_pixels=1000")
+    assert code == 2 and out == [] and "over data.max_pixels (1,000)" in err[0], err
+
+
+def _publish_root(root: Path, model_dir: Path, version: str) -> Path:
+    """A publish root whose LATEST names ``version``, a copy of ``model_dir`` (as publish lays one out)."""
+    target = root / "models" / version
+    shutil.copytree(model_dir, target)
+    (target / "version.json").write_text(json.dumps({"model": model_dir.name, "model_key": version}))
+    (root / "models" / "LATEST").write_text(f"{version}\n")
+    (root / "tensorboard").mkdir(exist_ok=True)
+    return root
+
+
+def test_a_publish_root_predicts_with_its_latest_blessed_model(trained_run, images: Path, tmp_path: Path, capsys):
+    import hubpipe
+
+    request, _ = trained_run
+    models = request.output_dir / "models"
+    root = _publish_root(tmp_path / "published", models / "tiny_backbone_fine_tuned", "v1")
+    root = _publish_root(root, models / "scratch_cnn", "v2")  # LATEST: v2
+    picture = str(sorted(images.glob("*.jpeg"))[0])
+    code, out, err = predict(capsys, str(root), picture)
+    assert code == 0, err
+    assert predict(capsys, str(models / "scratch_cnn"), picture)[1] == out
+    published = hubpipe.load_published(root)
+    assert published.version == "v2"
+    (top,) = published.predict([picture])["top"]
+    shown = out[0].split()[1:]
+    assert [label for label, _ in top] == shown[::2]
+    assert all(abs(p - float(text)) <= 5e-4 for (_, p), text in zip(top, shown[1::2], strict=True))
+    (root / "models" / "LATEST").unlink()
+    code, out, err = predict(capsys, str(root), picture)
+    assert code == 2 and "no model is blessed in the publish root" in err[0]

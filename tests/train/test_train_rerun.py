@@ -119,3 +119,23 @@ def test_two_runs_over_the_same_images_share_vectors(tmp_path: Path, ingest_dir:
     assert results[0]["vectors_computed"] == {"tiny_backbone": total}
     assert results[1]["vectors_computed"] == {"tiny_backbone": 0}
     assert results[1]["extraction_engine"] == {"tiny_backbone": "cache"}
+
+
+def test_epochs_change_reuses_the_trained_baseline(tmp_path: Path, ingest_dir: Path, tiny_backbone: Path) -> None:
+    """The baseline trains ``baseline_epochs``: a rerun that changes only ``epochs`` loads its weights."""
+    first, _ = run(tmp_path, "a", "cache", ingest_dir, tiny_backbone, epochs=2)
+    first_model = json.loads((tmp_path / "a" / "models" / "scratch_cnn" / "model.json").read_text())
+    assert first_model["reused_training"] is False
+    more, more_history = run(tmp_path, "b", "cache", ingest_dir, tiny_backbone, epochs=3)
+    record = json.loads((tmp_path / "b" / "models" / "scratch_cnn" / "model.json").read_text())
+    assert record["reused_training"] is True and record["history"] == first_model["history"]
+    assert more["models"]["scratch_cnn"]["test_accuracy"] == first["models"]["scratch_cnn"]["test_accuracy"]
+    assert more["models"]["scratch_cnn"]["train_seconds"] == 0.0
+    predictions = [np.load(tmp_path / run / "models" / "scratch_cnn" / "test_predictions.npz") for run in "ab"]
+    np.testing.assert_array_equal(predictions[0]["probabilities"], predictions[1]["probabilities"])
+    assert len(more_history["tiny_backbone"]) == 3  # the transfer model did train for the new epochs
+    assert len(list((tmp_path / "cache" / "trained").iterdir())) == 1  # one entry per model name
+    run(tmp_path, "c", "cache", ingest_dir, tiny_backbone, epochs=3, learning_rate=0.02)
+    again = json.loads((tmp_path / "c" / "models" / "scratch_cnn" / "model.json").read_text())
+    assert again["reused_training"] is False  # a setting it uses: trained again
+    assert len(list((tmp_path / "cache" / "trained").iterdir())) == 1
