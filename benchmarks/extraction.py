@@ -55,9 +55,10 @@ from train_vs_fit import write_examples
 
 from hubpipe.components.backbones import resolve_backbone
 from hubpipe.components.train import engine
+from hubpipe.components.train.engine import frozen_features
 from hubpipe.components.train.inputs import image_dataset, load_split
 from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
-from hubpipe.components.train.transfer import EXTRACTION_BATCH, frozen_features
+from hubpipe.components.train.transfer import EXTRACTION_BATCH
 from hubpipe.data.sample import SampleSpec, ensure_sample_dataset
 from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.runtime import import_tensorflow

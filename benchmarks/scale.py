@@ -134,11 +134,11 @@ def beam_vs_inprocess(ingest_dir: Path, store: Path) -> tuple[float, float, floa
     """(Beam img/s, in-process img/s, ratio) on the examples of ``ingest_dir``, same engine, one process."""
     from hubpipe.components.backbones import resolve_backbone
     from hubpipe.components.common.split_vectors import read_split_keys
-    from hubpipe.components.train.engine import select_engine
+    from hubpipe.components.train.engine import frozen_features, select_engine
     from hubpipe.components.train.extraction import ExtractionJob, ensure_vectors
     from hubpipe.components.train.inputs import image_dataset, load_split
     from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
-    from hubpipe.components.train.transfer import EXTRACTION_BATCH, frozen_features, vector_handler
+    from hubpipe.components.train.transfer import EXTRACTION_BATCH, vector_handler
     from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()

@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, load_feature_extractor
 from hubpipe.components.common.checked_files import digest_problem, write_durably
 from hubpipe.components.common.text import first_line
+from hubpipe.components.train import models
 from hubpipe.pipeline.core.artifacts import read_json, stable_hash
 from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.locking import TMP_PATTERN, remove_dead_tmp
@@ -337,3 +339,11 @@ def select_engine(
     _store_conversion(folder, key, model, record)
     LOG.info("%s: converted to TFLite (max abs difference %.3g, allowed %.3g)", backbone.name, diff, allowed)
     return Engine(TFLITE, converted, "converted, parity checked", diff)
+
+
+def frozen_features(tf: Any, spec: BackboneSpec) -> tuple[Any, BackboneIdentity]:
+    """The frozen backbone as a Keras feature model (images in [0, 1] -> vectors, input range mapped), and the
+    identity its TFLite conversion is keyed by. Call it inside the precision policy and strategy scope wanted."""
+    extractor = load_feature_extractor(spec, trainable=False)
+    features = models.feature_model(tf, extractor, spec.input_size, spec.input_range)
+    return features, BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, load_feature_extractor, resolve_backbone
+from hubpipe.components.backbones import BackboneSpec, load_feature_extractor, resolve_backbone
 from hubpipe.components.common.head import build_head
 from hubpipe.components.common.split_vectors import JoinedSplit, join_split
 from hubpipe.components.common.vector_store import VectorSpace, space_dir, write_space_record
 from hubpipe.components.train import models
-from hubpipe.components.train.engine import ENGINE_PARITY_CLASS, TFLITE, BackboneIdentity, Engine, select_engine
+from hubpipe.components.train.engine import ENGINE_PARITY_CLASS, TFLITE, Engine, frozen_features, select_engine
 from hubpipe.components.train.extraction import ExtractionJob, ExtractionRun, ensure_vectors
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, RESIZE_METHOD, SplitData
@@ -155,14 +155,6 @@ def _extracted_splits(session: Session) -> list[SplitData]:
     """The splits whose vectors training needs: only test's when augmenting (the train images change)."""
     data = session.data
     return [data.test] if session.config.augment else [data.train, data.test]
-
-
-def frozen_features(tf: Any, spec: BackboneSpec) -> tuple[Any, BackboneIdentity]:
-    """The frozen backbone as a Keras feature model (images in [0, 1] -> vectors, input range mapped), and the
-    identity its TFLite conversion is keyed by. Call it inside the precision policy and strategy scope wanted."""
-    extractor = load_feature_extractor(spec, trainable=False)
-    features = models.feature_model(tf, extractor, spec.input_size, spec.input_range)
-    return features, BackboneIdentity(spec.name, backbone_fingerprint(spec), spec.input_size, spec.input_range)
 
 
 def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:

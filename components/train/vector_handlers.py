@@ -143,8 +143,7 @@ class TensorFlowVectorHandler(ImageVectorHandler):
     """The backbone in TensorFlow, loaded by hubpipe's backbone registry (TF Hub handle, SavedModel, preset)."""
 
     def load_engine(self, tf: Any, threads: int) -> FeatureFn:
-        from hubpipe.components.train.engine import tensorflow_features
-        from hubpipe.components.train.transfer import frozen_features
+        from hubpipe.components.train.engine import frozen_features, tensorflow_features
 
         model, _ = frozen_features(tf, self.spec.backbone)
         return tensorflow_features(tf, model, self.spec.backbone.input_size)

@@ -49,9 +49,8 @@ def extract(ingest_dir: Path, store: Path, backbone: Path, beam_args: list[str] 
 
 def in_process_vectors(ingest_dir: Path, backbone: Path) -> tuple[np.ndarray, np.ndarray]:
     """The vectors of both splits from the in-process TensorFlow engine over tf.data, with their keys."""
-    from hubpipe.components.train.engine import tensorflow_features
+    from hubpipe.components.train.engine import frozen_features, tensorflow_features
     from hubpipe.components.train.inputs import image_dataset
-    from hubpipe.components.train.transfer import frozen_features
 
     tf = import_tensorflow()
     spec = resolve_backbone(str(backbone))

@@ -56,7 +56,7 @@ def test_each_offline_model_trains_and_serves_jpeg_bytes_at_its_own_size(
 def test_efficientnet_lite0_converts_to_tflite_with_parity(tmp_path: Path) -> None:
     from hubpipe.components.backbones import resolve_backbone
     from hubpipe.components.train import engine
-    from hubpipe.components.train.transfer import frozen_features
+    from hubpipe.components.train.engine import frozen_features
 
     tf = import_tensorflow()
     spec = resolve_backbone("efficientnet_lite0")

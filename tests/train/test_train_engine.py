@@ -18,8 +18,8 @@ import train_fixtures
 from hubpipe.components.backbones import resolve_backbone
 from hubpipe.components.train import engine
 from hubpipe.components.train.core import train_models
+from hubpipe.components.train.engine import frozen_features
 from hubpipe.components.train.session import TrainRequest
-from hubpipe.components.train.transfer import frozen_features
 from hubpipe.pipeline.core.config import replace
 from hubpipe.pipeline.core.locking import owned_tmp
 from hubpipe.pipeline.core.runtime import import_tensorflow
