@@ -91,14 +91,15 @@ def require_writable(root: str, hint: str) -> None:
             ) from None
 
 
-def default_root() -> str:
-    """The publish root used when ``publish.root`` is empty."""
-    return str(cache_root() / "published")
+def default_root(cache: Path | None = None) -> str:
+    """The publish root used when ``publish.root`` is empty: in hubpipe's cache folder ``cache`` (an executor's
+    ``ctx.cache_root``; looked up when not given, as outside a run)."""
+    return str((cache or cache_root()) / "published")
 
 
-def resolve_root(configured: str) -> str:
-    """The configured root (an absolute path for a local one), or the default root."""
-    root = configured.strip() or default_root()
+def resolve_root(configured: str, cache: Path | None = None) -> str:
+    """The configured root (an absolute path for a local one), or the default root in ``cache``."""
+    root = configured.strip() or default_root(cache)
     if storage.is_remote(root):
         return root.rstrip("/")
     return os.path.abspath(os.path.expanduser(root))
@@ -236,11 +237,6 @@ def read_latest_id(root: str) -> str | None:
             f"publish root {root}: LATEST holds {latest[:60]!r}, not a version id; {_latest_hint(root)}"
         )
     return latest
-
-
-def read_latest(root: str) -> PublishedVersion | None:
-    latest = read_latest_id(root)
-    return read_version(root, latest) if latest else None
 
 
 def find_reference(root: str, own_keys: Iterable[str]) -> PublishedVersion | None:

@@ -21,7 +21,7 @@ def run(ctx: StageContext) -> StageResult:
         train_dir=ctx.inputs["train"],
         output_dir=ctx.output_dir,
         cache_dir=ctx.cache_dir,
-        publish_root=resolve_root(ctx.config.publish.root),
+        publish_root=resolve_root(ctx.config.publish.root, ctx.cache_root),
         thresholds=ctx.config.evaluate,
     )
     evaluation = evaluate(request)

@@ -44,14 +44,21 @@ def component_function() -> Callable[..., None]:
             metrics: Test accuracy and training time per model.
             mlpipeline_ui_metadata: Opens TensorBoard on the training logs from the KFP UI.
         """
-        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, tensorboard_viewer, write_summary
 
         launch(
             "train",
             config,
-            arguments,
+            {
+                "backbones": backbones,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "fine_tune_layers": fine_tune_layers,
+                "data_source": data_source,
+                "percent": percent,
+            },
             output=model,
             inputs={"ingest": examples, "validate": validation},
             fill=[

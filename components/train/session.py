@@ -66,6 +66,7 @@ class TrainRequest:
     cache_dir: Path  # outlives runs: embeddings/ and checkpoints/
     train: TrainConfig
     image_size: int  # side of the images the from-scratch baseline sees
+    cache_root: Path  # hubpipe's cache folder: TFLite conversions of the backbones, shared by every run
     code_version: str = ""  # identifies the training code, so checkpoints of other code are not resumed
     max_pixels: int = DataConfig.max_pixels  # the serving model refuses larger images before decoding them
 

@@ -22,7 +22,7 @@ from hubpipe.components.backbones import BackboneSpec, backbone_fingerprint, loa
 from hubpipe.components.common.head import build_head
 from hubpipe.components.train import models
 from hubpipe.components.train.embeddings import Embeddings, Extraction, embedding_key, ensure_embeddings
-from hubpipe.components.train.engine import BackboneIdentity, Engine, select_engine
+from hubpipe.components.train.engine import BackboneIdentity, Engine, conversion_dir, select_engine
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, SplitData
 from hubpipe.components.train.layout import FEATURE_EXTRACTION, FINE_TUNED, TRANSFER
@@ -151,6 +151,7 @@ def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
             session.plan.device,
             features,
             identity,
+            conversions=conversion_dir(session.request.cache_root),
             threads=session.cores,
             images=sum(session.data.count(split) for split in _extracted_splits(session)),
         )

@@ -15,7 +15,7 @@ from hubpipe.pipeline.cli import main
 from hubpipe.pipeline.core.config import setting_of
 from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-from hubpipe.pipeline.kubeflow.parameters import CONFIG_PARAMETER, PARAMETERS, parameters_for
+from hubpipe.pipeline.kubeflow.parameters import CONFIG_PARAMETER, PARAMETERS
 from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 from hubpipe.pipeline.stages import registered_stages
 
@@ -109,6 +109,16 @@ def test_the_parameters_carry_the_help_of_hubpipe_run(compiled) -> None:
     assert train["epochs"]["description"] == described["epochs"]  # the component's docstring, generated
 
 
+def parameters_for(sections: tuple[str, ...]) -> set[str]:
+    """The named parameters of the settings of the config sections ``sections``."""
+    return {parameter.name for parameter in PARAMETERS if parameter.key.split(".", 1)[0] in sections}
+
+
+def test_parameters_belong_to_sections() -> None:
+    assert parameters_for(("publish",)) == {"publish_root"}
+    assert parameters_for(("data",)) == {"data_source", "percent"}
+
+
 def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:
     """A stage's component receives exactly the named parameters of the config sections the stage reads."""
     from kfp import dsl
@@ -119,7 +129,7 @@ def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:
         inputs = set(component.component_spec.inputs)
         upstream = {load_shell(s).OUTPUT for s in registered_stages() if s.name in spec.upstream}
         extra = set(getattr(shell, "EXTRA_PARAMETERS", ()))
-        expected = {CONFIG_PARAMETER} | {p.name for p in parameters_for(spec.sections)} | upstream | extra
+        expected = {CONFIG_PARAMETER} | parameters_for(spec.sections) | upstream | extra
         assert inputs == expected, spec.name
 
 

@@ -13,13 +13,16 @@ import train_fixtures
 from hubpipe.components.common.feature_vectors import FEATURES_FILE
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 
 
 def run(root: Path, name: str, cache: str, ingest_dir: Path, backbone: Path, **changes) -> tuple[dict, dict]:
     config = train_fixtures.tiny_train_config(backbone, baseline_epochs=1, **changes)
     output = root / name
     output.mkdir()
-    outcome = train_models(TrainRequest(ingest_dir, output, root / cache, config, train_fixtures.SCRATCH_SIZE))
+    outcome = train_models(
+        TrainRequest(ingest_dir, output, root / cache, config, train_fixtures.SCRATCH_SIZE, cache_root())
+    )
     histories = {
         model.name: json.loads((output / "models" / model.name / "model.json").read_text())["history"]
         for model in outcome.models
