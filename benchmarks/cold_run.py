@@ -47,6 +47,7 @@ from tracking import run_stages, timed_run
 from train_vs_fit import tensorflow_picks_onednn
 
 from hubpipe.components.train.engine import conversion_dir
+from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.runtime import ONEDNN_ENV
 
 PREVIOUS = ("--set", "train.engine=tensorflow", "--set", "train.decode_cache=false")
@@ -87,7 +88,7 @@ def main() -> None:
             order = names[round_ % len(names) :] + names[: round_ % len(names)]  # each side goes first in turn
             for side in order:
                 if side == "default":
-                    shutil.rmtree(conversion_dir(), ignore_errors=True)
+                    shutil.rmtree(conversion_dir(cache_root()), ignore_errors=True)
                 extra, env = sides[side]
                 runs[side].append(hubpipe_run(work, f"{side}{round_}", extra, env))
                 seconds, accuracies, train = runs[side][-1]

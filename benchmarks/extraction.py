@@ -80,7 +80,9 @@ def main() -> None:
     configure_tensorflow_threads(tf, cores)
     spec = resolve_backbone("efficientnet_lite0")
     features, identity = frozen_features(tf, spec)
-    converted = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=cores)
+    converted = engine.select_engine(
+        tf, "tflite", "CPU", features, identity, conversions=engine.conversion_dir(cache_root()), threads=cores
+    )
     assert converted.name == engine.TFLITE, converted.reason
     reference = engine.tensorflow_features(tf, features, spec.input_size)
     dataset = ensure_sample_dataset(cache_root(), SampleSpec(0, 75, 25))

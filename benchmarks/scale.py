@@ -247,7 +247,7 @@ root = Path(sys.argv[1])
 config = TrainConfig(backbones=("efficientnet_lite0",), epochs=1, batch_size=256, baseline=False,
                      vector_store=str(root / "vectors"))
 (root / "train").mkdir()
-outcome = train_models(TrainRequest(root / "ingest", root / "train", root / "cache", config, 224))
+outcome = train_models(TrainRequest(root / "ingest", root / "train", root / "cache", config, 224, root / "cache"))
 assert outcome.vectors_computed == {"efficientnet_lite0": 0}, outcome.vectors_computed
 print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

@@ -138,7 +138,7 @@ def hubpipe_train(ingest_dir: Path, work: Path, config: TrainConfig) -> tuple[fl
     output, cache = work / "train", work / "cache"
     output.mkdir()
     started = time.perf_counter()
-    outcome = train_models(TrainRequest(ingest_dir, output, cache, config, image_size=224))
+    outcome = train_models(TrainRequest(ingest_dir, output, cache, config, image_size=224, cache_root=cache_root()))
     seconds = time.perf_counter() - started
     (model,) = outcome.models
     logging.getLogger("hubpipe.benchmark").info(
@@ -203,7 +203,7 @@ def main() -> None:
             if not classic_onednn:
                 (work / f"classic-onednn{round_}").mkdir()
                 fits_onednn.append(classic_fit(tf, dataset, args.backbone, config, work / f"classic-onednn{round_}"))
-            shutil.rmtree(conversion_dir(), ignore_errors=True)
+            shutil.rmtree(conversion_dir(cache_root()), ignore_errors=True)
             (work / f"round{round_}").mkdir()
             hubpipes.append(hubpipe_train(work / "ingest", work / f"round{round_}", config))
             (work / f"convert{round_}").mkdir()

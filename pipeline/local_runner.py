@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.pipeline.core.artifacts import read_json, stable_hash, staging_dir, write_json_atomic, write_text_atomic
-from hubpipe.pipeline.core.cache_root import writable_cache_root
+from hubpipe.pipeline.core.cache_root import cache_root, writable_cache_root
 from hubpipe.pipeline.core.config import PipelineConfig, to_yaml
 from hubpipe.pipeline.core.errors import DataRejected, UsageError
 from hubpipe.pipeline.core.execution import (
@@ -150,6 +150,7 @@ class LocalRunner:
         self.config = with_experiment(config, self.output_dir)
         self.stages = topological_order(stages)
         self.force_output = force_output  # run into a non-empty folder that is not a run folder
+        self.cache_root = cache_root()  # hubpipe's cache folder; checked (and created) when the run starts
 
     def run(self, until: str | None = None, use_cache: bool = True) -> RunReport:
         selected = select_until(self.stages, until)
@@ -157,7 +158,7 @@ class LocalRunner:
             refuse_foreign_folder(self.output_dir)
         writable_cache_root(create=False)  # first: the default publish root and every shared cache live there
         preflight(selected, self.config)  # before the output folder is even created
-        writable_cache_root()
+        self.cache_root = writable_cache_root()
         names = [stage.name for stage in self.stages]
         with claim_folder(self.output_dir, names, force=self.force_output):
             return self._run_locked(selected, use_cache)
@@ -190,6 +191,7 @@ class LocalRunner:
             inputs={name: self.output_dir / name for name in stage.upstream},
             work_dir=staging_dir(final_dir),
             cache_dir=self.output_dir / CACHE_DIR,
+            cache_root=self.cache_root,
             previous_dir=complete_dir(final_dir),
         )
 

@@ -89,19 +89,3 @@ def write_labels(examples_root: Path, labels: list[str]) -> None:
     from hubpipe.pipeline.core.artifacts import write_text_atomic
 
     write_text_atomic(Path(examples_root) / LABELS_FILE, "".join(f"{label}\n" for label in labels))
-
-
-def label_slug(label: str) -> str:
-    """A name for a class that is safe in file and folder names (labels themselves stay as they are).
-
-    Letters (any script), digits, ``.``, ``_`` and ``-`` are kept, everything else becomes ``_``; when anything
-    changed, a short hash of the label is appended so that two labels never share a slug. Stable across runs.
-    """
-    import hashlib
-    import re
-    import unicodedata
-
-    slug = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFKC", label)).strip("._")[:80]
-    if slug and slug == label:
-        return slug
-    return f"{slug or 'class'}-{hashlib.sha256(label.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"

@@ -108,19 +108,21 @@ def experiment_name(text: str) -> str:
     return name or DEFAULT_EXPERIMENT
 
 
-def published_dir() -> str:
-    """The folder of the default publish roots (``hubpipe tensorboard`` serves it: every experiment's logs)."""
-    return str(cache_root() / PUBLISHED_DIR)
+def published_dir(cache: Path | None = None) -> str:
+    """The folder of the default publish roots (``hubpipe tensorboard`` serves it: every experiment's logs), in
+    hubpipe's cache folder ``cache`` (an executor's ``ctx.cache_root``; looked up when not given, as outside a
+    run)."""
+    return str((cache or cache_root()) / PUBLISHED_DIR)
 
 
-def default_root(experiment: str = "") -> str:
+def default_root(experiment: str = "", cache: Path | None = None) -> str:
     """The publish root used when ``publish.root`` is empty: the experiment's folder in :func:`published_dir`."""
-    return str(Path(published_dir()) / experiment_name(experiment))
+    return str(Path(published_dir(cache)) / experiment_name(experiment))
 
 
-def resolve_root(configured: str, experiment: str = "") -> str:
-    """The configured root (an absolute path for a local one), or the experiment's default root."""
-    root = configured.strip() or default_root(experiment)
+def resolve_root(configured: str, experiment: str = "", cache: Path | None = None) -> str:
+    """The configured root (an absolute path for a local one), or the experiment's default root in ``cache``."""
+    root = configured.strip() or default_root(experiment, cache)
     if storage.is_remote(root):
         return root.rstrip("/")
     return os.path.abspath(os.path.expanduser(root))
@@ -258,11 +260,6 @@ def read_latest_id(root: str) -> str | None:
             f"publish root {root}: LATEST holds {latest[:60]!r}, not a version id; {_latest_hint(root)}"
         )
     return latest
-
-
-def read_latest(root: str) -> PublishedVersion | None:
-    latest = read_latest_id(root)
-    return read_version(root, latest) if latest else None
 
 
 def find_reference(root: str, own_keys: Iterable[str]) -> PublishedVersion | None:

@@ -102,11 +102,3 @@ def remove_tree(path: str) -> None:
 def rename(source: str, destination: str) -> None:
     """Renames a file or folder (atomic on local file systems; object by object on GCS)."""
     _gfile().rename(source, destination, overwrite=False)
-
-
-def list_names(path: str) -> list[str]:
-    """Entry names in a folder (no trailing slashes), or [] when it does not exist."""
-    gfile = _gfile()
-    if not gfile.isdir(path):
-        return []
-    return sorted(name.rstrip("/") for name in gfile.listdir(path))

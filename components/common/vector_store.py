@@ -108,13 +108,16 @@ class ShardRecord:
     sha256: str
 
 
-def store_location(setting: str = "") -> str:
-    """The store: ``train.vector_store`` when set, else ``vectors/`` in hubpipe's cache folder."""
+def store_location(setting: str = "", cache: Path | None = None) -> str:
+    """The store: ``train.vector_store`` when set, else ``vectors/`` in hubpipe's cache folder ``cache`` (an
+    executor's ``ctx.cache_root``; looked up when not given, as outside a run)."""
     if setting:
         return setting.rstrip("/") if is_remote(setting) else os.path.abspath(os.path.expanduser(setting))
-    from hubpipe.pipeline.core.cache_root import cache_root
+    if cache is None:
+        from hubpipe.pipeline.core.cache_root import cache_root
 
-    return str(cache_root() / STORE_DIR)
+        cache = cache_root()
+    return str(cache / STORE_DIR)
 
 
 def is_remote(path: str) -> bool:

@@ -21,8 +21,8 @@ def run(ctx: StageContext) -> StageResult:
         ingest_dir=ctx.inputs["ingest"],
         train_dir=ctx.inputs["train"],
         output_dir=ctx.output_dir,
-        vector_store=store_location(ctx.config.train.vector_store),
-        publish_root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment),
+        vector_store=store_location(ctx.config.train.vector_store, ctx.cache_root),
+        publish_root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment, ctx.cache_root),
         thresholds=ctx.config.evaluate,
     )
     evaluation = evaluate(request)

@@ -65,7 +65,6 @@ def component_function() -> Callable[..., None]:
             metrics: Accuracy and macro-F1 per model; checks passed and failed.
             mlpipeline_ui_metadata: Opens TensorBoard on the evaluation logs from the KFP UI.
         """
-        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.components.evaluate.kfp_component import log_confusion_matrix
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, tensorboard_viewer, write_summary
@@ -73,7 +72,12 @@ def component_function() -> Callable[..., None]:
         launch(
             "evaluate",
             config,
-            arguments,
+            {
+                "min_accuracy": min_accuracy,
+                "min_margin_over_baseline": min_margin_over_baseline,
+                "max_drop_vs_blessed": max_drop_vs_blessed,
+                "publish_root": publish_root,
+            },
             output=evaluation,
             inputs={"ingest": examples, "train": model},
             fill=[

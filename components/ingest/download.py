@@ -26,14 +26,6 @@ TIMEOUT_S = 60
 META_FILE = "download.json"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download(url: str, cache: Path, sha256: str = "", max_bytes: int = 0) -> Path:
     """The file at ``url``, downloaded once into ``cache/sources/downloads/<key>/`` and verified.
 

@@ -32,14 +32,13 @@ def component_function() -> Callable[..., None]:
             summary: Status and key results.
             metrics: Counts of files seen, examples written, quarantined and duplicates.
         """
-        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, log_metrics, write_summary
 
         launch(
             "ingest",
             config,
-            arguments,
+            {"data_source": data_source, "percent": percent},
             output=examples,
             fill=[
                 (report, html_report("Ingest", "summary", "quarantine", "duplicates")),

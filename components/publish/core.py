@@ -18,14 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hubpipe.components.common import publish_root, storage
-from hubpipe.components.evaluate.layout import (
-    BLESSING_FILE,
-    METRICS_DIR,
-    TENSORBOARD_DIR,
-    BlessedModel,
-    Blessing,
-    read_blessing,
-)
+from hubpipe.components.evaluate import layout as evaluate_layout
+from hubpipe.components.evaluate.layout import BLESSING_FILE, METRICS_DIR, TENSORBOARD_DIR, Blessing
 from hubpipe.components.publish.layout import PUBLISH_FILE, RESOURCE_FILE
 from hubpipe.components.publish.tensorboard_resource import tensorboard_resource, viewing_hints
 from hubpipe.components.train.layout import LOGS_DIR as TRAIN_LOGS
@@ -74,7 +68,7 @@ class Publication:
 def evaluated_blessing(evaluate_dir: Path) -> Blessing:
     """The evaluate stage's decision; a StageError when it is unreadable or has no evaluation id."""
     try:
-        blessing = read_blessing(Path(evaluate_dir))
+        blessing = evaluate_layout.read_blessing(Path(evaluate_dir))
     except UsageError as exc:
         raise StageError(f"cannot read {BLESSING_FILE} of the evaluate stage: {exc}") from None
     if not blessing.evaluation_id:
@@ -105,7 +99,7 @@ def publish_logs(train_dir: Path, evaluate_dir: Path, run_logs: str) -> int:
     return copied
 
 
-def _version_record(blessing: Blessing, blessed: BlessedModel, run_logs: str) -> dict[str, Any]:
+def _version_record(blessing: Blessing, blessed: evaluate_layout.BlessedModel, run_logs: str) -> dict[str, Any]:
     return {
         "version": blessing.evaluation_id,
         "model": blessed.name,
@@ -118,7 +112,9 @@ def _version_record(blessing: Blessing, blessed: BlessedModel, run_logs: str) ->
     }
 
 
-def publish_version(request: PublishRequest, blessing: Blessing, blessed: BlessedModel, run_logs: str) -> str:
+def publish_version(
+    request: PublishRequest, blessing: Blessing, blessed: evaluate_layout.BlessedModel, run_logs: str
+) -> str:
     """Copies the blessed model under a temporary name, renames it to its version, then writes version.json.
 
     An interruption at any point leaves at most a temporary folder or a version without ``version.json``,

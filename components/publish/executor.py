@@ -18,7 +18,7 @@ def run(ctx: StageContext) -> StageResult:
         train_dir=ctx.inputs["train"],
         evaluate_dir=ctx.inputs["evaluate"],
         output_dir=ctx.output_dir,
-        root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment),
+        root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment, ctx.cache_root),
         config=ctx.config.publish,
     )
     publication = publish(request)

@@ -40,7 +40,6 @@ def component_function() -> Callable[..., None]:
             report: What was published, as a page.
             summary: Status and key results.
         """
-        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import html_report, write_summary
         from hubpipe.pipeline.tracking.kubeflow_run import track_in_mlflow
@@ -48,7 +47,7 @@ def component_function() -> Callable[..., None]:
         launch(
             "publish",
             config,
-            arguments,
+            {"publish_root": publish_root, "mlflow_uri": mlflow_uri},
             output=publication,
             inputs={"evaluate": evaluation, "train": model},
             fill=[

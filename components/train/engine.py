@@ -44,7 +44,6 @@ from hubpipe.components.common.checked_files import digest_problem, write_durabl
 from hubpipe.components.common.text import first_line
 from hubpipe.components.train import models
 from hubpipe.pipeline.core.artifacts import read_json, stable_hash
-from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.locking import TMP_PATTERN, remove_dead_tmp
 
 LOG = logging.getLogger(__name__)
@@ -233,8 +232,9 @@ class BackboneIdentity:
     input_range: tuple[float, float]
 
 
-def conversion_dir() -> Path:
-    return cache_root() / "models" / TFLITE_DIR
+def conversion_dir(cache_root: Path) -> Path:
+    """Where TFLite conversions are kept in hubpipe's cache folder ``cache_root``, shared by every run."""
+    return cache_root / "models" / TFLITE_DIR
 
 
 def _cached_conversion(folder: Path, key: str) -> tuple[bytes, float] | None:
@@ -294,20 +294,22 @@ def select_engine(
     feature_model: Any,
     backbone: BackboneIdentity,
     *,
+    conversions: Path,
     threads: int,
     images: int = AUTO_MIN_IMAGES,
 ) -> Engine:
     """The engine for a backbone: TFLite when asked (or ``auto`` on CPU) and it converts with parity, else TF.
 
-    ``images`` is how many images will be extracted: with fewer than :data:`AUTO_MIN_IMAGES`, ``auto``
-    uses a cached conversion but does not convert.
+    ``conversions`` is the folder of cached conversions (:func:`conversion_dir`). ``images`` is how many images
+    will be extracted: with fewer than :data:`AUTO_MIN_IMAGES`, ``auto`` uses a cached conversion but does not
+    convert.
     """
     reference = tensorflow_features(tf, feature_model, backbone.input_size)
     if not wants_tflite(setting, device):
         reason = "train.engine=tensorflow" if setting == TENSORFLOW else f"{device}: TensorFlow"
         return Engine(TENSORFLOW, reference, reason)
     key = conversion_key(backbone.fingerprint, tf.__version__, backbone.input_size, backbone.input_range)
-    folder = conversion_dir()
+    folder = conversions
     cached = _cached_conversion(folder, key)
     if cached is not None:
         model, diff = cached

@@ -15,10 +15,6 @@ from hubpipe.components.train.session import TrainRequest
 from hubpipe.pipeline.core.config import PipelineConfig
 from hubpipe.pipeline.core.stage import StageContext, StageResult
 
-#: The packages whose code decides how models train (the stage's code version adds the backbones and the example
-#: format); a change makes interrupted trainings restart instead of resuming.
-TRAIN_CODE = ("hubpipe.components.train",)
-
 
 def preflight(config: PipelineConfig) -> None:
     """Before a run starts: every backbone is a preset or a handle, a local one holds a SavedModel, a URL is in
@@ -34,15 +30,14 @@ def preflight(config: PipelineConfig) -> None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    from hubpipe.pipeline.core.execution import code_version
-
     request = TrainRequest(
         ingest_dir=Path(ctx.inputs["ingest"]),
         output_dir=Path(ctx.output_dir),
         cache_dir=Path(ctx.cache_dir),
+        cache_root=Path(ctx.cache_root),
         train=ctx.config.train,
         image_size=ctx.config.data.image_size,
-        code_version=code_version(TRAIN_CODE),
+        code_version=ctx.code_version,
         max_pixels=ctx.config.data.max_pixels,
         beam_args=tuple(ctx.beam_args),
     )

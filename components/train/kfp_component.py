@@ -75,8 +75,6 @@ def component_function() -> Callable[..., None]:
             metrics: Test accuracy and training time.
             mlpipeline_ui_metadata: Opens TensorBoard on the training logs from the KFP UI.
         """
-        arguments = dict(locals())  # the parameters as received, before any other name is bound
-        del arguments["part"]  # not a setting: fixed when compiling
         from hubpipe.components.train.kfp_component import outputs_filled
         from hubpipe.pipeline.kubeflow.fan_out import narrow_to_part
         from hubpipe.pipeline.kubeflow.launcher import launch
@@ -84,7 +82,14 @@ def component_function() -> Callable[..., None]:
         launch(
             "train",
             config,
-            arguments,
+            {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "fine_tune_layers": fine_tune_layers,
+                "data_source": data_source,
+                "percent": percent,
+            },
             output=model,
             inputs={"ingest": examples, "validate": validation},
             fill=outputs_filled(report, summary, metrics, mlpipeline_ui_metadata),

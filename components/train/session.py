@@ -69,6 +69,7 @@ class TrainRequest:
     cache_dir: Path  # outlives runs: checkpoints/ and decoded/
     train: TrainConfig
     image_size: int  # side of the images the from-scratch baseline sees
+    cache_root: Path  # hubpipe's cache folder: TFLite conversions of the backbones, shared by every run
     code_version: str = ""  # identifies the training code, so checkpoints of other code are not resumed
     max_pixels: int = DataConfig.max_pixels  # the serving model refuses larger images before decoding them
     beam_args: tuple[str, ...] = ()  # Beam pipeline options of the extraction job (as for ingest)
@@ -166,7 +167,7 @@ class Session:
     @property
     def vector_store(self) -> str:
         """The vector store's location (``train.vector_store``, else the cache folder's ``vectors/``)."""
-        return store_location(self.config.vector_store)
+        return store_location(self.config.vector_store, self.request.cache_root)
 
     @property
     def models_dir(self) -> Path:

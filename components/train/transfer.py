@@ -171,6 +171,7 @@ def _load_backbone(session: Session, spec: BackboneSpec) -> Backbone:
             session.plan.device,
             features,
             identity,
+            conversions=conversion_dir(session.request.cache_root),
             threads=session.cores,
             images=sum(session.data.count(split) for split in _extracted_splits(session)),
         )

@@ -38,14 +38,18 @@ def component_function() -> Callable[..., None]:
             summary: Status and key results.
             metrics: Anomaly and warning counts.
         """
-        arguments = dict(locals())  # the parameters as received, before any other name is bound
         from hubpipe.pipeline.kubeflow.launcher import launch
         from hubpipe.pipeline.kubeflow.ui_outputs import copy_file, log_metrics, write_summary
 
         launch(
             "validate",
             config,
-            arguments,
+            {
+                "validation_policy": validation_policy,
+                "drift_threshold": drift_threshold,
+                "data_source": data_source,
+                "percent": percent,
+            },
             output=validation,
             inputs={"ingest": examples},
             fill=[(report, copy_file("report")), (summary, write_summary), (metrics, log_metrics)],

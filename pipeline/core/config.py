@@ -212,8 +212,8 @@ class TrackConfig:
 
     mlflow_uri: str = setting(
         "",
-        "MLflow tracking server or local folder (empty: $MLFLOW_TRACKING_URI, and no tracking when that is unset).",
         parameter="mlflow_uri",
+        help="MLflow tracking server or local folder (empty: $MLFLOW_TRACKING_URI; no tracking when that is unset).",
     )
     experiment: str = setting("hubpipe", "MLflow experiment of the runs.")
     registered_model: str = setting(

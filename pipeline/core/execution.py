@@ -216,6 +216,7 @@ class Placement:
     inputs: Mapping[str, Path]  # upstream stage name -> its complete folder
     work_dir: Path  # an empty folder the executor writes into
     cache_dir: Path
+    cache_root: Path  # hubpipe's cache folder, chosen by the runner (see hubpipe.pipeline.core.cache_root)
     previous_dir: Path | None = None  # this stage's complete folder from the previous run, if any
 
 
@@ -247,8 +248,8 @@ def execute(
 ) -> tuple[StageResult, dict[str, Any]]:
     """Runs the executor of ``spec`` into ``placement.work_dir`` and writes its manifest there; returns both.
 
-    ``inputs`` is the stage's :func:`fingerprint_inputs`, recorded in the manifest with their hash. The work
-    folder is emptied first, so a retried attempt starts afresh.
+    ``inputs`` is the stage's :func:`fingerprint_inputs`, recorded in the manifest with their hash; the context
+    takes the code version from them. The work folder is emptied first, so a retried attempt starts afresh.
     """
     empty_dir(placement.work_dir)
     context = StageContext(
@@ -257,6 +258,8 @@ def execute(
         inputs=dict(placement.inputs),
         output_dir=placement.work_dir,
         cache_dir=placement.cache_dir,
+        cache_root=placement.cache_root,
+        code_version=str(inputs["code"]),
         previous_dir=placement.previous_dir,
         beam_args=tuple(config.runner.beam_args),
     )

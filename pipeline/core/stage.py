@@ -1,8 +1,9 @@
 """What a stage is to the runners: a spec that is pure data, and the context its executor receives.
 
 An executor is a function ``run(ctx: StageContext) -> StageResult`` that reads only ``ctx.inputs`` (the
-artifact folders of its upstream stages) and writes only into ``ctx.output_dir``. The local runner and the
-Kubeflow components call the same executors.
+artifact folders of its upstream stages) and writes only into ``ctx.output_dir`` (and the caches the context
+names). It reads no environment: the runner decides the folders. The local runner and the Kubeflow components
+call the same executors.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class StageContext:
     inputs: Mapping[str, Path]  # upstream stage name -> its committed artifact folder
     output_dir: Path  # an empty folder; becomes the stage's artifact folder when the executor returns
     cache_dir: Path  # shared across runs of the same output folder (e.g. embedding caches)
+    cache_root: Path  # hubpipe's cache folder, shared by every run on the machine (downloads, conversions)
+    code_version: str  # the stage's code version, as in its fingerprint
     previous_dir: Path | None = None  # this stage's artifact folder from the previous run, if any
     beam_args: tuple[str, ...] = ()
 

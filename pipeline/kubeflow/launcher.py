@@ -34,7 +34,7 @@ from hubpipe.pipeline.core.execution import (
 from hubpipe.pipeline.core.log_setup import configure_logging
 from hubpipe.pipeline.core.stage import StageResult, StageSpec
 from hubpipe.pipeline.core.version import __version__
-from hubpipe.pipeline.kubeflow.parameters import CONFIG_PARAMETER, resolve_config
+from hubpipe.pipeline.kubeflow.parameters import resolve_config
 from hubpipe.pipeline.kubeflow.ui_outputs import Artifact, Filler, Launched, scalar_results
 
 LOG = logging.getLogger("hubpipe.kubeflow")
@@ -49,21 +49,10 @@ def registered_stage(name: str) -> StageSpec:
     raise StageError(f"stage {name} is not registered in hubpipe.pipeline.stages")
 
 
-def pipeline_parameters(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The named pipeline parameters among a component function's arguments: not ``config``, not an artifact."""
-    from kfp import dsl
-
-    return {
-        name: value
-        for name, value in arguments.items()
-        if name != CONFIG_PARAMETER and not isinstance(value, dsl.Artifact)
-    }
-
-
 def launch(
     stage: str | StageSpec,
     config: str | Mapping[str, Any],
-    arguments: Mapping[str, Any],
+    parameters: Mapping[str, Any],
     *,
     output: Artifact,
     inputs: Mapping[str, Artifact] | None = None,
@@ -73,20 +62,19 @@ def launch(
 ) -> None:
     """Runs ``stage`` (a registered stage's name, or a spec) as a KFP task and fills its outputs.
 
-    ``config`` is the pipeline parameter of the whole configuration and ``arguments`` what the component function
-    received (its ``locals()``): its parameters besides ``config`` and its artifacts are named pipeline parameters,
-    which override ``config`` (an unknown name is a ConfigError). ``output`` receives the
-    stage's folder; ``inputs`` maps upstream stage names to their folder artifacts; ``fill`` pairs each other
-    output with the function that fills it (see :mod:`~hubpipe.pipeline.kubeflow.ui_outputs`). With
-    ``keep_previous`` the stage folder is also kept in hubpipe's cache (a volume on a cluster) and given to the
-    next run as ``previous_dir``, as the local runner does. ``narrow`` turns the resolved configuration into the
-    one this task runs with (a train task of the fanned-out train stage: :mod:`.fan_out`). A user-facing error
-    ends the process with one line and the hubpipe exit code.
+    ``config`` (JSON) and ``parameters`` (by name) are the pipeline parameters the component received;
+    ``output`` receives the stage's folder; ``inputs`` maps upstream stage names to their folder artifacts;
+    ``fill`` pairs each other output with the function that fills it (see
+    :mod:`~hubpipe.pipeline.kubeflow.ui_outputs`). With ``keep_previous`` the stage folder is also kept in
+    hubpipe's cache (a volume on a cluster) and given to the next run as ``previous_dir``, as the local runner
+    does. ``narrow`` turns the resolved configuration into the one this task runs with (a train task of the
+    fanned-out train stage: :mod:`.fan_out`). A user-facing error ends the process with one line and the hubpipe
+    exit code.
     """
     configure_logging(debug=False)
     try:
         spec = registered_stage(stage) if isinstance(stage, str) else stage
-        resolved = resolve_config(config, pipeline_parameters(arguments))
+        resolved = resolve_config(config, parameters)
         if narrow is not None:
             resolved = narrow(resolved)
         input_dirs = {name: Path(artifact.path) for name, artifact in (inputs or {}).items()}
@@ -120,8 +108,9 @@ def run_stage(
     ``inputs`` must hold a complete stage folder (with manifest.json) for every upstream stage; an input that a
     policy rejected stops here with :class:`DataRejected`. A retried attempt starts from an empty folder.
     """
+    root = writable_cache_root()
     placement = Placement(
-        inputs=dict(inputs), work_dir=output_dir, cache_dir=writable_cache_root() / "stages", previous_dir=previous_dir
+        inputs=dict(inputs), work_dir=output_dir, cache_dir=root / "stages", cache_root=root, previous_dir=previous_dir
     )
     fingerprint = fingerprint_inputs(spec, config, placement)
     LOG.info("[%s] running", spec.name)

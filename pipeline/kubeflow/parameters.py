@@ -50,15 +50,6 @@ def parameter_type(parameter: PipelineParameter) -> type:
     return list if typing.get_origin(tp) is tuple else tp
 
 
-def section_of(parameter: PipelineParameter) -> str:
-    return parameter.key.split(".", 1)[0]
-
-
-def parameters_for(sections: tuple[str, ...]) -> list[PipelineParameter]:
-    """The named parameters that belong to the given config sections."""
-    return [parameter for parameter in PARAMETERS if section_of(parameter) in sections]
-
-
 def default_values(config: PipelineConfig) -> dict[str, Any]:
     """Each named parameter's default: its value in ``config`` (tuples as lists); plus ``config`` itself (JSON)."""
     data = to_dict(config)

@@ -32,6 +32,12 @@ def write_value(ctx: StageContext) -> StageResult:
     return StageResult(results={"runs": runs, "value": value}, artifacts={"value": "value.txt"})
 
 
+def report_context(ctx: StageContext) -> StageResult:
+    """Records what the runner put in the context besides the folders: hubpipe's cache folder and code version."""
+    _count(ctx)
+    return StageResult(results={"cache_root": str(ctx.cache_root), "code_version": ctx.code_version})
+
+
 def reject(ctx: StageContext) -> StageResult:
     _count(ctx)
     (ctx.output_dir / "anomalies.txt").write_text("class 'x' missing")

@@ -52,7 +52,9 @@ def test_the_fingerprint_names_parameters_code_external_inputs_and_upstream(tmp_
     config = load_config()
     ingest, validate, _ = fake_stages.CHAIN
     run_stage(ingest, config, {}, tmp_path / "ingest")
-    placement = Placement(inputs={"ingest": tmp_path / "ingest"}, work_dir=tmp_path / "work", cache_dir=tmp_path)
+    placement = Placement(
+        inputs={"ingest": tmp_path / "ingest"}, work_dir=tmp_path / "work", cache_dir=tmp_path, cache_root=tmp_path
+    )
     inputs = fingerprint_inputs(validate, config, placement)
     assert set(inputs) == {"stage", "parameters", "code", "external", "upstream"}
     assert inputs["upstream"] == {"ingest": output_identity(manifest_of(tmp_path / "ingest"))}
@@ -66,7 +68,7 @@ def not_a_result(ctx) -> object:
 
 def test_an_executor_that_returns_no_stage_result_is_a_stage_error(tmp_path: Path) -> None:
     spec = StageSpec("odd", f"{__name__}:not_a_result")
-    placement = Placement(inputs={}, work_dir=tmp_path, cache_dir=tmp_path)
+    placement = Placement(inputs={}, work_dir=tmp_path, cache_dir=tmp_path, cache_root=tmp_path)
     with pytest.raises(StageError, match="returned dict, not a StageResult"):
         execute(spec, load_config(), placement, fingerprint_inputs(spec, load_config(), placement))
     assert not (tmp_path / MANIFEST).exists()
@@ -127,3 +129,16 @@ def test_a_second_run_into_a_claimed_folder_stops_with_one_line(tmp_path: Path) 
         second = execution.claim_folder(tmp_path / "run", ["ingest"])
         with pytest.raises(UsageError, match="another run"):
             second.__enter__()
+
+
+def test_both_runners_give_the_executor_the_cache_folder_and_the_code_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An executor reads no environment: hubpipe's cache folder and the stage's code version come in its context."""
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "hubpipe-cache"))
+    spec = StageSpec("ingest", f"{fake_stages.MODULE}:report_context", code=fake_stages.CODE)
+    local = run_pipeline(load_config(), tmp_path / "local", (spec,)).stage("ingest").results
+    _, manifest = run_stage(spec, load_config(), {}, tmp_path / "kfp" / "ingest")
+    for results in (local, manifest["results"]):
+        assert results["cache_root"] == str(tmp_path / "hubpipe-cache")
+        assert results["code_version"] == manifest["inputs"]["code"] == execution.code_version(fake_stages.CODE)

@@ -33,6 +33,8 @@ def context(
         inputs={"ingest": world.ingest, "train": train},
         output_dir=out,
         cache_dir=cache or world.cache,
+        cache_root=world.cache / "hubpipe-cache",
+        code_version="test",
     )
 
 

@@ -124,7 +124,8 @@ def leftovers(run_dir: Path, publish_root: Path, cache_dir: Path) -> list[str]:
 def latest_problem(run_dir: Path, publish_root: Path) -> str | None:
     """None when LATEST names a complete version blessed by this run's evaluation; else what is wrong."""
     blessing = json.loads((Path(run_dir) / "evaluate" / "blessing.json").read_text())
-    latest = layout.read_latest(str(publish_root))
+    latest_id = layout.read_latest_id(str(publish_root))
+    latest = layout.read_version(str(publish_root), latest_id) if latest_id else None
     if latest is None:
         return f"LATEST ({layout.read_latest_id(str(publish_root))}) names no complete version"
     if blessing.get("blessed") and latest.version != blessing["evaluation_id"]:

@@ -98,7 +98,15 @@ def context(tmp: Path, source: Path | str, **settings) -> StageContext:
     output = tmp / "ingest-output"
     output.mkdir(parents=True)
     config = load_config(overrides={"data.source": str(source), **SETTINGS, **settings})
-    return StageContext(name="ingest", config=config, inputs={}, output_dir=output, cache_dir=tmp / "cache")
+    return StageContext(
+        name="ingest",
+        config=config,
+        inputs={},
+        output_dir=output,
+        cache_dir=tmp / "cache",
+        cache_root=tmp / "hubpipe-cache",
+        code_version="test",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +213,7 @@ def _flat_zip(path: Path) -> Path:
 
 
 def test_zip_source_flat_layout_percent_and_policy_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "hubpipe-cache"))
+    monkeypatch.setenv("HUBPIPE_CACHE_DIR", str(tmp_path / "not-read"))  # the executor uses ctx.cache_root
     archive = _flat_zip(tmp_path / "fruit.zip")
     ctx = context(tmp_path, archive, **{"data.percent": 50, "data.duplicates_across_classes": "fail"})
     result = run(ctx)
@@ -221,6 +229,7 @@ def test_zip_source_flat_layout_percent_and_policy_fail(tmp_path: Path, monkeypa
     assert 0 < results["test_examples"] < results["train_examples"] + results["held_out_by_percent"]
     assert result.rejected and "data.duplicates_across_classes=fail" in result.rejected
     assert "fruit/pears/same.jpg" in result.rejected
+    assert any((tmp_path / "hubpipe-cache").rglob("*.jpg")) and not (tmp_path / "not-read").exists()
 
 
 @pytest.mark.parametrize(

@@ -175,18 +175,6 @@ def test_two_folders_that_become_one_class_are_refused(tmp_path: Path, caplog: p
     assert "'cat\\u0009' is read as class 'cat'" in caplog.text
 
 
-def test_label_slugs_are_path_safe_unique_and_stable() -> None:
-    from hubpipe.components.common.features import label_slug
-
-    assert label_slug("pizza") == "pizza"
-    assert label_slug("crème_brûlée") == "crème_brûlée"
-    unsafe = ["../etc", "a/b", "a b", "a_b-", ".hidden", "con:1", "🍮", ""]
-    slugs = [label_slug(label) for label in unsafe]
-    assert len(set(slugs)) == len(unsafe)
-    assert all(slug and "/" not in slug and not slug.startswith(".") and " " not in slug for slug in slugs)
-    assert label_slug("a/b") == label_slug("a/b")
-
-
 @pytest.mark.parametrize(
     ("name", "safe"),
     [

@@ -16,7 +16,7 @@ from hubpipe.pipeline.cli import main
 from hubpipe.pipeline.core.config import setting_of
 from hubpipe.pipeline.core.errors import StageError
 from hubpipe.pipeline.kubeflow.options import KubeflowOptions
-from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, PARAMETERS, parameters_for
+from hubpipe.pipeline.kubeflow.parameters import BY_NAME, CONFIG_PARAMETER, PARAMETERS
 from hubpipe.pipeline.kubeflow.pipeline_definition import load_shell
 from hubpipe.pipeline.stages import registered_stages
 
@@ -171,6 +171,16 @@ def test_the_parameters_carry_the_help_of_hubpipe_run(compiled) -> None:
     assert train["epochs"]["description"] == described["epochs"]  # the component's docstring, generated
 
 
+def parameters_for(sections: tuple[str, ...]) -> set[str]:
+    """The named parameters of the settings of the config sections ``sections``."""
+    return {parameter.name for parameter in PARAMETERS if parameter.key.split(".", 1)[0] in sections}
+
+
+def test_parameters_belong_to_sections() -> None:
+    assert parameters_for(("publish",)) == {"publish_root"}
+    assert parameters_for(("data",)) == {"data_source", "percent"}
+
+
 def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:
     """A stage's component receives exactly the named parameters of the config sections the stage reads, except
     those fixed when compiling (the train stage's backbones: one task each, told its part by a constant input)."""
@@ -185,7 +195,7 @@ def test_each_component_takes_the_parameters_of_its_stage_sections() -> None:
         extra = set(getattr(shell, "EXTRA_PARAMETERS", ()))
         part = {shell.PART_INPUT} if hasattr(shell, "PART_INPUT") else set()
         compiled = set(getattr(shell, "COMPILED_PARAMETERS", ()))
-        parameters = {p.name for p in parameters_for(spec.sections)} - compiled
+        parameters = parameters_for(spec.sections) - compiled
         assert inputs == {CONFIG_PARAMETER} | parameters | upstream | extra | part, spec.name
         fixed |= compiled
     assert fixed == {"backbones"} and fixed <= set(BY_NAME)

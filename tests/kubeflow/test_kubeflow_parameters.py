@@ -14,7 +14,6 @@ from hubpipe.pipeline.kubeflow.parameters import (
     PARAMETERS,
     default_values,
     parameter_type,
-    parameters_for,
     resolve_config,
 )
 
@@ -25,11 +24,6 @@ def test_parameter_types_follow_the_config_tree() -> None:
     assert parameter_type(BY_NAME["percent"]) is float
     assert parameter_type(BY_NAME["data_source"]) is str
     assert all(parameter_type(p) in (str, int, float, bool, list) for p in PARAMETERS)
-
-
-def test_parameters_belong_to_sections() -> None:
-    assert [p.name for p in parameters_for(("publish",))] == ["publish_root"]
-    assert {p.name for p in parameters_for(("data",))} == {"data_source", "percent"}
 
 
 def test_defaults_come_from_the_config() -> None:

@@ -10,8 +10,16 @@ import os
 import shutil
 from pathlib import Path
 
+from hubpipe.components.common import publish_root
+from hubpipe.components.common.publish_root import PublishedVersion
 from hubpipe.components.common.vector_store import store_location
 from hubpipe.pipeline.core.stage import StageContext, StageResult, StageSpec
+
+
+def published_latest(root: str) -> PublishedVersion | None:
+    """The complete version LATEST names in the publish root, or None."""
+    latest = publish_root.read_latest_id(root)
+    return publish_root.read_version(root, latest) if latest else None
 
 
 def _copy_into(source: Path, target: Path) -> None:

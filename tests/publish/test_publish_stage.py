@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fake_run import FakeWorld
+from fake_upstream import published_latest
 
 from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor as evaluate_executor
@@ -28,7 +29,7 @@ class Run:
     def _context(self, name: str, inputs: dict[str, Path]) -> StageContext:
         out = self.folder / name
         out.mkdir(parents=True)
-        return StageContext(name, self.config, inputs, out, self.world.cache)
+        return StageContext(name, self.config, inputs, out, self.world.cache, self.world.cache / "hubpipe", "test")
 
     def evaluate(self) -> StageResult:
         inputs = {"ingest": self.world.ingest, "train": self.train}
@@ -89,7 +90,7 @@ def test_good_candidate_becomes_latest_and_a_second_run_compares_against_it(worl
     new_version = publication.results["published_version"]
     assert new_version not in (None, version)
     assert publish_root.read_latest_id(str(root)) == new_version
-    assert publish_root.read_latest(str(root)).reference == version
+    assert published_latest(str(root)).reference == version
 
     # "fair" is 4 test images below (5 it alone gets wrong, 1 it alone gets right): on 18 images only the point
     # rule refuses that (the interval rule does not, see tests/evaluate)

@@ -23,6 +23,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, ingest_dir: Path, tiny
     """One run of the train core with every model kind: feature extraction, fine-tuned, scratch; TFLite on."""
     from hubpipe.components.train.core import train_models
     from hubpipe.components.train.session import TrainRequest
+    from hubpipe.pipeline.core.cache_root import cache_root
 
     root = tmp_path_factory.mktemp("trained")
     config = train_fixtures.tiny_train_config(
@@ -33,6 +34,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, ingest_dir: Path, tiny
         baseline_epochs=1,
         vector_store=str(root / "vectors"),
     )
-    request = TrainRequest(ingest_dir, root / "train", root / "cache", config, train_fixtures.SCRATCH_SIZE)
+    request = TrainRequest(
+        ingest_dir, root / "train", root / "cache", config, train_fixtures.SCRATCH_SIZE, cache_root()
+    )
     request.output_dir.mkdir()
     return request, train_models(request)

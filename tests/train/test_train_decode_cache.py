@@ -18,7 +18,7 @@ from hubpipe.pipeline.core.runtime import import_tensorflow
 def _session(ingest: Path, cache: Path, backbone: Path, **changes: object) -> Session:
     tf = import_tensorflow()
     config = train_fixtures.tiny_train_config(backbone, **changes)
-    request = TrainRequest(ingest, cache.parent / "out", cache, config, train_fixtures.SCRATCH_SIZE)
+    request = TrainRequest(ingest, cache.parent / "out", cache, config, train_fixtures.SCRATCH_SIZE, cache.parent)
     data = load_dataset_info(tf, ingest)
     return Session(tf, request, plan_devices("float32", []), tf.distribute.get_strategy(), data)
 

@@ -12,6 +12,7 @@ import train_fixtures
 from hubpipe.components.common.split_vectors import stored_test_split
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.config import TrainConfig
 from hubpipe.pipeline.core.runtime import import_tensorflow
 
@@ -31,7 +32,7 @@ def test_each_offline_model_trains_and_serves_jpeg_bytes_at_its_own_size(
     config = TrainConfig(
         backbones=(name,), epochs=2, batch_size=16, baseline=False, precision="auto", vector_store=store
     )
-    request = TrainRequest(ingest_dir, tmp_path / "train", tmp_path / "cache", config, 224)
+    request = TrainRequest(ingest_dir, tmp_path / "train", tmp_path / "cache", config, 224, cache_root())
     request.output_dir.mkdir()
     outcome = train_models(request)
     assert [model.name for model in outcome.models] == [name]
@@ -61,7 +62,9 @@ def test_efficientnet_lite0_converts_to_tflite_with_parity(tmp_path: Path) -> No
     tf = import_tensorflow()
     spec = resolve_backbone("efficientnet_lite0")
     features, identity = frozen_features(tf, spec)
-    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
+    chosen = engine.select_engine(
+        tf, "auto", "CPU", features, identity, conversions=engine.conversion_dir(cache_root()), threads=2
+    )
     assert chosen.name == engine.TFLITE, chosen.reason
     images = engine.probe_batch(spec.input_size)[:3]
     expected = np.asarray(features(images, training=False))

@@ -20,6 +20,7 @@ from hubpipe.components.train import engine
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.engine import frozen_features
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.config import replace
 from hubpipe.pipeline.core.locking import owned_tmp
 from hubpipe.pipeline.core.runtime import import_tensorflow
@@ -28,9 +29,17 @@ from hubpipe.pipeline.core.runtime import import_tensorflow
 KILLED_WRITER = """
 import os, signal, sys
 from hubpipe.components.train import engine
+from hubpipe.pipeline.core.cache_root import cache_root
 os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
-engine._store_conversion(engine.conversion_dir(), sys.argv[1], b"partial", {})
+engine._store_conversion(engine.conversion_dir(cache_root()), sys.argv[1], b"partial", {})
 """
+
+
+def _select(tf, setting: str, device: str, features, identity, **options) -> engine.Engine:
+    """The engine chosen with the conversions of hubpipe's cache folder (the test's own)."""
+    return engine.select_engine(
+        tf, setting, device, features, identity, conversions=engine.conversion_dir(cache_root()), **options
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -75,14 +84,14 @@ def _feature_model(backbone: Path):
 
 def test_tflite_computes_the_tensorflow_features_and_is_cached(tiny_backbone: Path) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
-    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
+    chosen = _select(tf, "auto", "CPU", features, identity, threads=2)
     assert chosen.name == engine.TFLITE and chosen.max_abs_diff is not None and chosen.max_abs_diff < 1e-4
     images = np.random.default_rng(1).random((5, 32, 32, 3), dtype=np.float32)
     expected = np.asarray(features(images, training=False))
     np.testing.assert_allclose(chosen.features(images), expected, atol=1e-4)
     np.testing.assert_allclose(chosen.features(images[:2]), expected[:2], atol=1e-4)  # another batch size
-    assert len(list(engine.conversion_dir().glob("*.tflite"))) == 1
-    again = engine.select_engine(tf, "auto", "CPU", features, identity, threads=2)
+    assert len(list(engine.conversion_dir(cache_root()).glob("*.tflite"))) == 1
+    again = _select(tf, "auto", "CPU", features, identity, threads=2)
     assert again.name == engine.TFLITE and "cached" in again.reason
     np.testing.assert_allclose(again.features(images), expected, atol=1e-4)
 
@@ -92,8 +101,8 @@ def test_a_damaged_cached_conversion_is_converted_again(
     tiny_backbone: Path, damage: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
-    assert engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1).name == engine.TFLITE
-    [cached] = engine.conversion_dir().glob("*.tflite")
+    assert _select(tf, "tflite", "CPU", features, identity, threads=1).name == engine.TFLITE
+    [cached] = engine.conversion_dir(cache_root()).glob("*.tflite")
     whole = cached.read_bytes()
     record_path = cached.with_suffix(".json")
     if damage == "truncate":  # a half-copied cache volume
@@ -108,11 +117,11 @@ def test_a_damaged_cached_conversion_is_converted_again(
     calls: list[int] = []
     monkeypatch.setattr(engine, "convert", lambda *args: (calls.append(1), convert(*args))[1])
     with caplog.at_level(logging.INFO, logger=engine.__name__):
-        again = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1)
+        again = _select(tf, "tflite", "CPU", features, identity, threads=1)
     assert again.name == engine.TFLITE and "cached" not in again.reason and calls == [1]
     assert "damaged or incomplete" in caplog.text
     assert cached.read_bytes() == whole and json.loads(record_path.read_text())["sha256"]  # stored whole again
-    few = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=1)
+    few = _select(tf, "auto", "CPU", features, identity, threads=1, images=1)
     assert few.name == engine.TFLITE and "cached" in few.reason and calls == [1]
 
 
@@ -182,35 +191,35 @@ def test_auto_converts_only_for_enough_images_but_uses_a_cached_conversion(
     calls: list[int] = []
     monkeypatch.setattr(engine, "convert", lambda *args: (calls.append(1), convert(*args))[1])
     few = engine.AUTO_MIN_IMAGES - 1
-    chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
+    chosen = _select(tf, "auto", "CPU", features, identity, threads=1, images=few)
     assert chosen.name == engine.TENSORFLOW and "fewer than" in chosen.reason and not calls
-    assert engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1, images=few).name == engine.TFLITE
+    assert _select(tf, "tflite", "CPU", features, identity, threads=1, images=few).name == engine.TFLITE
     assert len(calls) == 1  # tflite converts whatever the count
-    cached = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=few)
+    cached = _select(tf, "auto", "CPU", features, identity, threads=1, images=few)
     assert cached.name == engine.TFLITE and "cached" in cached.reason and len(calls) == 1
 
 
 def test_a_killed_writers_temporary_file_is_removed_and_the_conversion_still_caches(tiny_backbone: Path) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
     key = engine.conversion_key(identity.fingerprint, tf.__version__, identity.input_size, identity.input_range)
-    folder = engine.conversion_dir()
+    folder = engine.conversion_dir(cache_root())
     killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, key], check=False, timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert any(".tflite.tmp-" in path.name for path in folder.iterdir())  # the killed writer's partial file
     with owned_tmp(folder / ".other.tflite.tmp-1") as live:  # another process, alive, writing
         live.write_bytes(b"being written")
-        chosen = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1)
+        chosen = _select(tf, "tflite", "CPU", features, identity, threads=1)
         assert live.exists()  # a live writer's file is kept
     assert chosen.name == engine.TFLITE and "cached" not in chosen.reason
     assert sorted(path.name for path in folder.iterdir()) == [f"{key}.json", f"{key}.tflite"]
-    again = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1, images=1)
+    again = _select(tf, "auto", "CPU", features, identity, threads=1, images=1)
     assert again.name == engine.TFLITE and "cached" in again.reason
 
 
 def test_tensorflow_setting_and_gpu_do_not_convert(tiny_backbone: Path) -> None:
     tf, features, identity = _feature_model(tiny_backbone)
-    assert engine.select_engine(tf, "tensorflow", "CPU", features, identity, threads=2).name == engine.TENSORFLOW
-    assert engine.select_engine(tf, "auto", "GPU", features, identity, threads=2).name == engine.TENSORFLOW
+    assert _select(tf, "tensorflow", "CPU", features, identity, threads=2).name == engine.TENSORFLOW
+    assert _select(tf, "auto", "GPU", features, identity, threads=2).name == engine.TENSORFLOW
 
 
 def test_a_failed_parity_check_falls_back_with_one_line(
@@ -219,10 +228,10 @@ def test_a_failed_parity_check_falls_back_with_one_line(
     monkeypatch.setattr(engine, "PARITY_TOLERANCE", -1.0)
     tf, features, identity = _feature_model(tiny_backbone)
     with caplog.at_level(logging.WARNING, logger=engine.__name__):
-        chosen = engine.select_engine(tf, "tflite", "CPU", features, identity, threads=1)
+        chosen = _select(tf, "tflite", "CPU", features, identity, threads=1)
     assert chosen.name == engine.TENSORFLOW and chosen.reason == "TFLite parity check failed"
     assert len(caplog.records) == 1 and "extracting with TensorFlow" in caplog.records[0].getMessage()
-    assert not list(engine.conversion_dir().glob("*.tflite"))  # a failed conversion is not cached
+    assert not list(engine.conversion_dir(cache_root()).glob("*.tflite"))  # a failed conversion is not cached
 
 
 def test_a_failed_conversion_falls_back(
@@ -235,7 +244,7 @@ def test_a_failed_conversion_falls_back(
     monkeypatch.setattr(engine, "convert", broken)
     tf, features, identity = _feature_model(tiny_backbone)
     with caplog.at_level(logging.WARNING, logger=engine.__name__):
-        chosen = engine.select_engine(tf, "auto", "CPU", features, identity, threads=1)
+        chosen = _select(tf, "auto", "CPU", features, identity, threads=1)
     assert chosen.name == engine.TENSORFLOW and chosen.reason == "TFLite conversion failed"
     assert [r.getMessage() for r in caplog.records] == [
         f"{identity.name}: TFLite conversion failed (op not supported); extracting with TensorFlow"
@@ -252,7 +261,7 @@ def test_the_vector_space_does_not_depend_on_the_engine(tmp_path: Path, ingest_d
     )
     records = []
     for run, changed in enumerate((config, replace(config, engine="tensorflow"))):
-        request = TrainRequest(ingest_dir, tmp_path / f"train{run}", tmp_path / "cache", changed, 32)
+        request = TrainRequest(ingest_dir, tmp_path / f"train{run}", tmp_path / "cache", changed, 32, cache_root())
         request.output_dir.mkdir()
         outcome = train_models(request)
         (name,) = outcome.extraction_engine

@@ -10,6 +10,7 @@ import train_fixtures
 
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.runtime import import_tensorflow
 
 TWO_GPUS = ["/physical_device:GPU:0", "/physical_device:GPU:1"]
@@ -21,7 +22,9 @@ def test_mixed_precision_under_mirrored_strategy_trains_and_serves_float32(
     config = train_fixtures.tiny_train_config(
         tiny_backbone, precision="auto", epochs=2, fine_tune_layers=1, fine_tune_epochs=1, baseline_epochs=1
     )
-    request = TrainRequest(ingest_dir, tmp_path / "train", tmp_path / "cache", config, train_fixtures.SCRATCH_SIZE)
+    request = TrainRequest(
+        ingest_dir, tmp_path / "train", tmp_path / "cache", config, train_fixtures.SCRATCH_SIZE, cache_root()
+    )
     request.output_dir.mkdir()
     outcome = train_models(request, gpus=TWO_GPUS)  # MirroredStrategy falls back to the CPU as its one replica
     assert (outcome.device, outcome.precision) == ("GPU", "mixed_float16")

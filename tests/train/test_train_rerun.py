@@ -13,6 +13,7 @@ import train_fixtures
 from hubpipe.components.common.vector_store import open_index
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 
 
 def run(root: Path, name: str, cache: str, ingest_dir: Path, backbone: Path, **changes) -> tuple[dict, dict]:
@@ -21,7 +22,9 @@ def run(root: Path, name: str, cache: str, ingest_dir: Path, backbone: Path, **c
     config = train_fixtures.tiny_train_config(backbone, baseline_epochs=1, vector_store=store, **changes)
     output = root / name
     output.mkdir()
-    outcome = train_models(TrainRequest(ingest_dir, output, root / cache, config, train_fixtures.SCRATCH_SIZE))
+    outcome = train_models(
+        TrainRequest(ingest_dir, output, root / cache, config, train_fixtures.SCRATCH_SIZE, cache_root())
+    )
     histories = {
         model.name: json.loads((output / "models" / model.name / "model.json").read_text())["history"]
         for model in outcome.models
@@ -113,7 +116,7 @@ def test_two_runs_over_the_same_images_share_vectors(tmp_path: Path, ingest_dir:
     for name in ("one", "two"):
         config = train_fixtures.tiny_train_config(tiny_backbone, baseline=False, epochs=1, vector_store=store)
         (tmp_path / name).mkdir()
-        request = TrainRequest(ingest_dir, tmp_path / name, tmp_path / f"cache-{name}", config, 32)
+        request = TrainRequest(ingest_dir, tmp_path / name, tmp_path / f"cache-{name}", config, 32, cache_root())
         results.append(train_models(request).results())
     total = (train_fixtures.TRAIN_PER_CLASS + train_fixtures.TEST_PER_CLASS) * len(train_fixtures.CLASSES)
     assert results[0]["vectors_computed"] == {"tiny_backbone": total}

@@ -14,6 +14,7 @@ import train_fixtures
 
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 
 HERE = Path(__file__).parent
 EPOCHS = 4
@@ -56,7 +57,7 @@ def test_kill_after_first_epoch_then_rerun_resumes_and_completes(
     config = train_fixtures.tiny_train_config(tiny_backbone, epochs=EPOCHS, baseline=False)
     output = tmp_path / "rerun"
     output.mkdir()
-    outcome = train_models(TrainRequest(ingest_dir, output, cache, config, train_fixtures.SCRATCH_SIZE))
+    outcome = train_models(TrainRequest(ingest_dir, output, cache, config, train_fixtures.SCRATCH_SIZE, cache_root()))
 
     (model,) = outcome.models
     assert model.resumed_from_epoch == 1

@@ -13,6 +13,7 @@ import train_fixtures
 
 from hubpipe.components.train.core import train_models
 from hubpipe.components.train.session import TrainRequest
+from hubpipe.pipeline.core.cache_root import cache_root
 from hubpipe.pipeline.core.runtime import import_tensorflow
 
 STALL_SECONDS = 120
@@ -29,7 +30,9 @@ def main(ingest_dir: str, backbone: str, output_dir: str, cache_dir: str, epochs
 
     tf.keras.callbacks.BackupAndRestore.on_epoch_end = save_then_stall
     config = train_fixtures.tiny_train_config(Path(backbone), epochs=int(epochs), baseline=False)
-    request = TrainRequest(Path(ingest_dir), Path(output_dir), Path(cache_dir), config, train_fixtures.SCRATCH_SIZE)
+    request = TrainRequest(
+        Path(ingest_dir), Path(output_dir), Path(cache_dir), config, train_fixtures.SCRATCH_SIZE, cache_root()
+    )
     train_models(request)
 
 

@@ -43,7 +43,9 @@ class Runs:
         output = self.tmp / f"{name}-{self.count}"
         output.mkdir()
         config = load_config(overrides={"data.source": str(self.data), **(settings or {})})
-        return StageContext(name, config, inputs, output, self.tmp / "cache", previous_dir=previous)
+        return StageContext(
+            name, config, inputs, output, self.tmp / "cache", self.tmp / "hubpipe-cache", "test", previous_dir=previous
+        )
 
 
 @pytest.fixture(scope="module")
