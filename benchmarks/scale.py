@@ -6,13 +6,14 @@ against the in-process one.
   generated sample dataset at ``--small`` and ``--large`` images (a fresh run folder and an empty vector store
   each), the ingest and train stages' durations from run.json (extraction and head training are the train
   stage), per 1000 images;
-* ``incremental_ratio``: the same run on the large dataset grown by 10% more images per class, into the large
-  run's vector store: its extraction seconds (the train stage's ``feature_extraction_seconds``) over the large
-  run's;
+* ``incremental_ratio``: the extraction (as the train stage runs it: index, Beam job, index again) over the
+  large dataset's examples plus 10% more images per class (their examples added as new TFRecord files beside
+  the large run's, rather than ingesting 33k images again), into the large run's vector store, over the
+  large run's extraction seconds (the train stage's ``feature_extraction_seconds``);
 * ``beam_vs_inprocess``: on the large dataset's examples, in one process with the same engine (what
   ``train.engine=auto`` picks there), images per second of the Beam extraction job (into an empty store) over
   those of the in-process ``tf.data`` loop the train stage used before (decode in parallel, engine on batches
-  of 128); the in-process loop is timed before and after the Beam job and averaged;
+  of 128), timed just before it;
 * ``train_rss_mb_10k`` / ``train_rss_mb_1m``: the peak RSS (``ru_maxrss``) of a child process that runs the
   train stage's core (EfficientNet-Lite0, ``train.baseline=false``, one epoch, batch 256) over an ingest folder
   of that many train examples (tiny placeholder images: the vectors are all in the store already, written
@@ -130,45 +131,119 @@ def count_images(folder: Path) -> int:
 # --- Beam against in process ------------------------------------------------------------------------------
 
 
-def beam_vs_inprocess(ingest_dir: Path, store: Path) -> tuple[float, float, float]:
-    """(Beam img/s, in-process img/s, ratio) on the examples of ``ingest_dir``, same engine, one process."""
+def load_engine() -> tuple:
+    """TensorFlow, the backbone's spec and identity, and the engine ``train.engine=auto`` picks for 30k images."""
     from hubpipe.components.backbones import resolve_backbone
-    from hubpipe.components.common.split_vectors import read_split_keys
-    from hubpipe.components.train.engine import frozen_features, select_engine
-    from hubpipe.components.train.extraction import ExtractionJob, ensure_vectors
-    from hubpipe.components.train.inputs import image_dataset, load_split
+    from hubpipe.components.train.engine import AUTO_MIN_IMAGES, conversion_dir, frozen_features, select_engine
     from hubpipe.components.train.threads import configure_tensorflow_threads, usable_cores
-    from hubpipe.components.train.transfer import EXTRACTION_BATCH, vector_handler
+    from hubpipe.pipeline.core.cache_root import cache_root
     from hubpipe.pipeline.core.runtime import import_tensorflow
 
     tf = import_tensorflow()
     configure_tensorflow_threads(tf, usable_cores())
     spec = resolve_backbone(BACKBONE)
     model, identity = frozen_features(tf, spec)
+    engine = select_engine(
+        tf,
+        "auto",
+        "CPU",
+        model,
+        identity,
+        conversions=conversion_dir(cache_root()),
+        threads=usable_cores(),
+        images=AUTO_MIN_IMAGES,
+    )
+    print(f"engine: {engine.name} ({engine.reason})", flush=True)
+    return tf, spec, identity, engine
+
+
+def embed(loaded: tuple, ingest_dir: Path, store_folder: str) -> tuple[float, int]:
+    """(seconds, vectors computed) of the Beam extraction of ``ingest_dir``'s examples into a space folder."""
+    from hubpipe.components.common.split_vectors import read_split_keys
+    from hubpipe.components.train.extraction import ExtractionJob, ensure_vectors
+    from hubpipe.components.train.inputs import load_split
+    from hubpipe.components.train.transfer import EXTRACTION_BATCH, vector_handler
+
+    tf, spec, identity, engine = loaded
     splits = [load_split(ingest_dir, name) for name in ("train", "test")]
     keys = [read_split_keys(tf, list(split.files)).keys for split in splits]
-    images = sum(len(k) for k in keys)
-    engine = select_engine(tf, "auto", "CPU", model, identity, threads=usable_cores(), images=images)
-    print(f"engine for the comparison: {engine.name} ({engine.reason})", flush=True)
-
-    def in_process() -> float:
-        started = time.perf_counter()
-        for split in splits:
-            dataset = image_dataset(tf, split, spec.input_size).batch(EXTRACTION_BATCH).prefetch(2)
-            for batch, _ in dataset:
-                engine.features(batch)
-        return images / (time.perf_counter() - started)
-
-    before = in_process()
     handler = vector_handler(engine, spec, identity.fingerprint, EXTRACTION_BATCH)
-    job = ExtractionJob([path for split in splits for path in split.files], str(store), lambda: handler)
-    started = time.perf_counter()
+    job = ExtractionJob([path for split in splits for path in split.files], store_folder, lambda: handler)
     run = ensure_vectors(job, keys)
-    beam = run.computed / (time.perf_counter() - started)
-    after = in_process()
-    inprocess = (before + after) / 2
-    print(f"in process {before:.1f} and {after:.1f} img/s, Beam {beam:.1f} img/s", flush=True)
-    return beam, inprocess, beam / inprocess
+    return run.seconds, run.computed
+
+
+def space_folder(loaded: tuple, store: Path) -> str:
+    from hubpipe.components.common.vector_store import VectorSpace, space_dir
+    from hubpipe.components.train.engine import ENGINE_PARITY_CLASS
+    from hubpipe.components.train.inputs import RESIZE_METHOD
+
+    _, spec, identity, _ = loaded
+    space = VectorSpace(
+        identity.fingerprint, spec.input_size, RESIZE_METHOD, tuple(spec.input_range), ENGINE_PARITY_CLASS
+    )
+    return space_dir(str(store), space)
+
+
+def grown_ingest(large_ingest: Path, extra: Path, out: Path) -> tuple[Path, int]:
+    """An ingest folder of the large dataset's examples (linked) plus the ``extra`` images' as new files."""
+    from PIL import Image
+
+    from hubpipe.components.common import features
+    from hubpipe.pipeline.core.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    (out / features.EXAMPLES_DIR).mkdir(parents=True)
+    for path in (large_ingest / features.EXAMPLES_DIR).glob(f"*{features.TFRECORD_SUFFIX}"):
+        os.link(path, out / features.EXAMPLES_DIR / path.name)
+    labels = features.read_labels(large_ingest)
+    features.write_labels(out, labels)
+    added = 0
+    for split in features.SPLITS:
+        target = out / features.EXAMPLES_DIR / f"{split}-extra{features.TFRECORD_SUFFIX}"
+        with tf.io.TFRecordWriter(str(target)) as writer:
+            for image in sorted((extra / split).glob("*/*.jpg")):
+                data = image.read_bytes()
+                width, height = Image.open(io.BytesIO(data)).size
+                label = image.parent.name
+                example_id = f"extra/{split}/{image.name}"
+                writer.write(
+                    features.make_example(
+                        {
+                            features.IMAGE: data,
+                            features.FORMAT: "jpeg",
+                            features.HEIGHT: height,
+                            features.WIDTH: width,
+                            features.TRANSCODED: 0,
+                            features.SHA256: hashlib.sha256(data).hexdigest(),
+                            features.LABEL: labels.index(label),
+                            features.LABEL_TEXT: label,
+                            features.ID: example_id,
+                            features.SPLIT: split,
+                            features.SOURCE_PATH: example_id,
+                        }
+                    )
+                )
+                added += 1
+    return out, added
+
+
+def beam_vs_inprocess(loaded: tuple, ingest_dir: Path, store: Path) -> float:
+    """Beam img/s over in-process img/s on the examples of ``ingest_dir``, same engine, this process."""
+    from hubpipe.components.train.inputs import image_dataset, load_split
+    from hubpipe.components.train.transfer import EXTRACTION_BATCH
+
+    tf, spec, _, engine = loaded
+    splits = [load_split(ingest_dir, name) for name in ("train", "test")]
+    started, images = time.perf_counter(), 0
+    for split in splits:  # what the train stage did before the Beam job: tf.data decoding, the engine in process
+        for batch, _ in image_dataset(tf, split, spec.input_size).batch(EXTRACTION_BATCH).prefetch(2):
+            images += len(engine.features(batch))
+    inprocess = images / (time.perf_counter() - started)
+    seconds, computed = embed(loaded, ingest_dir, space_folder(loaded, store))
+    beam = computed / seconds
+    print(f"in process {inprocess:.1f} img/s, Beam {beam:.1f} img/s ({computed} images)", flush=True)
+    return beam / inprocess
 
 
 # --- peak memory of training from the store ---------------------------------------------------------------
@@ -290,18 +365,26 @@ def cpu_name() -> str:
 def measure(work: Path, args: argparse.Namespace) -> dict[str, str]:
     small, large = generate(work / "small", args.small), generate(work / "large", args.large)
     grown = generate(work / "grown", args.large * 11 // 10, like=large)
+    extra = work / "extra"  # the images the grown dataset has beyond the large one
+    for image in grown.rglob("*.jpg"):
+        if not (large / image.relative_to(grown)).exists():
+            (extra / image.relative_to(grown)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(image, extra / image.relative_to(grown))
     images_small, images_large = count_images(small), count_images(large)
     small_run = run_until_train(work, "run-small", small, work / "store-small")
     print(f"small: {images_small} images, stages {_durations(small_run)}", flush=True)
     large_run = run_until_train(work, "run-large", large, work / "store-large")
     print(f"large: {images_large} images, stages {_durations(large_run)}", flush=True)
-    grown_run = run_until_train(work, "run-grown", grown, work / "store-large")
-    incremental = extraction_seconds(grown_run) / extraction_seconds(large_run)
+    loaded = load_engine()
+    ingest, added = grown_ingest(work / "run-large" / "ingest", extra, work / "grown-ingest")
+    seconds, computed = embed(loaded, ingest, space_folder(loaded, work / "store-large"))
+    incremental = seconds / extraction_seconds(large_run)
     print(
-        f"grown by 10%: extraction {extraction_seconds(grown_run):.1f} s against {extraction_seconds(large_run):.1f} s",
+        f"{added} images added: {computed} embedded in {seconds:.1f} s, the whole large dataset "
+        f"{extraction_seconds(large_run):.1f} s",
         flush=True,
     )
-    _, _, ratio = beam_vs_inprocess(work / "run-large" / "ingest", work / "store-compare")
+    ratio = beam_vs_inprocess(loaded, work / "run-large" / "ingest", work / "store-compare")
     rss = {}
     for name, count in (("10k", args.rss_small), ("1m", args.rss_large)):
         root = write_store_world(work / f"rss-{name}", count)

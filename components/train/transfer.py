@@ -24,7 +24,14 @@ from hubpipe.components.common.head import build_head
 from hubpipe.components.common.split_vectors import JoinedSplit, join_split
 from hubpipe.components.common.vector_store import VectorSpace, space_dir, write_space_record
 from hubpipe.components.train import models
-from hubpipe.components.train.engine import ENGINE_PARITY_CLASS, TFLITE, Engine, frozen_features, select_engine
+from hubpipe.components.train.engine import (
+    ENGINE_PARITY_CLASS,
+    TFLITE,
+    Engine,
+    conversion_dir,
+    frozen_features,
+    select_engine,
+)
 from hubpipe.components.train.extraction import ExtractionJob, ExtractionRun, ensure_vectors
 from hubpipe.components.train.fitting import FitOutcome, fit_resumable
 from hubpipe.components.train.inputs import AUTOTUNE, RESIZE_METHOD, SplitData
