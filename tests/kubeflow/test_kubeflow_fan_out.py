@@ -76,10 +76,10 @@ def test_a_train_task_given_another_configuration_exits_2_before_training(
     """The launcher narrows before the stage starts: no folder is written, one line, exit code 2."""
     from kfp import dsl
 
-    from hubpipe.pipeline import cli
+    from hubpipe.pipeline.kubeflow import launcher
     from hubpipe.pipeline.kubeflow.launcher import launch
 
-    monkeypatch.setattr(cli, "configure_logging", lambda debug: None)
+    monkeypatch.setattr(launcher, "configure_logging", lambda debug: None)
     compiled = config_of(["efficientnet_lite0", "efficientnet_lite1"])
     part = train_parts(compiled.train)[0].argument(compiled.train)
     submitted = to_dict(config_of(["efficientnet_lite2"]))
@@ -110,7 +110,7 @@ def test_the_collect_function_is_a_lightweight_component_with_one_input_per_part
     inputs = component.component_spec.inputs
     assert list(inputs) == ["config", "efficientnet_lite0", "my_backbone", "scratch_cnn"]
     assert inputs["my_backbone"].type == "system.Model@0.0.1"
-    assert inputs["config"].type == "Dict"
+    assert inputs["config"].type == "String"  # the configuration as JSON text (integers stay integers)
     assert list(component.component_spec.outputs) == ["model", "report", "summary", "metrics", "mlpipeline_ui_metadata"]
     command = "\n".join(component.component_spec.implementation.container.command)
     assert "[('efficientnet_lite0', efficientnet_lite0), ('my.backbone', my_backbone)" in command
