@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "faults")
 
 import harness  # the fault-injection tests' checks
 
+from hubpipe.components.common.vector_store import STORE_DIR
 from hubpipe.pipeline.core.config import load_config, to_yaml
 from hubpipe.pipeline.core.crashpoints import CRASH_POINTS, IO_ERRORS, Target
 
@@ -110,10 +111,13 @@ class Inputs:
 
 
 def prepare(reference: Path, run_dir: Path, restart: str | None, cache: Path) -> None:
-    """A copy of the reference run with ``restart`` and the stages after it removed; the embeddings too when
-    training restarts (the feature pass runs again), the extracted archive when ingest does."""
+    """A copy of the reference run with ``restart`` and the stages after it removed; the run folder's cache and
+    the vector store too when training restarts (the feature pass runs again), the extracted archive when
+    ingest does."""
     first = harness.STAGES.index(restart) if restart else len(harness.STAGES)
     harness.copy_run(reference, run_dir, restart, without=("cache",) if first <= harness.STAGES.index("train") else ())
+    if first <= harness.STAGES.index("train"):
+        shutil.rmtree(cache / STORE_DIR, ignore_errors=True)
     if first == 0:
         extracted = cache / "sources" / "extracted"
         for entry in extracted.iterdir() if extracted.is_dir() else []:  # the folder may be a mount point

@@ -40,7 +40,9 @@ def fault_config(root: Path, publish_root: Path) -> PipelineConfig:
     return replace(
         config,
         data=replace(config.data, source=str(archive)),
-        train=replace(config.train, baseline=False),
+        # one vector store for the uninterrupted run and every rerun (each has its own cache folder): a rerun
+        # from evaluate on finds the test vectors the uninterrupted run's train stage stored
+        train=replace(config.train, baseline=False, vector_store=str(root / "vectors")),
         evaluate=replace(config.evaluate, min_accuracy=0.0, max_drop_vs_blessed=1.0),
         publish=replace(config.publish, root=str(publish_root)),
     )
