@@ -81,6 +81,7 @@ class Engine:
     features: FeatureFn  # float32 images [b, s, s, 3] in [0, 1] -> float32 vectors [b, d]
     reason: str  # one phrase: why this engine
     max_abs_diff: float | None = None  # TFLite vs TF on the probe batch, when converted
+    model_path: str | None = None  # the cached flatbuffer a TFLite engine runs (None: not cached)
 
     def describe(self) -> dict[str, Any]:
         """What model.json and the run report record."""
@@ -313,7 +314,8 @@ def select_engine(
     cached = _cached_conversion(folder, key)
     if cached is not None:
         model, diff = cached
-        return Engine(TFLITE, TFLiteFeatures(tf, model, threads), "converted (cached), parity checked", diff)
+        path = str(folder / f"{key}.tflite")
+        return Engine(TFLITE, TFLiteFeatures(tf, model, threads), "converted (cached), parity checked", diff, path)
     if setting == AUTO and images < AUTO_MIN_IMAGES:
         LOG.info("%s: %d images do not repay a TFLite conversion; extracting with TensorFlow", backbone.name, images)
         return Engine(TENSORFLOW, reference, f"auto: fewer than {AUTO_MIN_IMAGES} images, no cached conversion")
@@ -340,7 +342,8 @@ def select_engine(
         return Engine(TENSORFLOW, reference, "TFLite parity check failed", diff)
     _store_conversion(folder, key, model, record)
     LOG.info("%s: converted to TFLite (max abs difference %.3g, allowed %.3g)", backbone.name, diff, allowed)
-    return Engine(TFLITE, converted, "converted, parity checked", diff)
+    path = folder / f"{key}.tflite"
+    return Engine(TFLITE, converted, "converted, parity checked", diff, str(path) if path.is_file() else None)
 
 
 def frozen_features(tf: Any, spec: BackboneSpec) -> tuple[Any, BackboneIdentity]:

@@ -154,7 +154,9 @@ def vector_handler(engine: Engine, spec: BackboneSpec, fingerprint: str, batch_s
     handler_spec = HandlerSpec(spec, f"{fingerprint}:{engine.name}:{id(engine)}", batch_size)
     register_loaded_engine(handler_spec.engine_key, engine.features)
     if engine.name == TFLITE:
-        return TFLiteVectorHandler(handler_spec, engine.features.model)
+        if engine.model_path:
+            return TFLiteVectorHandler(handler_spec, model_path=engine.model_path)
+        return TFLiteVectorHandler(handler_spec, model=engine.features.model)
     return TensorFlowVectorHandler(handler_spec)
 
 

@@ -150,13 +150,23 @@ class TensorFlowVectorHandler(ImageVectorHandler):
 
 
 class TFLiteVectorHandler(ImageVectorHandler):
-    """The backbone's converted feature model (parity checked by the driver), in side-by-side interpreters."""
+    """The backbone's converted feature model (parity checked by the driver), in side-by-side interpreters.
 
-    def __init__(self, spec: HandlerSpec, model: bytes):
+    The handler names the cached flatbuffer (``model_path``, read by the worker: a path every worker reaches)
+    rather than carrying it: Beam pickles and compresses a handler wherever the pipeline is serialised, and
+    tens of MB there cost minutes on a loaded machine. Only a conversion that could not be cached travels as
+    bytes (``model``).
+    """
+
+    def __init__(self, spec: HandlerSpec, model_path: str | None = None, model: bytes | None = None):
         super().__init__(spec)
-        self.model = model
+        self.model_path, self.model = model_path, model
 
     def load_engine(self, tf: Any, threads: int) -> FeatureFn:
         from hubpipe.components.train.engine import TFLiteFeatures
 
-        return TFLiteFeatures(tf, self.model, threads)
+        model = self.model
+        if model is None:
+            with tf.io.gfile.GFile(self.model_path, "rb") as handle:
+                model = handle.read()
+        return TFLiteFeatures(tf, model, threads)
