@@ -171,7 +171,7 @@ def test_running_out_of_memory_while_decoding_is_raised_not_quarantined(
     def no_memory(*args: Any, **kwargs: Any) -> Any:
         raise MemoryError
 
-    monkeypatch.setattr(images, "_open", no_memory)
+    monkeypatch.setattr(images, "open_image", no_memory)
     with pytest.raises(MachineIOError, match=r"out of memory while decoding \S+a\.jpg$"):
         inspect_file(_source(image), Limits(10**6, 10**6))
 
