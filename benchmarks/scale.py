@@ -187,7 +187,7 @@ def space_folder(loaded: tuple, store: Path) -> str:
 
 def grown_ingest(large_ingest: Path, extra: Path, out: Path) -> tuple[Path, int]:
     """An ingest folder of the large dataset's examples (linked) plus the ``extra`` images' as new files."""
-    from PIL import Image
+    from train_vs_fit import jpeg_example  # a sibling script (benchmarks/ is on sys.path when run)
 
     from hubpipe.components.common import features
     from hubpipe.pipeline.core.runtime import import_tensorflow
@@ -203,27 +203,9 @@ def grown_ingest(large_ingest: Path, extra: Path, out: Path) -> tuple[Path, int]
         target = out / features.EXAMPLES_DIR / f"{split}-extra{features.TFRECORD_SUFFIX}"
         with tf.io.TFRecordWriter(str(target)) as writer:
             for image in sorted((extra / split).glob("*/*.jpg")):
-                data = image.read_bytes()
-                width, height = Image.open(io.BytesIO(data)).size
-                label = image.parent.name
-                example_id = f"extra/{split}/{image.name}"
-                writer.write(
-                    features.make_example(
-                        {
-                            features.IMAGE: data,
-                            features.FORMAT: "jpeg",
-                            features.HEIGHT: height,
-                            features.WIDTH: width,
-                            features.TRANSCODED: 0,
-                            features.SHA256: hashlib.sha256(data).hexdigest(),
-                            features.LABEL: labels.index(label),
-                            features.LABEL_TEXT: label,
-                            features.ID: example_id,
-                            features.SPLIT: split,
-                            features.SOURCE_PATH: example_id,
-                        }
-                    )
-                )
+                label = labels.index(image.parent.name)
+                example = jpeg_example(tf, image, extra.parent, split, label=label, name=image.parent.name)
+                writer.write(features.make_example(example))
                 added += 1
     return out, added
 

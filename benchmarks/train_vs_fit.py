@@ -76,12 +76,13 @@ def write_examples(tf: Any, dataset: Path, ingest_dir: Path) -> list[str]:
         with tf.io.TFRecordWriter(str(path)) as writer:
             for label, name in enumerate(class_names):
                 for image in sorted((dataset / split / name).iterdir()):
-                    writer.write(features.make_example(_example(tf, image, dataset, split, label=label, name=name)))
+                    writer.write(features.make_example(jpeg_example(tf, image, dataset, split, label=label, name=name)))
     features.write_labels(ingest_dir, class_names)
     return class_names
 
 
-def _example(tf: Any, image: Path, root: Path, split: str, *, label: int, name: str) -> dict[str, Any]:
+def jpeg_example(tf: Any, image: Path, root: Path, split: str, *, label: int, name: str) -> dict[str, Any]:
+    """The example ingest writes for the JPEG file ``image`` (its id: its path under ``root``)."""
     data = image.read_bytes()
     height, width, _ = tf.io.decode_image(data, channels=3).shape
     relative = image.relative_to(root).as_posix()
