@@ -180,7 +180,9 @@ def test_collect_runs_through_the_execution_core_as_the_train_stage(parts, tmp_p
         models = json.loads((part.folder / "summary.json").read_text())["models"]
         part_stage(part.folder, {"models": {row["name"]: {"test_accuracy": row["test_accuracy"]} for row in models}})
     spec = collect_spec([part.name for part in parts])
-    placement = Placement({part.name: part.folder for part in parts}, tmp_path / "out", tmp_path / "cache")
+    placement = Placement(
+        {part.name: part.folder for part in parts}, tmp_path / "out", tmp_path / "cache", tmp_path / "hubpipe-cache"
+    )
     config = load_config()
     inputs = fingerprint_inputs(spec, config, placement)
     result, manifest = execute(spec, config, placement, inputs)
@@ -218,7 +220,15 @@ def test_split_training_merges_into_what_one_stage_trains(tmp_path: Path, ingest
     def train(name: str, narrowed) -> Path:
         output = tmp_path / name
         output.mkdir()
-        context = StageContext(name, narrowed, {"ingest": ingest_dir}, output, tmp_path / f"cache-{name}")
+        context = StageContext(
+            name,
+            narrowed,
+            {"ingest": ingest_dir},
+            output,
+            tmp_path / f"cache-{name}",
+            tmp_path / "hubpipe-cache",
+            "test",
+        )
         part_stage(output, executor.run(context).results)
         return output
 
@@ -229,7 +239,15 @@ def test_split_training_merges_into_what_one_stage_trains(tmp_path: Path, ingest
         ("scratch_cnn", [], True),
     ]
     folders = [(name, train(name, narrow_to_part(config, argument))) for name, argument in arguments]
-    context = StageContext("train", config, dict(folders), tmp_path / "merged", tmp_path / "cache-merged")
+    context = StageContext(
+        "train",
+        config,
+        dict(folders),
+        tmp_path / "merged",
+        tmp_path / "cache-merged",
+        tmp_path / "hubpipe-cache",
+        "test",
+    )
     (tmp_path / "merged").mkdir()
     result = executor.collect(context)
     merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
