@@ -14,6 +14,7 @@ files and the store (on a cluster: ``gs://`` paths or a shared volume).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -125,9 +126,29 @@ def run_extraction(job: ExtractionJob, handler: Any, stored: np.ndarray, total: 
         | "Embed" >> RunInference(KeyedModelHandler(handler))
         | "Store" >> beam.ParDo(store_shards_fn(job.folder, job.about, total))
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    with _without_memory_probe_warning():
+        result = pipeline.run()
+        result.wait_until_finish()
     return _embedded_count(result)
+
+
+class _MemoryProbeWarning(logging.Filter):
+    """Drops RunInference's warning (through the root logger, once per bundle) that it cannot read the worker's
+    memory use: noise in every run, about a metric hubpipe does not read."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Resource module is not available")
+
+
+@contextlib.contextmanager
+def _without_memory_probe_warning() -> Iterator[None]:
+    quiet = _MemoryProbeWarning()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def _embedded_count(result: Any) -> int | None:

@@ -69,16 +69,14 @@ class _VectorModel:
         from hubpipe.components.train.inputs import decode_and_resize
 
         self.tf, self.features = tf, features
-        image = tf.TensorSpec([size, size, 3], tf.float32)
-        self.decode = tf.function(
-            lambda encoded: tf.map_fn(
-                lambda one: decode_and_resize(tf, one, size),
-                encoded,
-                fn_output_signature=image,
-                parallel_iterations=max(2, threads),
-            ),
-            input_signature=[tf.TensorSpec([None], tf.string)],
-        )
+
+        def decode_step(encoded: Any) -> Any:
+            images = tf.data.Dataset.from_tensor_slices(encoded).map(
+                lambda one: decode_and_resize(tf, one, size), num_parallel_calls=max(2, threads), deterministic=True
+            )
+            return images.batch(tf.cast(tf.shape(encoded)[0], tf.int64)).get_single_element()
+
+        self.decode = tf.function(decode_step, input_signature=[tf.TensorSpec([None], tf.string)])
         self.lock = threading.Lock()
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hubpipe-decode")
 

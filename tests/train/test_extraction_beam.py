@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -130,18 +131,23 @@ def beam_services(log_dir: Path) -> Iterator[tuple[int, int]]:
     try:
         for number, command in enumerate(commands):
             log = open(log_dir / f"service-{number}.log", "wb")  # noqa: SIM115 - closed with the process
-            processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+            # a session of its own: the pool's own children are stopped with it (os.killpg below)
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            processes.append((process, log))
         wait_for_port(job_port, processes[0][0])
         wait_for_port(pool_port, processes[1][0])
         yield job_port, pool_port
     finally:
         for process, log in processes:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # what the service started and left behind
             log.close()
 
 
