@@ -43,7 +43,7 @@ MODEL_COLUMNS = {
 
 
 def keyword_settings() -> dict[str, Setting]:
-    """The API's shortcut arguments (``data``, ``backbones``, ``epochs``) and the settings they stand for, as
+    """The API's shortcut arguments (``data``, ``backbones``, ``epochs``, ``name``) and the settings they stand for, as
     the configuration tree declares them (``keyword=``)."""
     return {item.keyword: item for item in settings() if item.keyword}
 
@@ -80,6 +80,7 @@ def run(
     epochs: int | None = None,
     output: str | Path = DEFAULT_OUTPUT,
     *,
+    name: str | None = None,
     config: str | Path | None = None,
     until: str | None = None,
     cache: bool = True,
@@ -89,8 +90,9 @@ def run(
 ) -> Run:
     """Runs the pipeline locally, like ``hubpipe run``, and returns its :class:`Run`.
 
-    ``data``, ``backbones`` and ``epochs`` are the settings of the flags ``--data``, ``--backbone`` and
-    ``--epochs`` (:func:`keyword_settings`); ``config`` a YAML file; any other
+    ``data``, ``backbones``, ``epochs`` and ``name`` are the settings of the flags ``--data``, ``--backbone``,
+    ``--epochs`` and ``--name`` (:func:`keyword_settings`; ``name``: the run name, by default the output folder's
+    name and the date); ``config`` a YAML file; any other
     setting is given by section, e.g. ``train={"batch_size": 16}, evaluate={"min_accuracy": 0.6}`` (``data``
     takes the source, or a dict of the data section's settings with ``source`` among them). With no
     arguments: the embedded sample dataset and the offline backbone into ``hubpipe-output/``. An ``output``
@@ -106,7 +108,8 @@ def run(
     if isinstance(data, Mapping):  # data={...}: the data section's settings, not the source
         settings = {**settings, "data": data}
         data = None
-    overrides = settings_overrides({"data": data, "backbones": backbones, "epochs": epochs}, settings)
+    shortcuts = {"data": data, "backbones": backbones, "epochs": epochs, "name": name}
+    overrides = settings_overrides(shortcuts, settings)
     resolved: PipelineConfig = load_config(config, overrides)
     if not cache:
         resolved = replace(resolved, runner=replace(resolved.runner, cache=False))
@@ -125,7 +128,7 @@ def load(run_dir: str | Path) -> Run:
 
 
 def compare(*runs: Run | str | Path) -> pd.DataFrame:
-    """One models table across runs (or run folders), with the run folder's name in a ``run`` column."""
+    """One models table across runs (or run folders), with the run name in a ``run`` column."""
     import pandas as pd
 
     if not runs:
@@ -133,7 +136,7 @@ def compare(*runs: Run | str | Path) -> pd.DataFrame:
     tables = []
     for item in runs:
         one = item if isinstance(item, Run) else load(item)
-        tables.append(one.models.assign(run=one.output_dir.name))
+        tables.append(one.models.assign(run=one.name))
     combined = pd.concat(tables, ignore_index=True)
     return combined[["run", *MODEL_COLUMNS]]
 
@@ -199,6 +202,17 @@ class Run:
     def status(self) -> str:
         """``succeeded``, ``failed`` or ``running`` (run.json)."""
         return str(self._folder().run.get("status"))
+
+    @property
+    def name(self) -> str:
+        """The run name: its folder in TensorBoard, its MLflow run, its published version's ``run_name``."""
+        return self._folder().name
+
+    @property
+    def links(self) -> dict[str, str]:
+        """Where this run's other records are: run folder, publish root, TensorBoard logs, published version,
+        evaluation id and MLflow run (those it has)."""
+        return self._folder().links
 
     @property
     def stages(self) -> pd.DataFrame:

@@ -51,7 +51,7 @@ from hubpipe.pipeline.core.execution import (
     topological_order,
 )
 from hubpipe.pipeline.core.locking import process_identity
-from hubpipe.pipeline.core.run_folder import CACHE_DIR, CONFIG_FILE, RUN_FILE
+from hubpipe.pipeline.core.run_folder import CACHE_DIR, CONFIG_FILE, RUN_FILE, RUN_MARKER
 from hubpipe.pipeline.core.stage import StageResult, StageSpec
 from hubpipe.pipeline.core.version import __version__
 from hubpipe.pipeline.stages import PUBLISH_ROOT_CHECK
@@ -82,6 +82,7 @@ class RunReport:
     process: dict[str, Any] = field(default_factory=process_identity)
     tracking: dict[str, Any] | None = None  # what MLflow tracking did (see hubpipe.pipeline.tracking.run_tracking)
     publish_root: str = ""  # publish_root_line() of a run that evaluates or publishes
+    name: str = ""  # the run name: run.name, or the name publish gave the run's logs (see run_links)
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
@@ -97,6 +98,39 @@ def with_experiment(config: PipelineConfig, output_dir: Path) -> PipelineConfig:
     if publish.root.strip() or publish.experiment:
         return config
     return replace(config, publish=replace(publish, experiment=experiment_name(output_dir.name)))
+
+
+def with_run_name(config: PipelineConfig, output_dir: Path) -> PipelineConfig:
+    """``config`` with ``run.name`` filled in when it is empty: the run folder's name and the date hubpipe first
+    claimed the folder (today for a new one), e.g. ``food-2026-12-07``; a rerun into the folder keeps it."""
+    from hubpipe.components.common.publish_root import experiment_name
+
+    if config.run.name:
+        return config
+    try:
+        claimed = str(read_json(output_dir / RUN_MARKER).get("claimed", ""))
+    except (OSError, ValueError, AttributeError):
+        claimed = ""
+    date = claimed[:10] if claimed[:4].isdigit() else dt.date.today().isoformat()
+    name = f"{experiment_name(output_dir.name)[:89]}-{date}"
+    return replace(config, run=replace(config.run, name=name))
+
+
+def run_links(report: RunReport) -> dict[str, str]:
+    """Where this run's other records are: the run folder, the publish root, its TensorBoard logs, its published
+    version and evaluation id (from publish's results), its MLflow run (from tracking); only those it has."""
+    publish = next((record for record in report.stages if record.name == "publish"), None)
+    results = publish.results if publish is not None and publish.status in ("ran", "cached") else {}
+    tracking = report.tracking or {}
+    links = {
+        "run_folder": str(report.output_dir),
+        "publish_root": results.get("root") or "",
+        "tensorboard_logs": results.get("logs") or "",
+        "published_version": results.get("version_dir") or "",
+        "evaluation_id": results.get("evaluation_id") or "",
+        "mlflow_run": tracking.get("run_url") or tracking.get("run_id") or "",
+    }
+    return {key: value for key, value in links.items() if value}
 
 
 def publish_root_line(config: PipelineConfig) -> str:
@@ -147,7 +181,7 @@ class LocalRunner:
         self, config: PipelineConfig, output_dir: Path, stages: Sequence[StageSpec], force_output: bool = False
     ):
         self.output_dir = Path(output_dir).resolve()
-        self.config = with_experiment(config, self.output_dir)
+        self.config = with_run_name(with_experiment(config, self.output_dir), self.output_dir)
         self.stages = topological_order(stages)
         self.force_output = force_output  # run into a non-empty folder that is not a run folder
         self.cache_root = cache_root()  # hubpipe's cache folder; checked (and created) when the run starts
@@ -165,7 +199,7 @@ class LocalRunner:
 
     def _run_locked(self, selected: list[StageSpec], use_cache: bool) -> RunReport:
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
-        report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected])
+        report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected], name=self.config.run.name)
         if any(stage.preflight == PUBLISH_ROOT_CHECK for stage in selected):
             report.publish_root = publish_root_line(self.config)
         self._write_report(report)
@@ -250,15 +284,19 @@ class LocalRunner:
         }
 
     def _write_report(self, report: RunReport) -> None:
+        published = next((record.results for record in report.stages if record.name == "publish"), {})
+        report.name = published.get("run_name") or report.name
         write_json_atomic(
             self.output_dir / RUN_FILE,
             {
+                "name": report.name,
                 "status": report.status,
                 "process": report.process,
                 "hubpipe_version": __version__,
                 "output_dir": str(self.output_dir),
                 "config": CONFIG_FILE,
                 "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "links": run_links(report),
                 "stages": [vars(record) for record in report.stages],
                 **({"tracking": report.tracking} if report.tracking else {}),
             },
@@ -274,14 +312,14 @@ class LocalRunner:
 
 
 def run_summary(report: RunReport) -> str:
-    """One line on what a run did: which stages ran and which were taken from the cache, the run folder, and
-    the publish root when a stage used it."""
+    """One line on what a run did: which stages ran and which were taken from the cache, the run's name and
+    folder, and the publish root when a stage used it."""
     parts = []
     for status, label in (("cached", "from the cache"), ("ran", "ran"), ("failed", "failed")):
         names = [record.name for record in report.stages if record.status == status]
         if names:
             parts.append(f"{label}: {', '.join(names)}")
-    where = f"run folder {report.output_dir}"
+    where = f"run {report.name}, run folder {report.output_dir}" if report.name else f"run folder {report.output_dir}"
     if report.publish_root:
         where += f"; {report.publish_root}"
     return f"{'; '.join(parts) or 'no stage'} ({where})"

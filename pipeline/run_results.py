@@ -21,7 +21,7 @@ from hubpipe.pipeline.core.run_folder import RUN_FILE
 from hubpipe.pipeline.stages import stage_names
 
 #: What is read from run.json (see :func:`~hubpipe.pipeline.core.artifacts.read_json_checked`).
-RUN_SHAPE = {"stages": [dict], "process": dict, "tracking": dict}
+RUN_SHAPE = {"stages": [dict], "process": dict, "tracking": dict, "links": dict}
 
 
 class RunFolder:
@@ -34,6 +34,17 @@ class RunFolder:
     def run(self) -> dict[str, Any]:
         """run.json (empty when the pipeline has not run in the folder)."""
         return read_json_checked(self.root / RUN_FILE, RUN_SHAPE, {})
+
+    @property
+    def name(self) -> str:
+        """The run name (run.json ``name``: the name of its published logs), else the folder's name."""
+        return str(self.run.get("name") or self.root.name)
+
+    @property
+    def links(self) -> dict[str, str]:
+        """Where the run's other records are (run.json ``links``: run folder, publish root, TensorBoard logs,
+        published version, evaluation id, MLflow run); empty before the first run."""
+        return {str(key): str(value) for key, value in (self.run.get("links") or {}).items() if value}
 
     def has_results(self) -> bool:
         """True when the folder holds run.json or a stage's folder with its manifest."""
@@ -88,6 +99,7 @@ def _model_row(info_path: Path, evaluate: Path | None, blessing: Blessing) -> di
         "mode": info.get("mode"),
         "backbone": backbone.get("name"),
         "accuracy": metrics.get("accuracy", info.get("test_accuracy")),
+        "accuracy_interval": metrics.get("accuracy_interval"),  # 95% Wilson [low, high], when evaluated
         "top5_accuracy": metrics.get("top5_accuracy"),
         "macro_f1": metrics.get("macro_f1"),
         "log_loss": metrics.get("log_loss"),

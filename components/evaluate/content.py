@@ -15,6 +15,7 @@ from hubpipe.components.evaluate import visuals
 from hubpipe.components.evaluate.blessing import Decision
 from hubpipe.components.evaluate.candidates import TrainedModel
 from hubpipe.components.evaluate.examples import images_by_id
+from hubpipe.components.evaluate.layout import RUN_HPARAM
 from hubpipe.components.evaluate.metrics import ClassificationMetrics
 from hubpipe.components.evaluate.reference import TestSplit
 from hubpipe.components.evaluate.tensorboard_logs import (
@@ -36,8 +37,6 @@ MAX_MISTAKES = 24
 #: Test vectors shown in the projector per model (evenly spread over the split).
 MAX_PROJECTED = 1000
 SPRITE_SIDE = 48
-#: The hyperparameter that tells runs apart in the HParams dashboard: the evaluation id.
-RUN_HPARAM = "run"
 #: The HParams dashboard's metrics in display order: TensorBoard ticks the first five.
 DASHBOARD_METRICS = (
     DashboardMetric("test_accuracy", EVALUATION_RUN, "test accuracy"),

@@ -30,6 +30,8 @@ NOT_BLESSED_MARKER = "NOT_BLESSED"
 METRICS_DIR = "metrics"
 IMAGES_DIR = "images"
 TENSORBOARD_DIR = "tensorboard"
+#: The HParams hyperparameter that names a model's run: the evaluation id here, the run name once published.
+RUN_HPARAM = "run"
 
 
 def artifacts(blessed: bool) -> dict[str, str]:

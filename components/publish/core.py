@@ -1,10 +1,11 @@
 """The publish core: a run's TensorBoard logs always, its blessed model as a new version, LATEST moved last.
 
 Inputs are the train stage's folder (``models/<name>/``, ``logs/<name>/``) and the evaluate stage's folder
-(``blessing.json``, ``metrics/``, ``tensorboard/``). The run's id is the evaluation id, so publishing the same
-evaluation twice writes the same folders. See :mod:`hubpipe.components.common.publish_root` for the publish
-root, :mod:`.tensorboard_resource` for the Tensorboard resource. Artifacts in the output folder:
-``publish.json`` and, when a cluster can read the logs, ``tensorboard.yaml``.
+(``blessing.json``, ``metrics/``, ``tensorboard/``). The run's logs go under its name (:mod:`.run_names`), its
+model version is named by the evaluation id, so publishing the same evaluation twice writes the same folders.
+See :mod:`hubpipe.components.common.publish_root` for the publish root, :mod:`.tensorboard_resource` for the
+Tensorboard resource. Artifacts in the output folder: ``publish.json`` and, when a cluster can read the logs,
+``tensorboard.yaml``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 from hubpipe.components.common import publish_root, storage
 from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.evaluate.layout import BLESSING_FILE, METRICS_DIR, TENSORBOARD_DIR, Blessing
+from hubpipe.components.publish import run_names
 from hubpipe.components.publish.layout import PUBLISH_FILE, RESOURCE_FILE
 from hubpipe.components.publish.tensorboard_resource import tensorboard_resource, viewing_hints
 from hubpipe.components.train.layout import LOGS_DIR as TRAIN_LOGS
@@ -39,15 +42,18 @@ class PublishRequest:
     output_dir: Path
     root: str  # resolved publish root
     config: PublishConfig
+    run_name: str = ""  # run.name; empty: run_names.default_name
 
 
 @dataclass(frozen=True)
 class Publication:
     root: str
-    run_id: str
+    run_id: str  # the evaluation id
+    run_name: str  # the name of this run's logs folder and HParams sessions
     logs_dir: str  # this run's logs
     all_logs_dir: str  # every run's logs: what TensorBoard should be started on
     version: str | None  # the version this publish created, if any
+    version_dir: str | None  # the blessed model's version folder (created now or before), if any
     latest: str | None  # LATEST after this publish
     model: str | None  # the blessed model, if any
     note: str  # what happened to the model, in words
@@ -57,7 +63,11 @@ class Publication:
     def results(self) -> dict[str, Any]:
         """Key results for run.json."""
         return {
+            "run_name": self.run_name,
+            "evaluation_id": self.run_id,
+            "root": self.root,
             "published_version": self.version,
+            "version_dir": self.version_dir,
             "latest": self.latest,
             "logs": self.logs_dir,
             "tensorboard_resource": self.tensorboard_resource,
@@ -84,11 +94,12 @@ def _train_runs(train_dir: Path) -> list[Path]:
     return sorted(run for model in logs.iterdir() if model.is_dir() for run in model.iterdir() if run.is_dir())
 
 
-def publish_logs(train_dir: Path, evaluate_dir: Path, run_logs: str) -> int:
-    """Every model's training curves and the evaluation's TensorBoard tree, into one run folder.
+def publish_logs(train_dir: Path, evaluate_dir: Path, run_logs: str, run_name: str) -> int:
+    """Every model's training curves and the evaluation's TensorBoard tree, into one run folder, its HParams
+    sessions named after ``run_name``.
 
     The files directly in train's ``logs/`` and ``logs/<model>/`` (its HParams experiment and sessions) are
-    left out: the evaluation's tree holds them again, with this run's test metrics and its run id.
+    left out: the evaluation's tree holds them again, with this run's test metrics.
     """
     copied = 0
     for run in _train_runs(train_dir):
@@ -96,12 +107,18 @@ def publish_logs(train_dir: Path, evaluate_dir: Path, run_logs: str) -> int:
     evaluation_logs = Path(evaluate_dir) / TENSORBOARD_DIR
     if evaluation_logs.is_dir():
         copied += storage.copy_tree(evaluation_logs, run_logs)
+        with tempfile.TemporaryDirectory(prefix="hubpipe-sessions-") as folder:
+            run_names.renamed_sessions(evaluation_logs, run_name, Path(folder))
+            storage.copy_tree(Path(folder), run_logs)  # over the evaluation's copies, same file names
     return copied
 
 
-def _version_record(blessing: Blessing, blessed: evaluate_layout.BlessedModel, run_logs: str) -> dict[str, Any]:
+def _version_record(
+    blessing: Blessing, blessed: evaluate_layout.BlessedModel, run_logs: str, run_name: str
+) -> dict[str, Any]:
     return {
         "version": blessing.evaluation_id,
+        "run_name": run_name,
         "model": blessed.name,
         "model_key": blessed.model_key,
         "accuracy": blessed.accuracy,
@@ -113,7 +130,7 @@ def _version_record(blessing: Blessing, blessed: evaluate_layout.BlessedModel, r
 
 
 def publish_version(
-    request: PublishRequest, blessing: Blessing, blessed: evaluate_layout.BlessedModel, run_logs: str
+    request: PublishRequest, blessing: Blessing, blessed: evaluate_layout.BlessedModel, run_logs: str, run_name: str
 ) -> str:
     """Copies the blessed model under a temporary name, renames it to its version, then writes version.json.
 
@@ -136,12 +153,12 @@ def publish_version(
         storage.remove_tree(tmp)
         raise
     crash_point("publish.after_version_dir")
-    record = json.dumps(_version_record(blessing, blessed, run_logs), indent=2) + "\n"
+    record = json.dumps(_version_record(blessing, blessed, run_logs, run_name), indent=2) + "\n"
     storage.write_text_atomic(storage.join(final, publish_root.VERSION_FILE), record)
     return version
 
 
-def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str) -> tuple[str | None, str]:
+def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str, run_name: str) -> tuple[str | None, str]:
     """Publishes the blessed model and moves LATEST to it: a compare-and-swap under the root's lock.
 
     LATEST moves only while it still names what the evaluation compared with; otherwise another run published
@@ -164,7 +181,7 @@ def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str) -
             )
         version = blessing.evaluation_id
         if publish_root.read_version(request.root, version) is None:
-            publish_version(request, blessing, blessed, run_logs)
+            publish_version(request, blessing, blessed, run_logs, run_name)
             note = f"{blessed.name} published as version {version}"
         else:
             note = f"{blessed.name} was published as version {version} before; LATEST moved to it now"
@@ -177,10 +194,13 @@ def publish(request: PublishRequest) -> Publication:
     """Publishes the logs, then the blessed model; writes publish.json and the Tensorboard resource."""
     blessing = evaluated_blessing(request.evaluate_dir)
     run_id = blessing.evaluation_id
-    run_logs = publish_root.logs_dir(request.root, run_id)
-    files = publish_logs(request.train_dir, request.evaluate_dir, run_logs)
-    LOG.info("publish: %d log files to %s", files, run_logs)
-    version, note = _publish_model(request, blessing, run_logs)
+    wanted = request.run_name or run_names.default_name(request.config.experiment, run_id)
+    with publish_root.locked(request.root):
+        run_name = run_names.claim(request.root, wanted, run_id)
+    run_logs = publish_root.logs_dir(request.root, run_name)
+    files = publish_logs(request.train_dir, request.evaluate_dir, run_logs, run_name)
+    LOG.info("publish: %d log files of run %s to %s", files, run_name, run_logs)
+    version, note = _publish_model(request, blessing, run_logs, run_name)
     LOG.info("publish: %s", note)
     all_logs = publish_root.logs_dir(request.root)
     resource = tensorboard_resource(request.config, all_logs)
@@ -192,9 +212,11 @@ def publish(request: PublishRequest) -> Publication:
     publication = Publication(
         root=request.root,
         run_id=run_id,
+        run_name=run_name,
         logs_dir=run_logs,
         all_logs_dir=all_logs,
         version=version,
+        version_dir=_version_dir(request.root, blessing),
         latest=publish_root.read_latest_id(request.root),
         model=blessing.blessed,
         note=note,
@@ -207,6 +229,18 @@ def publish(request: PublishRequest) -> Publication:
     for hint in hints:
         LOG.info("view the logs %s", hint)
     return publication
+
+
+def _version_dir(root: str, blessing: Blessing) -> str | None:
+    """The blessed model's version folder when it is published (by this run or before), else None."""
+    blessed = blessing.blessed_model
+    if blessed is None:
+        return None
+    for version in (blessing.evaluation_id, publish_root.read_latest_id(root)):
+        published = publish_root.read_version(root, version) if version else None
+        if published is not None and published.model_key == blessed.model_key:
+            return published.path
+    return None
 
 
 def missing_publication(root: str, previous_record: Path | None) -> list[str]:

@@ -20,16 +20,20 @@ def run(ctx: StageContext) -> StageResult:
         output_dir=ctx.output_dir,
         root=resolve_root(ctx.config.publish.root, ctx.config.publish.experiment, ctx.cache_root),
         config=ctx.config.publish,
+        run_name=ctx.config.run.name,
     )
     publication = publish(request)
     return StageResult(results=publication.results(), artifacts=artifacts(bool(publication.tensorboard_resource)))
 
 
 def external_inputs(config: PipelineConfig, inputs: Mapping[str, Path], previous_dir: Path | None) -> dict[str, Any]:
-    """The publish root, and what the previous publish of this run folder left there that is gone now.
+    """The publish root, the run name, and what the previous publish of this run folder left there that is gone
+    now.
 
-    Deleting a publish root (or the run's logs or model version in it) makes the next run publish again.
+    Deleting a publish root (or the run's logs or model version in it) makes the next run publish again; so does
+    another run name (the logs are published again under it).
     """
     root = resolve_root(config.publish.root, config.publish.experiment)
     previous_record = previous_dir / PUBLISH_FILE if previous_dir is not None else None
-    return {"publish_root": root, "missing": missing_publication(root, previous_record)}
+    missing = missing_publication(root, previous_record)
+    return {"publish_root": root, "run_name": config.run.name, "missing": missing}

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 #: The output that holds the stage folder; downstream components take it as an input of this name.
 OUTPUT = "publication"
-#: Pipeline parameters this component takes besides those of its stage's settings: tracking is not a stage
-#: setting (it never reruns a stage).
-EXTRA_PARAMETERS = ("mlflow_uri",)
+#: Pipeline parameters this component takes besides those of its stage's settings: tracking and the run name are
+#: no stage's settings (they never rerun a stage); the run name names the published logs.
+EXTRA_PARAMETERS = ("mlflow_uri", "run_name")
 
 
 def component_function() -> Callable[..., None]:
@@ -25,6 +25,7 @@ def component_function() -> Callable[..., None]:
         config: str,
         publish_root: str,
         mlflow_uri: str,
+        run_name: str,
         evaluation: Input[Artifact],
         model: Input[Model],
         publication: Output[Artifact],
@@ -47,7 +48,7 @@ def component_function() -> Callable[..., None]:
         launch(
             "publish",
             config,
-            {"publish_root": publish_root, "mlflow_uri": mlflow_uri},
+            {"publish_root": publish_root, "mlflow_uri": mlflow_uri, "run_name": run_name},
             output=publication,
             inputs={"evaluate": evaluation, "train": model},
             fill=[

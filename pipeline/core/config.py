@@ -32,7 +32,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16")
 ENGINES = ("auto", "tensorflow", "tflite")
 GATE_RULES = ("interval", "point")
 K8S_NAME = r"(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # a DNS-1123 label: namespaces, Tensorboard names
-EXPERIMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"  # a folder name: publish.experiment
+EXPERIMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"  # a folder name: publish.experiment, run.name
 K8S_VOLUME_CLAIM = r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # a DNS-1123 subdomain
 #: A configuration holds about a hundred values; YAML aliases can make a file of a few hundred bytes stand for
 #: billions (an "alias bomb"). A file whose values, aliases expanded, number more than this is refused.
@@ -169,6 +169,7 @@ class EvaluateConfig:
         "interval",
         "How the thresholds decide: 'interval' (about the 95% intervals of the paired differences: a candidate is "
         "refused against the blessed model only when the data show it worse) or 'point' (about point estimates).",
+        parameter="gate_rule",
     )
 
 
@@ -222,6 +223,22 @@ class TrackConfig:
 
 
 @dataclass(frozen=True)
+class RunConfig:
+    """What people know a run by. No stage's parameters hold it (it never reruns training or evaluation); the
+    publish stage names the run's TensorBoard folder after it."""
+
+    name: str = setting(
+        "",
+        "The run's name in TensorBoard (<name>/<model>/...), MLflow, the published version and the report (empty: "
+        "the run folder's name and the date it was first run; on Kubeflow, publish.experiment or 'hubpipe' and "
+        "the evaluation's date).",
+        flag="--name",
+        keyword="name",
+        parameter="run_name",
+    )
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole configuration of a run."""
 
@@ -232,6 +249,7 @@ class PipelineConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 @dataclass(frozen=True)
@@ -573,6 +591,12 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         f"publish.pvc_name is not a valid claim name: {shown(pvc)}",
     )
     _check(bool(config.track.experiment.strip()), "track.experiment must not be empty")
+    name = config.run.name
+    _check(
+        not name or bool(re.fullmatch(EXPERIMENT_NAME, name)),
+        "run.name (--name) must be letters, digits, '.', '_' and '-' (at most 100, starting with a letter or "
+        f"digit), got {shown(name)}",
+    )
     return config
 
 
@@ -587,6 +611,7 @@ __all__ = [
     "EvaluateConfig",
     "PipelineConfig",
     "PublishConfig",
+    "RunConfig",
     "RunnerConfig",
     "Setting",
     "TrackConfig",

@@ -38,6 +38,8 @@ def blessing_section(run: RunFolder) -> str:
 
 
 def _checks_table(blessing: Blessing) -> str:
+    """Every check with its point estimate, its 95% interval, the McNemar p-value of paired checks and the rule
+    that decided it."""
     rows = []
     for check in blessing.checks:
         result = {True: pill("passed", "ok"), False: pill("failed", "bad")}.get(
@@ -48,12 +50,16 @@ def _checks_table(blessing: Blessing) -> str:
                 escape(check.candidate),
                 escape(check.name),
                 number(check.value),
+                escape(check.interval) if check.interval is not None else "-",
+                number(check.p_value, 3),
                 number(check.threshold),
+                escape(check.rule or "-"),
                 result,
                 escape(check.detail),
             ]
         )
-    return table(["candidate", "check", "value", "threshold", "result", "detail"], rows, numeric=[2, 3])
+    headers = ["candidate", "check", "value", "95% interval", "McNemar p", "threshold", "rule", "result", "detail"]
+    return table(headers, rows, numeric=[2, 3, 4, 5])
 
 
 def _pictures(evaluate: Path, blessing: Blessing) -> str:

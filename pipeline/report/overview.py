@@ -1,4 +1,5 @@
-"""The report's overview: the run's status, each stage's status and seconds (run.json), and MLflow tracking."""
+"""The report's overview: the run's name and status, where its other records are (run.json ``links``), each
+stage's status and seconds, and MLflow tracking."""
 
 from __future__ import annotations
 
@@ -27,12 +28,36 @@ def overview_section(run: RunFolder) -> str:
     if status in ("running", "interrupted") and isinstance(process, dict) and process.get("pid"):
         verdict += escape(f" (pid {process['pid']} on {process.get('host', '?')}, started {process.get('started')})")
     header = (
-        f"<p>Run folder <code>{escape(run.root.resolve())}</code>: {verdict}"
+        f"<p>Run <b>{escape(run.name)}</b> in <code>{escape(run.root.resolve())}</code>: {verdict}"
         f' <span class="muted">updated {updated}, hubpipe {version}</span></p>'
     )
     if not rows:
         return header + '<p class="muted">No run.json: the pipeline has not run in this folder.</p>'
-    return header + table(["stage", "status", "seconds", "error"], rows, numeric=[2]) + _tracking(run)
+    stages = table(["stage", "status", "seconds", "error"], rows, numeric=[2])
+    return header + _links(run) + stages + _tracking(run)
+
+
+#: run.json's links, in the order and words the report shows them.
+LINK_LABELS = {
+    "run_folder": "run folder",
+    "tensorboard_logs": "TensorBoard logs",
+    "published_version": "published version",
+    "publish_root": "publish root",
+    "evaluation_id": "evaluation id",
+    "mlflow_run": "MLflow run",
+}
+
+
+def _links(run: RunFolder) -> str:
+    """Where the run's other records are: a web address as a link, a path or an id as code."""
+    rows = []
+    for key, label in LINK_LABELS.items():
+        value = run.links.get(key)
+        if value:
+            shown = escape(value)
+            web = value.startswith(("http://", "https://"))
+            rows.append([label, f'<a href="{shown}">{shown}</a>' if web else f"<code>{shown}</code>"])
+    return table(["", ""], rows) if rows else ""
 
 
 def _tracking(run: RunFolder) -> str:

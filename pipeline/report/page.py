@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from hubpipe.components.common.html_parts import STYLE, page
+from hubpipe.components.common.html_parts import STYLE, escape, page
 from hubpipe.pipeline.core.artifacts import write_text_atomic
 from hubpipe.pipeline.report.evaluate import blessing_section
 from hubpipe.pipeline.report.ingest import data_section
@@ -50,8 +50,9 @@ def render_report(run_dir: Path) -> str:
     run = RunFolder(run_dir)
     body = "".join(section(run) for section in SECTIONS)
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    title = f"hubpipe run report: {run.root.name}"
-    return page(title, f"<h1>hubpipe run report</h1><p class='muted'>written {created}</p>{body}")
+    title = f"hubpipe run report: {run.name}"
+    heading = f"<h1>hubpipe run report: {escape(run.name)}</h1>"
+    return page(title, f"{heading}<p class='muted'>written {created}</p>{body}")
 
 
 def write_report(run_dir: Path, output: Path) -> Path:

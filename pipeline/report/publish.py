@@ -17,8 +17,10 @@ def publish_section(run: RunFolder) -> str:
         return "<h2>Publication</h2>" + not_run(publish_layout.STAGE, run)
     record = read_json_checked(publish / publish_layout.PUBLISH_FILE, PUBLISH_SHAPE, {})
     facts = [
+        ["run name", escape(record.get("run_name") or "-")],
         ["model", escape(record.get("note", "-"))],
         ["published version", escape(record.get("version") or "none")],
+        ["version folder", f"<code>{escape(record['version_dir'])}</code>" if record.get("version_dir") else "-"],
         ["latest version", escape(record.get("latest") or "none")],
         ["publish root", f"<code>{escape(record.get('root', '?'))}</code>"],
         ["this run's logs", f"<code>{escape(record.get('logs_dir', '?'))}</code>"],

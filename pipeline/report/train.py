@@ -1,4 +1,5 @@
-"""The report's models section (the train stage): every model with its test metrics and gate."""
+"""The report's models section (the train stage): every model with its test metrics (the accuracy with its 95%
+interval) and gate."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def models_section(run: RunFolder) -> str:
             escape(row["mode"] or "?"),
             escape(row["backbone"] or "-"),
             number(row["accuracy"]),
+            _interval(row["accuracy_interval"]),
             number(row["top5_accuracy"]),
             number(row["macro_f1"]),
             number(row["log_loss"]),
@@ -29,5 +31,13 @@ def models_section(run: RunFolder) -> str:
         ]
         for row in run.model_rows()
     ]
-    headers = ["model", "kind", "mode", "backbone", "accuracy", "top-5", "macro-F1", "log loss", "train s", "gate"]
-    return "<h2>Models</h2>" + table(headers, rows, numeric=[4, 5, 6, 7, 8])
+    headers = ["model", "kind", "mode", "backbone", "accuracy", "95% interval", "top-5", "macro-F1", "log loss"]
+    headers += ["train s", "gate"]
+    return "<h2>Models</h2>" + table(headers, rows, numeric=[4, 5, 6, 7, 8, 9])
+
+
+def _interval(bounds: object) -> str:
+    """A test accuracy's 95% interval ``[low, high]``, "-" when the model was not evaluated."""
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        return "-"
+    return f"[{number(float(bounds[0]))}, {number(float(bounds[1]))}]"

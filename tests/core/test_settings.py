@@ -47,12 +47,14 @@ def test_the_cli_flags_are_the_declared_ones_with_their_help() -> None:
     for item in flagged_settings():
         assert options[item.flag].help == item.help
         assert options[item.flag].multiple == (typing.get_origin(item.type) is tuple)
-    assert {"--data", "--backbone", "--epochs", "--percent", "--beam-arg"} <= set(options)
+    assert {"--data", "--backbone", "--epochs", "--percent", "--beam-arg", "--name"} <= set(options)
 
 
 def test_the_api_shortcuts_are_the_declared_keywords() -> None:
-    shortcuts = list(inspect.signature(run).parameters)[:3]
-    assert shortcuts == list(keyword_settings()) == ["data", "backbones", "epochs"]
+    parameters = inspect.signature(run).parameters
+    assert parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY  # the run name is never given by position
+    shortcuts = [*list(parameters)[:3], "name"]
+    assert shortcuts == list(keyword_settings()) == ["data", "backbones", "epochs", "name"]
 
 
 def test_the_kubeflow_parameters_are_the_declared_ones() -> None:

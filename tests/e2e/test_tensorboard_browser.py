@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -137,6 +138,11 @@ def published_logs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return root / "tensorboard"
 
 
+@pytest.fixture
+def run_file(published_logs: Path) -> dict[str, Any]:
+    return json.loads((published_logs.parent.parent / "run" / "run.json").read_text())
+
+
 def _runs_served(url: str) -> list[str] | None:
     try:
         with urllib.request.urlopen(f"{url}/data/runs", timeout=5) as response:
@@ -189,13 +195,17 @@ def browser(tmp_path: Path, missing_tool) -> Iterator[DevTools]:
 
 
 def test_tensorboard_serves_runs_hparams_and_images_to_chromium(
-    tensorboard_url: str, browser: DevTools, tmp_path: Path
+    tensorboard_url: str, browser: DevTools, run_file: dict[str, Any], tmp_path: Path
 ) -> None:
     browser.open(f"{tensorboard_url}/#hparams")
     assert browser.evaluate("document.title") == "TensorBoard"
 
     runs = browser.fetch_json("/data/runs")
     (run_id,) = {run.split("/")[0] for run in runs}
+    # runs read by the run name (the run folder's name and the date: the folder is called run), not an evaluation id
+    evaluation_id = run_file["links"]["evaluation_id"]
+    assert run_id == run_file["name"] and re.fullmatch(r"run-\d{4}-\d{2}-\d{2}", run_id), run_id
+    assert not any(evaluation_id in run for run in runs)
     for model in ("good", "weak", "scratch_cnn"):
         assert {f"{run_id}/{model}/train", f"{run_id}/{model}/evaluation"} <= set(runs)
     plugins = browser.fetch_json("/data/plugins_listing")
@@ -219,6 +229,7 @@ def test_tensorboard_serves_runs_hparams_and_images_to_chromium(
     table = browser.evaluate(f"{ELEMENT_TEXT}('tf-hparams-table-view')")
     for column in ("test accuracy", "test macro-F1", "test log loss", "test top-5 accuracy"):  # ticked by default
         assert column in table, table[:2000]
+    assert f"{run_id}/good" in table and evaluation_id not in table, table[:2000]  # the rows' names
     assert "training loss per epoch" not in table  # the sixth and later metrics are left for the user to tick
     shots = artifacts_dir(tmp_path)
     hparams_png = browser.screenshot(shots / "tensorboard_hparams.png")

@@ -13,7 +13,7 @@ from fake_run import CLASSES, FakeWorld
 
 from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor
-from hubpipe.components.evaluate.content import RUN_HPARAM
+from hubpipe.components.evaluate.layout import RUN_HPARAM
 from hubpipe.components.evaluate.tensorboard_logs import read_session_hparams
 from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.core.errors import DataError, PublishRootDamaged, StageError

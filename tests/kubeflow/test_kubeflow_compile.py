@@ -128,6 +128,7 @@ def test_the_config_becomes_the_parameter_defaults(compiled) -> None:
     assert parameters["min_accuracy"]["defaultValue"] == 0.8
     assert "backbones" not in parameters  # fixed when compiling: one train task per backbone
     assert parameters["publish_root"]["defaultValue"] == "/mnt/hubpipe/published"
+    assert parameters["run_name"]["defaultValue"] == "" and parameters["gate_rule"]["defaultValue"] == "interval"
     whole = parameters[CONFIG_PARAMETER]
     assert whole["parameterType"] == "STRING"
     assert json.loads(whole["defaultValue"])["train"]["batch_size"] == 16

@@ -37,6 +37,9 @@ def test_defaults_come_from_the_config() -> None:
 def test_a_component_resolves_the_config_json_and_its_parameters() -> None:
     config = resolve_config(default_values(load_config(overrides={"train.epochs": 9}))[CONFIG_PARAMETER], {})
     assert config.train.epochs == 9
+    whole = default_values(load_config())[CONFIG_PARAMETER]
+    named = resolve_config(whole, {"run_name": "lite-sweep", "gate_rule": "point"})  # as a run submits them
+    assert (named.run.name, named.evaluate.rule) == ("lite-sweep", "point")
     with pytest.raises(ConfigError, match="the pipeline parameter config is not JSON"):
         resolve_config("{not json", {})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,41 @@ def test_keras_model_predicts_as_the_serving_model_fits_and_saves(tiny_run: hubp
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
     with pytest.raises(UsageError, match="no model 'nope'"):
         tiny_run.keras_model("nope")
+
+
+def test_a_run_is_named_after_its_folder_and_date_and_links_its_records(tiny_run: hubpipe.Run, tmp_path: Path) -> None:
+    from hubpipe.pipeline.report.page import render_report
+
+    claimed = json.loads((tiny_run.output_dir / ".hubpipe-run").read_text())["claimed"][:10]
+    assert tiny_run.name == f"run-{claimed}"  # the folder is called run
+    links = tiny_run.links
+    assert links["run_folder"] == str(tiny_run.output_dir)
+    logs = Path(links["tensorboard_logs"])
+    assert logs == tiny_run.tensorboard_logdir and logs.name == tiny_run.name and logs.parent.name == "tensorboard"
+    assert links["evaluation_id"] == tiny_run.blessing["evaluation_id"]
+    if tiny_run.blessed:  # the tiny model is blessed or not depending on the machine's kernels
+        version = Path(links["published_version"])
+        assert json.loads((version / "version.json").read_text())["run_name"] == tiny_run.name
+        assert version.name == links["evaluation_id"]
+    else:
+        assert "published_version" not in links
+    html = render_report(tiny_run.output_dir)
+    assert f"<title>hubpipe run report: {tiny_run.name}</title>" in html
+    assert f"<code>{logs}</code>" in html and "95% interval" in html
+    assert list(hubpipe.compare(tiny_run)["run"].unique()) == [tiny_run.name]
+
+    # the same run under a name of its own: only publish runs again, and the logs go under the new name
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run.output_dir, copy)
+    renamed = hubpipe.run(config=tiny_config_file(tiny_run.output_dir.parent), output=copy, name="tiny-sweep")
+    assert dict(zip(renamed.stages["stage"], renamed.stages["status"], strict=True)) == {
+        "ingest": "cached",
+        "validate": "cached",
+        "train": "cached",
+        "evaluate": "cached",
+        "publish": "ran",
+    }
+    assert renamed.name == "tiny-sweep" and Path(renamed.links["tensorboard_logs"]) == logs.parent / "tiny-sweep"
+    assert (logs.parent / "tiny-sweep" / "hubpipe-run.json").is_file() and logs.is_dir()
+    with pytest.raises(ConfigError, match=r"run\.name"):
+        hubpipe.run(config=tiny_config_file(tiny_run.output_dir.parent), output=copy, name="no/slashes")

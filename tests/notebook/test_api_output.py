@@ -50,7 +50,7 @@ def test_two_calls_in_one_process_both_show_progress_and_no_library_noise(tmp_pa
     assert "scratch_cnn epoch 1/1" in first and "backbone epoch 2/2" in first
     assert "[ingest] cached" in second and "[validate] cached" in second
     assert "[train] running" in second and "backbone epoch 3/3" in second
-    assert "from the cache: ingest, validate; ran: train, evaluate, publish" in second
+    assert "from the cache: ingest, validate; ran: train, evaluate, publish (run run-" in second
     assert "INFO:" not in result.stderr and "WARNING:" not in result.stderr  # no logging.basicConfig format
     noise = [line for line in result.stderr.splitlines() if any(word in line for word in LIBRARY_NOISE)]
     assert not noise, noise

@@ -13,6 +13,7 @@ from fake_upstream import published_latest
 from hubpipe.components.common import publish_root
 from hubpipe.components.evaluate import executor as evaluate_executor
 from hubpipe.components.publish import executor as publish_executor
+from hubpipe.components.publish import run_names
 from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.core.runtime import import_tensorflow
 from hubpipe.pipeline.core.stage import StageContext, StageResult
@@ -100,7 +101,11 @@ def test_good_candidate_becomes_latest_and_a_second_run_compares_against_it(worl
     assert evaluation.results["blessed"] is None
     assert publication.results["published_version"] is None
     assert publish_root.read_latest_id(str(root)) == new_version
-    assert sorted(p.name for p in (root / "tensorboard").iterdir()) == sorted(
+    # three runs without a name: the default name, then the first free suffixes, each folder marking its evaluation
+    runs = {p.name: json.loads((p / "hubpipe-run.json").read_text()) for p in (root / "tensorboard").iterdir()}
+    wanted = run_names.default_name("", first.blessing["evaluation_id"])
+    assert sorted(runs) == sorted([wanted, f"{wanted}-2", f"{wanted}-3"])
+    assert sorted(marker["evaluation_id"] for marker in runs.values()) == sorted(
         r.blessing["evaluation_id"] for r in (first, second, third)
     )
 
@@ -186,6 +191,7 @@ def test_external_inputs_notice_a_deleted_publication(world: FakeWorld, tmp_path
     run.both()
     assert publish_executor.external_inputs(run.config, {}, tmp_path / "run" / "publish") == {
         "publish_root": str(root),
+        "run_name": "",
         "missing": [],
     }
     version = publish_root.read_latest_id(str(root))
@@ -193,3 +199,53 @@ def test_external_inputs_notice_a_deleted_publication(world: FakeWorld, tmp_path
     assert publish_executor.external_inputs(run.config, {}, tmp_path / "run" / "publish")["missing"] == [
         f"version {version}"
     ]
+
+
+def session_groups(logs: Path) -> dict[str, tuple[str, str]]:
+    """Model -> (HParams session group name, ``run`` hyperparameter) of a published run's sessions."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+
+    found = {}
+    for path in sorted(logs.glob("*/events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == metadata.SESSION_START_INFO_TAG:
+                    info = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+                    found[path.parent.name] = (info.group_name, info.hparams["run"].string_value)
+    return found
+
+
+def test_a_named_run_publishes_under_its_name_and_a_taken_name_gets_a_suffix(world: FakeWorld, tmp_path: Path) -> None:
+    root = tmp_path / "published"
+    named = {"run.name": "lite-sweep"}
+    first = Run(world, world.train_good_and_weak, tmp_path / "run1", root, **named)
+    _, publication = first.both()
+    results = publication.results
+    logs = root / "tensorboard" / "lite-sweep"
+    assert (results["run_name"], results["logs"]) == ("lite-sweep", str(logs))
+    assert results["evaluation_id"] == first.blessing["evaluation_id"] and results["root"] == str(root)
+    version_dir = root / "models" / results["published_version"]
+    assert results["version_dir"] == str(version_dir)
+    assert json.loads((version_dir / "version.json").read_text())["run_name"] == "lite-sweep"
+    models = {path.parent.name for path in logs.glob("*/train")}
+    assert models == {"good", "weak", "scratch_cnn"}
+    # the HParams rows read by run name, not by the evaluation id the evaluate stage wrote
+    assert session_groups(logs) == {model: (f"lite-sweep/{model}", "lite-sweep") for model in models}
+    assert session_groups(first.folder / "evaluate" / "tensorboard")["good"][1] == first.blessing["evaluation_id"]
+
+    again = Run(world, world.train_good_and_weak, tmp_path / "again", root, **named)  # the same evaluation
+    again.folder.mkdir()
+    (again.folder / "evaluate").symlink_to(first.folder / "evaluate", target_is_directory=True)
+    assert again.publish().results["run_name"] == "lite-sweep"
+
+    other = Run(world, world.train_better, tmp_path / "run2", root, **named)  # another evaluation, the same name
+    _, publication = other.both()
+    assert publication.results["run_name"] == "lite-sweep-2"
+    assert session_groups(root / "tensorboard" / "lite-sweep-2")["better"] == ("lite-sweep-2/better", "lite-sweep-2")
+    assert sorted(p.name for p in (root / "tensorboard").iterdir()) == ["lite-sweep", "lite-sweep-2"]
+
+
+def test_the_default_name_is_the_experiment_and_the_evaluation_date() -> None:
+    assert run_names.default_name("food", "20261206T205950Z-87cf5927") == "food-2026-12-06"
+    assert run_names.default_name("", "20261206T205950Z-87cf5927") == "hubpipe-2026-12-06"
