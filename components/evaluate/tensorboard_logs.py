@@ -5,6 +5,7 @@ Under the evaluate artifact folder::
     tensorboard/                     the HParams experiment: the dashboard's columns
     tensorboard/<model>/             the model's HParams session: the hyperparameters train logged for it, plus
                                      ``run`` (the evaluation id), in a session group named ``<run>/<model>``
+                                     (publish renames both after the run name: components/publish/run_names.py)
     tensorboard/<model>/evaluation/  scalars (test_accuracy with its 95% interval test_accuracy_low and
                                      test_accuracy_high, test_top5_accuracy, test_macro_f1, test_log_loss,
                                      blessed), images (confusion matrix, misclassified test images), text
@@ -12,7 +13,7 @@ Under the evaluate artifact folder::
                                      the test feature vectors, metadata.tsv, sprite.png, projector_config.pbtxt)
 
 The publish stage copies the run folders under train's ``logs/<model>/`` (``train/``, ``validation/``) and
-this tree into one folder per run, so that each model's session gets the ``evaluation`` and ``validation``
+this tree into one folder per run (named after the run), so that each model's session gets the ``evaluation`` and ``validation``
 groups of metrics. Train's own session (named after the model only) is replaced, so that models of the same
 name in different runs stay separate rows.
 
