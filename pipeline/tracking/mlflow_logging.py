@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
@@ -245,11 +250,6 @@ def dataset_source(configured: str, described: Mapping[str, Any]) -> Any:
 
     A URL (a preset's too) is an HTTP source, the embedded sample a code source (its generator's description), a
     folder, an archive or a bucket path the filesystem source MLflow has for its scheme."""
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-
     kind, description = described.get("kind"), str(described.get("description") or "")
     preset = get_preset(configured)
     url = description if kind == "url" else preset.url if preset else configured
@@ -287,14 +287,10 @@ def run_dataset(output_dir: Path, params: Mapping[str, str]) -> DatasetInput | N
     configured = params.get("data.source", "")
     source = dataset_source(configured, described if isinstance(described, dict) else {})
     name = str((described.get("description") if isinstance(described, dict) else "") or configured or "dataset")
-    dataset = Dataset(
-        name=name,
-        digest=str(digest)[:DATASET_DIGEST_CHARS],
-        source_type=source._get_source_type(),
-        source=source.to_json(),
-    )
+    described_dataset = MetaDataset(source, name=name, digest=digest[:DATASET_DIGEST_CHARS]).to_dict()
+    dataset = Dataset(**{key: described_dataset[key] for key in ("name", "digest", "source_type", "source")})
     return DatasetInput(
-        dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, DATASET_CONTEXT), InputTag(INGEST_DIGEST_TAG, str(digest))]
+        dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, DATASET_CONTEXT), InputTag(INGEST_DIGEST_TAG, digest)]
     )
 
 

@@ -239,7 +239,7 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
         check_version(client, client.get_model_version(MODEL_NAME, version.version), run_name, run_dir, links)
 
         image = sorted((tmp_path / "data" / "test").rglob("*.jpg"))[0].read_bytes()
-        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}")
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")  # the alias names this version
         predicted = model.predict(pd.DataFrame({"image": [image, image]}))
         classes = (tmp_path / "run" / "ingest" / "labels.txt").read_text().split()
         assert list(predicted.columns) == ["label", "probability"] and predicted["label"][0] in classes
