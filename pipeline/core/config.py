@@ -220,6 +220,9 @@ class TrackConfig:
     registered_model: str = setting(
         "hubpipe-classifier", "Name the blessed model is registered under in MLflow (empty: not registered)."
     )
+    alias: str = setting(
+        "champion", "MLflow alias moved to the registered version of each blessed model (empty: no alias)."
+    )
 
 
 @dataclass(frozen=True)

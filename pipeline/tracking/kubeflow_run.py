@@ -2,9 +2,11 @@
 
 A Kubeflow run has no run folder: every task's folder is an artifact of its own. The publish task, the last one,
 receives the train and evaluate folders; :func:`track_in_mlflow` lays them out as a run folder (symbolic links
-in a temporary folder named after the evaluation id), with a ``run.json`` made from the stages' manifests, and
-hands it to :func:`hubpipe.pipeline.tracking.run_tracking.track_run`, which the local runner calls on its run
-folder: the same parent run, child runs, metrics, pictures and registered model. The server is the pipeline parameter
+in a temporary folder named after the evaluation id), with a ``run.json`` made from the stages' manifests and from
+the task's own publish.json (the run name, else the evaluation id; the links to the publish root, this run's
+TensorBoard logs and the published version), and hands it to
+:func:`hubpipe.pipeline.tracking.run_tracking.track_run`, which the local runner calls on its run folder: the same
+parent run, child runs, metrics, dataset, pictures and registered model. The server is the pipeline parameter
 ``mlflow_uri`` (``track.mlflow_uri``; empty: ``$MLFLOW_TRACKING_URI`` of the task's pod, else no tracking).
 
 Each execution of the publish task logs the run once; a publish task that Kubeflow takes from its cache logs
@@ -20,10 +22,12 @@ from typing import Any
 
 from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.evaluate.layout import read_blessing
+from hubpipe.components.publish.layout import PUBLISH_FILE
 from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.core.execution import MANIFEST
 from hubpipe.pipeline.core.run_folder import RUN_FILE
 from hubpipe.pipeline.kubeflow.ui_outputs import Launched
+from hubpipe.pipeline.tracking.links import publication_links
 from hubpipe.pipeline.tracking.run_tracking import TRACKED_STAGES, track_run
 
 
@@ -46,7 +50,10 @@ def run_view(stage: Launched, folder: Path) -> Path:
                 "duration_s": manifest.get("duration_s", 0.0),
             }
         )
-    write_json_atomic(view / RUN_FILE, {"status": "succeeded", "stages": records})
+    publication = stage.output_dir / PUBLISH_FILE  # written by the stage, before the fillers run
+    record = read_json(publication) if publication.is_file() else {}
+    identity = {"name": record.get("run_name") or evaluation, "links": publication_links(record)}
+    write_json_atomic(view / RUN_FILE, {"status": "succeeded", **identity, "stages": records})
     return view
 
 

@@ -1,10 +1,19 @@
 """Experiment tracking in MLflow, from a finished (or failed) run folder.
 
 With ``track.mlflow_uri`` (or ``$MLFLOW_TRACKING_URI``) set, :func:`track_run` logs one parent MLflow run per
-pipeline run into ``track.experiment``: the resolved configuration (flattened, as parameters), the stages'
-status and seconds, the blessing, the run report (HTML) and the blessed serving model as an MLflow model
-(registered as ``track.registered_model``); and one child run per model: its hyperparameters, its per-epoch
-train/validation metrics, its test metrics and its confusion-matrix and misclassified-images pictures.
+pipeline run into ``track.experiment``, named by the run name (run.json's ``name``, else the run folder's name):
+the resolved configuration (flattened, as parameters), the stages' status and seconds, the blessing, each gate
+check of each candidate (``gate.<candidate>.<check>`` with its 95% interval ``.low``/``.high``, its ``.p_value``
+and its rule as a tag), tags for the run name, the evaluation id and each link of run.json's ``links``
+(``hubpipe.link.<key>``: run folder, publish root, TensorBoard logs, published version), the dataset as an MLflow
+dataset input (named by the data source's description, with the ingest's content digest and the source), the run
+report (HTML) and the blessed serving model as an MLflow model, registered as ``track.registered_model`` with a
+description and tags (run name, backbone, test accuracy and its 95% interval, evaluation id, links) and the
+alias ``track.alias``; and one child run per model, spanning the real start and end of its training (model.json's
+``train_started``/``train_finished``): its hyperparameters, its per-epoch train/validation metrics (timestamped
+within that span), its test metrics with the accuracy's 95% interval, the dataset input, and its confusion-matrix
+and misclassified-images pictures. run.json's ``tracking`` entry keeps the run's id, its experiment's id and, for
+an http(s) server, the run's page (``run_url``).
 
 Tracking reads only the run folder after the stages have run, so it is called from one place (the local
 runner's :func:`~hubpipe.pipeline.local_runner.run_pipeline`, and the Kubeflow publish component) and never changes a
@@ -66,6 +75,7 @@ class TrackingTarget:
     registered_model: str
     local_dir: str = ""  # a local tracking folder (made when missing); empty for servers and database URIs
     artifact_location: str = ""  # of the experiments created there; empty: the server's default
+    alias: str = ""  # given to the registered version of a blessed model; empty: none
 
 
 def local_tracking_dir(uri: str) -> Path | None:
@@ -87,13 +97,14 @@ def tracking_target(config: PipelineConfig) -> TrackingTarget | None:
         return None
     folder = local_tracking_dir(uri)
     if folder is None:
-        return TrackingTarget(uri, config.track.experiment, config.track.registered_model)
+        return TrackingTarget(uri, config.track.experiment, config.track.registered_model, alias=config.track.alias)
     return TrackingTarget(
         f"sqlite:///{folder / LOCAL_DATABASE}",
         config.track.experiment,
         config.track.registered_model,
         local_dir=str(folder),
         artifact_location=(folder / LOCAL_ARTIFACTS).as_uri(),
+        alias=config.track.alias,
     )
 
 
@@ -147,7 +158,8 @@ def track_run(config: PipelineConfig, output_dir: Path, succeeded: bool) -> dict
     run_file = RunFolder(Path(output_dir)).run
     pending = stages_to_log(run_file, state, target)
     if not pending:
-        return {**entry, "status": "up_to_date", "run_id": state.get("run_id", "")}
+        ids = {key: state[key] for key in ("experiment_id", "run_url") if key in state}
+        return {**entry, "status": "up_to_date", "run_id": state.get("run_id", ""), **ids}
     started = time.monotonic()
     try:
         probe(target.uri)
@@ -163,7 +175,8 @@ def track_run(config: PipelineConfig, output_dir: Path, succeeded: bool) -> dict
         return _failed(entry, f"{type(exc).__name__}: {exc}")
     done = {record["name"]: record["fingerprint"] for record in run_file["stages"] if record["name"] in pending}
     logged_before = _logged(state, target)
-    write_json_atomic(state_file, {**entry, "run_id": logged["run_id"], "logged": {**logged_before, **done}})
+    ids = {key: logged[key] for key in ("run_id", "experiment_id", "run_url") if key in logged}
+    write_json_atomic(state_file, {**entry, **ids, "logged": {**logged_before, **done}})
     LOG.info("tracking: logged to %s (run %s) in %.1f s", target.uri, logged["run_id"], time.monotonic() - started)
     return {**entry, "status": "logged", **logged}
 

@@ -3,6 +3,7 @@ a server, and with the server down."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -16,17 +17,84 @@ from notebook_fixtures import free_port, mlflow_server, tiny_config, tiny_config
 
 from hubpipe.pipeline.core.config import PipelineConfig, replace
 from hubpipe.pipeline.local_runner import run_pipeline
-from hubpipe.pipeline.tracking.run_tracking import TrackingTarget, flatten, stages_to_log
+from hubpipe.pipeline.tracking.links import publication_links
+from hubpipe.pipeline.tracking.run_tracking import TrackingTarget, flatten, stages_to_log, track_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL_NAME = "tiny-classifier"
+LINK_KEYS = ("run_folder", "publish_root", "tensorboard_logs", "published_version")
 
 
 def tracked(config: PipelineConfig, uri: str) -> PipelineConfig:
     """``config`` logging to ``uri``, with a gate every model passes (so a model is blessed and registered)."""
     gate = replace(config.evaluate, min_accuracy=0.0, min_margin_over_baseline=-1.0, max_drop_vs_blessed=1.0)
     return replace(config, evaluate=gate, track=replace(config.track, mlflow_uri=uri, registered_model=MODEL_NAME))
+
+
+def utc_ms(stamp: str) -> int:
+    """An ISO-8601 UTC time in milliseconds since the epoch (model.json's train_started/train_finished)."""
+    return round(dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def run_links(run_dir: Path, run_file: dict) -> dict:
+    """The links tracking tags a run with: run.json's, else what publish.json tells and the run folder."""
+    if "links" in run_file:
+        return run_file["links"]
+    publication = json.loads((run_dir / "publish" / "publish.json").read_text())
+    return {"run_folder": str(run_dir), **publication_links(publication)}
+
+
+def check_dataset(client, run_id: str, stage_dir: Path, name: str, source: str) -> None:
+    """``run_id`` has one dataset input: the ingest output that the stage in ``stage_dir`` read (the digest its
+    manifest records), named ``name``, from the local folder ``source``."""
+    (dataset_input,) = client.get_run(run_id).inputs.dataset_inputs
+    ingest = json.loads((stage_dir / "manifest.json").read_text())["inputs"]["upstream"]["ingest"]
+    dataset = dataset_input.dataset
+    assert (dataset.name, dataset.digest, dataset.source_type) == (name, ingest[:12], "local")
+    assert json.loads(dataset.source) == {"uri": source}
+    tags = {tag.key: tag.value for tag in dataset_input.tags}
+    assert tags == {"mlflow.data.context": "train", "hubpipe.ingest_digest": ingest}
+
+
+def check_gate(parent, blessing: dict) -> None:
+    """The parent run has each check of each candidate: value, 95% interval, p-value and rule."""
+    checks = [check for check in blessing["checks"] if check["value"] is not None]
+    assert checks and any(check["interval"] for check in checks)
+    for check in checks:
+        key = f"gate.{check['candidate']}.{check['name']}"
+        assert parent.data.metrics[key] == pytest.approx(check["value"])
+        if check["interval"]:
+            low, high = check["interval"]
+            assert (parent.data.metrics[f"{key}.low"], parent.data.metrics[f"{key}.high"]) == pytest.approx((low, high))
+        if check["p_value"] is not None:
+            assert parent.data.metrics[f"{key}.p_value"] == pytest.approx(check["p_value"])
+        assert parent.data.tags[f"{key}.rule"] == check["rule"]
+
+
+def check_version(client, version, run_name: str, run_dir: Path, links: dict) -> None:
+    """The registered ``version`` is described and tagged with the run name, the blessed model's backbone and
+    test accuracy with its interval, the evaluation id and the links; the alias ``champion`` names it."""
+    blessing = json.loads((run_dir / "evaluate" / "blessing.json").read_text())
+    blessed = blessing["blessed"]
+    scores = json.loads((run_dir / "evaluate" / "metrics" / f"{blessed}.json").read_text())
+    model = json.loads((run_dir / "train" / "models" / blessed / "model.json").read_text())
+    low, high = scores["accuracy_interval"]
+    evaluation = links.get("evaluation_id") or blessing["evaluation_id"]
+    expected = {
+        "run_name": run_name,
+        "model": blessed,
+        "backbone": model["backbone"]["name"],
+        "accuracy": f"{scores['accuracy']:.4f}",
+        "accuracy_interval": f"[{low:.4f}, {high:.4f}]",
+        "evaluation_id": evaluation,
+        **{key: links[key] for key in LINK_KEYS if links.get(key)},
+    }
+    assert expected.items() <= version.tags.items(), version.tags
+    for text in (run_name, blessed, f"{scores['accuracy']:.4f}", f"95% interval [{low:.4f}, {high:.4f}]", evaluation):
+        assert text in version.description
+    assert all(links[key] in version.description for key in LINK_KEYS if links.get(key))
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == version.version
 
 
 def test_flatten_and_what_is_pending() -> None:
@@ -47,6 +115,59 @@ def test_flatten_and_what_is_pending() -> None:
     logged = {"uri": "http://h", "experiment": "e", "logged": {"train": "t1"}}
     assert stages_to_log(run_file, logged, target) == []
     assert stages_to_log(run_file, {**logged, "uri": "http://other"}, target) == ["train"]
+
+
+def test_sources_spans_and_gate_names_as_mlflow_takes_them() -> None:
+    from hubpipe.components.evaluate.intervals import Interval
+    from hubpipe.components.evaluate.layout import Blessing, Check
+    from hubpipe.pipeline.tracking.mlflow_logging import dataset_source, gate_metrics, training_span
+
+    def source(configured: str, described: dict) -> tuple[str, dict]:
+        found = dataset_source(configured, described)
+        return found._get_source_type(), json.loads(found.to_json())
+
+    sample = {"kind": "sample", "description": "the embedded sample dataset (seed 0)", "location": "/cache/x"}
+    assert source("sample", sample) == (
+        "code",
+        {"tags": {"data.source": "sample", "description": sample["description"]}},
+    )
+    url = "https://example.com/food.zip"
+    assert source("food101_10pct", {"kind": "url", "description": url}) == ("http", {"url": url})
+    assert source("food101_10pct", {})[0] == "http"  # on Kubeflow: the preset's URL
+    assert source("/data/x", {"kind": "directory", "description": "/data/x"}) == ("local", {"uri": "/data/x"})
+    assert source("gs://bucket/images", {}) == ("gs", {"uri": "gs://bucket/images"})
+
+    assert training_span(
+        {"train_started": "2026-01-02T03:04:05.678+00:00", "train_finished": "2026-01-02T03:04:07+00:00"}
+    )
+    start, end = training_span(
+        {"train_started": "2026-01-02T03:04:05.678+00:00", "train_finished": "2026-01-02T03:04:07"}
+    )
+    assert (start, end - start) == (utc_ms("2026-01-02T03:04:05.678"), 1322)
+    assert training_span({"train_seconds": 3.0}) is None  # an older model.json: the child run is "now", as before
+    assert training_span({"train_started": "2026-01-02T03:04:07", "train_finished": "2026-01-02T03:04:05"}) is None
+
+    checks = (
+        Check(
+            "lite/0:x", "max_drop_vs_blessed", 0.01, 0.02, True, "", Interval(-0.03, 0.05), 0.5, "rule 1", "interval"
+        ),
+        Check("lite/0:x", "min_accuracy", 0.9, 0.5, True, "", Interval(0.8, 0.95), None, "rule 2", "interval"),
+        Check("b", "margin_over_baseline", None, 0.1, None, "skipped: no baseline"),
+    )
+    metrics, tags = gate_metrics(Blessing(checks=checks), 7)
+    assert {m.key: m.value for m in metrics} == {
+        "gate.lite_0_x.max_drop_vs_blessed": 0.01,
+        "gate.lite_0_x.max_drop_vs_blessed.low": -0.03,
+        "gate.lite_0_x.max_drop_vs_blessed.high": 0.05,
+        "gate.lite_0_x.max_drop_vs_blessed.p_value": 0.5,
+        "gate.lite_0_x.min_accuracy": 0.9,
+        "gate.lite_0_x.min_accuracy.low": 0.8,
+        "gate.lite_0_x.min_accuracy.high": 0.95,
+    }
+    assert {t.key: t.value for t in tags} == {
+        "gate.lite_0_x.max_drop_vs_blessed.rule": "rule 1",
+        "gate.lite_0_x.min_accuracy.rule": "rule 2",
+    }
 
 
 def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
@@ -82,8 +203,43 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
         assert parent.data.tags["blessed_model"] in children
         (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
         assert str(version.version) == str(report.tracking["model_version"])
+
+        # the parent run: named by the run name, tagged with the links; the gate's intervals; the dataset
+        run_dir = tmp_path / "run"
+        run_file = json.loads((run_dir / "run.json").read_text())
+        run_name, links = run_file.get("name") or run_dir.name, run_links(run_dir, run_file)
+        assert parent.info.run_name == run_name and parent.data.tags["hubpipe.run_name"] == run_name
+        assert parent.data.tags["hubpipe.run_folder"] == str(run_dir)
+        assert (Path(links["published_version"]) / "version.json").is_file()
+        for key in LINK_KEYS:
+            assert parent.data.tags[f"hubpipe.link.{key}"] == links[key]
+        blessing = json.loads((run_dir / "evaluate" / "blessing.json").read_text())
+        assert parent.data.tags["hubpipe.evaluation_id"] == blessing["evaluation_id"]
+        check_gate(parent, blessing)
+        summary = json.loads((run_dir / "ingest" / "summary.json").read_text())
+        description = summary["source"]["description"]
+        assert description == str((tmp_path / "data").resolve())
+        for run_id in (parent.info.run_id, *(child.info.run_id for child in children.values())):
+            check_dataset(client, run_id, run_dir / "train", description, description)
+        run_url = f"{uri}/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}"
+        assert report.tracking["run_url"] == run_url and run_file["tracking"]["run_url"] == run_url
+        assert report.tracking["experiment_id"] == experiment.experiment_id
+        # the child runs: their real training time, the accuracy's interval
+        for name, child in children.items():
+            model = json.loads((run_dir / "train" / "models" / name / "model.json").read_text())
+            start, end = utc_ms(model["train_started"]), utc_ms(model["train_finished"])
+            assert (child.info.start_time, child.info.end_time) == (start, end)
+            assert end - start == pytest.approx(model["train_seconds"] * 1000, abs=50) and end - start > 300
+            times = [m.timestamp for m in client.get_metric_history(child.info.run_id, "loss")]
+            assert times and all(start < time <= end for time in times) and times == sorted(times)
+            low, high = json.loads((run_dir / "evaluate" / "metrics" / f"{name}.json").read_text())["accuracy_interval"]
+            assert (child.data.metrics["test_accuracy_low"], child.data.metrics["test_accuracy_high"]) == (
+                pytest.approx((low, high))
+            )
+        check_version(client, client.get_model_version(MODEL_NAME, version.version), run_name, run_dir, links)
+
         image = sorted((tmp_path / "data" / "test").rglob("*.jpg"))[0].read_bytes()
-        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}")
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")  # the alias names this version
         predicted = model.predict(pd.DataFrame({"image": [image, image]}))
         classes = (tmp_path / "run" / "ingest" / "labels.txt").read_text().split()
         assert list(predicted.columns) == ["label", "probability"] and predicted["label"][0] in classes
@@ -91,8 +247,33 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
 
         again = run_pipeline(tracked(config, uri), tmp_path / "run")  # every stage cached: nothing logged twice
         assert {s.status for s in again.stages} == {"cached"}
-        assert again.tracking["status"] == "up_to_date"
+        assert again.tracking["status"] == "up_to_date" and again.tracking["run_url"] == run_url
         assert len(client.search_runs([experiment.experiment_id])) == len(runs)
+
+        # run.json's name and links (the runner's), logged into another experiment: the parent run's name and
+        # link tags, and the registered version's, are those; the alias moves to the new version
+        run_file = json.loads((run_dir / "run.json").read_text())
+        links = {
+            "run_folder": str(run_dir),
+            "publish_root": str(tmp_path / "published"),
+            "tensorboard_logs": str(tmp_path / "published" / "tensorboard" / "named"),
+            "published_version": str(tmp_path / "published" / "models" / "named"),
+            "evaluation_id": "20260101T000000Z-named",
+        }
+        (run_dir / "run.json").write_text(json.dumps({**run_file, "name": "tiny comparison", "links": links}))
+        named = tracked(config, uri)
+        entry = track_run(replace(named, track=replace(named.track, experiment="named")), run_dir, True)
+        assert entry["status"] == "logged", entry
+        other = client.get_experiment_by_name("named")
+        assert entry["experiment_id"] == other.experiment_id
+        assert entry["run_url"] == f"{uri}/#/experiments/{other.experiment_id}/runs/{entry['run_id']}"
+        parent = client.get_run(entry["run_id"])
+        assert parent.info.run_name == "tiny comparison" and parent.data.tags["hubpipe.run_name"] == "tiny comparison"
+        assert parent.data.tags["hubpipe.evaluation_id"] == links["evaluation_id"]
+        assert {key: parent.data.tags[f"hubpipe.link.{key}"] for key in LINK_KEYS} == {k: links[k] for k in LINK_KEYS}
+        new_version = client.get_model_version(MODEL_NAME, entry["model_version"])
+        assert int(new_version.version) == int(version.version) + 1
+        check_version(client, new_version, "tiny comparison", run_dir, links)
 
 
 def test_server_down_keeps_the_run_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -129,7 +310,16 @@ def test_kubeflow_run_logs_to_a_real_server_from_its_publish_task(tmp_path: Path
         assert parent.data.params["track.mlflow_uri"] == uri and parent.data.params["train.epochs"] == "2"
         assert {"stage_seconds.train", "stage_seconds.evaluate", "stage_seconds.publish"} <= set(parent.data.metrics)
         evaluation = tiny.folder_output(run, "evaluate")
-        assert parent.info.run_name == json.loads((evaluation / "blessing.json").read_text())["evaluation_id"]
+        evaluation_id = json.loads((evaluation / "blessing.json").read_text())["evaluation_id"]
+        publication = json.loads((tiny.folder_output(run, "publish") / "publish.json").read_text())
+        assert parent.info.run_name == (publication.get("run_name") or evaluation_id)
+        assert parent.data.tags["hubpipe.evaluation_id"] == evaluation_id == publication["run_id"]
+        assert parent.data.tags["hubpipe.link.publish_root"] == publication["root"] == str(tmp_path / "published")
+        assert parent.data.tags["hubpipe.link.tensorboard_logs"] == publication["logs_dir"]
+        version_dir = Path(parent.data.tags["hubpipe.link.published_version"])
+        assert (version_dir / "version.json").is_file() and "hubpipe.link.run_folder" not in parent.data.tags
+        data = str(tmp_path / "data")  # the setting: the ingest folder is not an input of the publish task
+        check_dataset(client, parent.info.run_id, evaluation, data, data)  # the train folder is collected: no ingest
         scores = {path.stem: json.loads(path.read_text()) for path in (evaluation / "metrics").glob("*.json")}
         children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
         assert set(children) == set(scores) and parent.data.tags["blessed_model"] in children
@@ -174,6 +364,7 @@ def test_run_logs_into_a_local_folder_without_a_server(tmp_path: Path) -> None:
         assert "tracking failed" not in result.stderr and "maintenance mode" not in result.stderr
         tracking = json.loads((tmp_path / "run" / "run.json").read_text())["tracking"]
         assert tracking["status"] == "logged" and tracking["uri"] == f"sqlite:///{store}/mlflow.db", tracking
+        assert tracking["run_url"] == ""  # no server: no page
         client = MlflowClient(f"sqlite:///{store}/mlflow.db")
         experiment = client.get_experiment_by_name("hubpipe")
         assert experiment.artifact_location == (store / "artifacts").as_uri()
