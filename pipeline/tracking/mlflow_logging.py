@@ -13,13 +13,15 @@ manifest records the same, and on Kubeflow only it does; the whole hash is the i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
+import os
 import re
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ TEST_METRICS = ("accuracy", "top5_accuracy", "macro_f1", "log_loss")
 #: The pyfunc model's code (logged as "model from code": it needs TensorFlow, not hubpipe).
 SERVING_MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 MODEL_NAME = "model"  # the logged model's name in its run
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 #: The parent run's tags: the run folder, the run name, the evaluation id; one per link (``hubpipe.link.<key>``).
 RUN_FOLDER_TAG, RUN_NAME_TAG, EVALUATION_TAG, LINK_TAG = (
     "hubpipe.run_folder",
@@ -204,7 +207,25 @@ def _log_blessing(client: MlflowClient, run_id: str, evaluate: Path) -> Blessing
     return blessing
 
 
-def _log_serving_model(run_id: str, serving_dir: Path, registered_model: str) -> dict[str, Any]:
+@contextlib.contextmanager
+def _process_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` (``mlflow.start_run`` and ``log_model`` use it) for the
+    block only, and ``$MLFLOW_TRACKING_URI``, which MLflow sets along with it, put back as it was: otherwise a
+    later run in the same process (the next notebook cell) would be tracked to this server without asking."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri  # MLflow's own set-and-restore
+
+    saved = os.environ.get(TRACKING_URI_VARIABLE)
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop(TRACKING_URI_VARIABLE, None)
+        else:
+            os.environ[TRACKING_URI_VARIABLE] = saved
+
+
+def _log_serving_model(uri: str, run_id: str, serving_dir: Path, registered_model: str) -> dict[str, Any]:
     """The serving SavedModel as an MLflow pyfunc model (encoded image bytes in, label and probability out),
     registered under ``registered_model`` when given."""
     from mlflow.models import ModelSignature
@@ -215,7 +236,7 @@ def _log_serving_model(run_id: str, serving_dir: Path, registered_model: str) ->
         outputs=Schema([ColSpec("string", "label"), ColSpec("double", "probability")]),
     )
     requirements = [f"{name}=={importlib.metadata.version(name)}" for name in ("mlflow", "tensorflow", "pandas")]
-    with mlflow.start_run(run_id=run_id):
+    with _process_tracking_uri(uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             python_model=str(SERVING_MODEL_CODE),
@@ -379,6 +400,17 @@ def run_tags(output_dir: Path, run_name: str, evaluation_id: str, links: Mapping
     return [RunTag(key, value) for key, value in tags.items() if value]
 
 
+def _parent_start(run_file: Mapping[str, Any], models: Path, pending: Sequence[str]) -> int | None:
+    """When the parent run began, in ms: the pipeline run's start (run.json ``process.started``), or the start of
+    the earliest training logged under it when that was before (its child runs then sit inside the parent)."""
+    process = run_file.get("process") if isinstance(run_file.get("process"), Mapping) else {}
+    starts = [utc_ms(process.get("started"))]
+    if train_layout.STAGE in pending:
+        spans = (training_span(read_json(path)) for path in models.glob(f"*/{MODEL_FILE}"))
+        starts += [span[0] for span in spans if span is not None]
+    return min((start for start in starts if start is not None), default=None)
+
+
 def log_run(
     target: Any,
     output_dir: Path,
@@ -392,7 +424,6 @@ def log_run(
     run.json."""
     if target.local_dir:
         Path(target.local_dir).mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(target.uri)
     client = MlflowClient(target.uri)
     experiment = client.get_experiment_by_name(target.experiment)
     experiment_id = (
@@ -405,7 +436,8 @@ def log_run(
     evaluate_dir = output_dir / evaluate_layout.STAGE
     blessing = read_blessing(evaluate_dir) if (evaluate_dir / BLESSING_FILE).is_file() else Blessing()
     evaluation_id = str(links.get("evaluation_id") or blessing.evaluation_id or "")
-    parent = client.create_run(experiment_id, run_name=run_name)
+    models = output_dir / train_layout.STAGE / MODELS_DIR
+    parent = client.create_run(experiment_id, run_name=run_name, start_time=_parent_start(run_file, models, pending))
     run_id = parent.info.run_id
     result: dict[str, Any] = {
         "run_id": run_id,
@@ -417,7 +449,6 @@ def log_run(
     if dataset is not None:
         client.log_inputs(run_id, datasets=[dataset])
     evaluate = evaluate_dir if evaluate_layout.STAGE in pending else None
-    models = output_dir / train_layout.STAGE / MODELS_DIR
     for model_json in sorted(models.glob(f"*/{MODEL_FILE}")):
         history = train_layout.STAGE in pending
         _log_model_run(
@@ -427,7 +458,7 @@ def log_run(
         blessed = _log_blessing(client, run_id, evaluate).blessed
         if blessed:
             serving = models / blessed / SERVING_DIR
-            result.update(_log_serving_model(run_id, serving, target.registered_model))
+            result.update(_log_serving_model(target.uri, run_id, serving, target.registered_model))
             if result.get("model_version") is not None:
                 model = read_json(models / blessed / MODEL_FILE)
                 scores = _read_dict(evaluate / METRICS_DIR / f"{blessed}.json")

@@ -170,15 +170,18 @@ def test_sources_spans_and_gate_names_as_mlflow_takes_them() -> None:
     }
 
 
-def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
+def test_run_logs_to_a_real_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
     config = tiny_config(tmp_path)
+    environment = os.environ.get("MLFLOW_TRACKING_URI")
     with mlflow_server(tmp_path / "mlflow") as uri:
         report = run_pipeline(tracked(config, uri), tmp_path / "run")
         assert report.tracking["status"] == "logged", report.tracking
+        # MLflow exports the URI it logs the model with; a later untracked run in this process must not inherit it
+        assert os.environ.get("MLFLOW_TRACKING_URI") == environment and report.tracking.get("model_version")
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("hubpipe")
         runs = client.search_runs([experiment.experiment_id])
@@ -229,6 +232,7 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
             model = json.loads((run_dir / "train" / "models" / name / "model.json").read_text())
             start, end = utc_ms(model["train_started"]), utc_ms(model["train_finished"])
             assert (child.info.start_time, child.info.end_time) == (start, end)
+            assert parent.info.start_time <= start and end <= parent.info.end_time  # the parent spans its children
             assert end - start == pytest.approx(model["train_seconds"] * 1000, abs=50) and end - start > 300
             times = [m.timestamp for m in client.get_metric_history(child.info.run_id, "loss")]
             assert times and all(start < time <= end for time in times) and times == sorted(times)
@@ -239,6 +243,7 @@ def test_run_logs_to_a_real_server(tmp_path: Path) -> None:
         check_version(client, client.get_model_version(MODEL_NAME, version.version), run_name, run_dir, links)
 
         image = sorted((tmp_path / "data" / "test").rglob("*.jpg"))[0].read_bytes()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # as a user who loads the model sets it
         model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")  # the alias names this version
         predicted = model.predict(pd.DataFrame({"image": [image, image]}))
         classes = (tmp_path / "run" / "ingest" / "labels.txt").read_text().split()
