@@ -13,9 +13,9 @@ Under the evaluate artifact folder::
                                      the test feature vectors, metadata.tsv, sprite.png, projector_config.pbtxt)
 
 The publish stage copies the run folders under train's ``logs/<model>/`` (``train/``, ``validation/``) and
-this tree into one folder per run (named after the run), so that each model's session gets the ``evaluation`` and ``validation``
-groups of metrics. Train's own session (named after the model only) is replaced, so that models of the same
-name in different runs stay separate rows.
+this tree into one folder per run (named after the run), so that each model's session gets the ``evaluation``
+and ``validation`` groups of metrics. Train's own session (named after the model only) is replaced, so that
+models of the same name in different runs stay separate rows.
 
 At the root of the tree, the HParams experiment is declared (:func:`write_experiment`): the dashboard's
 metrics with the test metrics first, so that they are the columns TensorBoard shows without asking, and the
