@@ -444,28 +444,33 @@ def log_run(
         "experiment_id": experiment_id,
         "run_url": run_url(target.uri, experiment_id, run_id),
     }
-    _log_parent(client, run_id, run_file, params, run_tags(output_dir, run_name, evaluation_id, links))
-    dataset = run_dataset(output_dir, params)
-    if dataset is not None:
-        client.log_inputs(run_id, datasets=[dataset])
-    evaluate = evaluate_dir if evaluate_layout.STAGE in pending else None
-    for model_json in sorted(models.glob(f"*/{MODEL_FILE}")):
-        history = train_layout.STAGE in pending
-        _log_model_run(
-            client, experiment_id, run_id, model_json.parent, evaluate=evaluate, history=history, dataset=dataset
-        )
-    if evaluate is not None:
-        blessed = _log_blessing(client, run_id, evaluate).blessed
-        if blessed:
-            serving = models / blessed / SERVING_DIR
-            result.update(_log_serving_model(target.uri, run_id, serving, target.registered_model))
-            if result.get("model_version") is not None:
-                model = read_json(models / blessed / MODEL_FILE)
-                scores = _read_dict(evaluate / METRICS_DIR / f"{blessed}.json")
-                version_links = {**links, "mlflow_run": result["run_url"]}
-                description, tags = version_description(run_name, model, scores, evaluation_id, version_links)
-                alias = target.alias if succeeded else ""  # a run that failed after evaluate published nothing
-                _describe_version(client, result, alias, description, tags)
-    _log_report(client, run_id, output_dir)
+    try:
+        _log_parent(client, run_id, run_file, params, run_tags(output_dir, run_name, evaluation_id, links))
+        dataset = run_dataset(output_dir, params)
+        if dataset is not None:
+            client.log_inputs(run_id, datasets=[dataset])
+        evaluate = evaluate_dir if evaluate_layout.STAGE in pending else None
+        for model_json in sorted(models.glob(f"*/{MODEL_FILE}")):
+            history = train_layout.STAGE in pending
+            _log_model_run(
+                client, experiment_id, run_id, model_json.parent, evaluate=evaluate, history=history, dataset=dataset
+            )
+        if evaluate is not None:
+            blessed = _log_blessing(client, run_id, evaluate).blessed
+            if blessed:
+                serving = models / blessed / SERVING_DIR
+                result.update(_log_serving_model(target.uri, run_id, serving, target.registered_model))
+                if result.get("model_version") is not None:
+                    model = read_json(models / blessed / MODEL_FILE)
+                    scores = _read_dict(evaluate / METRICS_DIR / f"{blessed}.json")
+                    version_links = {**links, "mlflow_run": result["run_url"]}
+                    description, tags = version_description(run_name, model, scores, evaluation_id, version_links)
+                    alias = target.alias if succeeded else ""  # a run that failed after evaluate published nothing
+                    _describe_version(client, result, alias, description, tags)
+        _log_report(client, run_id, output_dir)
+    except BaseException:
+        with contextlib.suppress(Exception):  # not left RUNNING; the server may be what failed, though
+            client.set_terminated(run_id, "FAILED")
+        raise
     client.set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
     return result

@@ -355,7 +355,7 @@ def _hubpipe_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=900, env=env)
 
 
-def test_run_logs_into_a_local_folder_without_a_server(tmp_path: Path) -> None:
+def test_run_logs_into_a_local_folder_without_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--set track.mlflow_uri=PATH` (and `file://PATH`): parent run, child runs and the registered model, in a
     SQLite store in that folder with the artifacts beside it; MLflow 3's file store would refuse both."""
     from mlflow.tracking import MlflowClient
@@ -382,3 +382,20 @@ def test_run_logs_into_a_local_folder_without_a_server(tmp_path: Path) -> None:
         (version,) = client.search_model_versions(f"name='{MODEL_NAME}'")
         assert version.run_id == parent.info.run_id
         assert (store / "artifacts" / parent.info.run_id / "artifacts" / "report.html").is_file()
+
+    # an error while logging: the run goes on, tracking says so, and the parent run is FAILED (it used to stay
+    # RUNNING, or FINISHED once the model was logged, which ends the run MLflow's fluent API started)
+    from hubpipe.pipeline.tracking import mlflow_logging
+
+    def broken_report(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mlflow_logging, "_log_report", broken_report)
+    config = replace(tiny_config(tmp_path), track=replace(tiny_config(tmp_path).track, experiment="broken"))
+    config = replace(config, track=replace(config.track, mlflow_uri=str(tmp_path / "plain")))
+    entry = track_run(config, tmp_path / "run", succeeded=True)
+    assert entry["status"] == "failed" and "disk full" in entry["error"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'plain'}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("broken").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED"
