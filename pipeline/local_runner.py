@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hubpipe.components.publish import layout as publish_layout
 from hubpipe.pipeline.core.artifacts import read_json, stable_hash, staging_dir, write_json_atomic, write_text_atomic
 from hubpipe.pipeline.core.cache_root import cache_root, writable_cache_root
 from hubpipe.pipeline.core.config import PipelineConfig, to_yaml
@@ -82,10 +83,21 @@ class RunReport:
     process: dict[str, Any] = field(default_factory=process_identity)
     tracking: dict[str, Any] | None = None  # what MLflow tracking did (see hubpipe.pipeline.tracking.run_tracking)
     publish_root: str = ""  # publish_root_line() of a run that evaluates or publishes
-    name: str = ""  # the run name: run.name, or the name publish gave the run's logs (see run_links)
+    configured_name: str = ""  # run.name
 
     def stage(self, name: str) -> StageRecord:
         return next(record for record in self.stages if record.name == name)
+
+    def published(self) -> dict[str, Any]:
+        """publish's results when it ran or was taken from the cache in this run, else {}."""
+        record = next((record for record in self.stages if record.name == publish_layout.STAGE), None)
+        return record.results if record is not None and record.status in ("ran", "cached") else {}
+
+    @property
+    def name(self) -> str:
+        """The run name: the one publish gave the run's logs (``run.name``, or with a suffix when another
+        evaluation holds it), else ``run.name``."""
+        return self.published().get("run_name") or self.configured_name
 
 
 def with_experiment(config: PipelineConfig, output_dir: Path) -> PipelineConfig:
@@ -117,20 +129,18 @@ def with_run_name(config: PipelineConfig, output_dir: Path) -> PipelineConfig:
 
 
 def run_links(report: RunReport) -> dict[str, str]:
-    """Where this run's other records are: the run folder, the publish root, its TensorBoard logs, its published
-    version and evaluation id (from publish's results), its MLflow run (from tracking); only those it has."""
-    publish = next((record for record in report.stages if record.name == "publish"), None)
-    results = publish.results if publish is not None and publish.status in ("ran", "cached") else {}
+    """Where this run's other records are: the run folder, what publish.json tells (the publish root, the run's
+    TensorBoard logs, its published version, the evaluation id), its MLflow run (from tracking); only those it
+    has."""
+    published_file = report.output_dir / publish_layout.STAGE / publish_layout.PUBLISH_FILE
+    published = read_json(published_file) if report.published() else {}
     tracking = report.tracking or {}
     links = {
         "run_folder": str(report.output_dir),
-        "publish_root": results.get("root") or "",
-        "tensorboard_logs": results.get("logs") or "",
-        "published_version": results.get("version_dir") or "",
-        "evaluation_id": results.get("evaluation_id") or "",
-        "mlflow_run": tracking.get("run_url") or tracking.get("run_id") or "",
+        **publish_layout.publication_links(published),
+        "mlflow_run": tracking.get("run_url") or tracking.get("run_id"),
     }
-    return {key: value for key, value in links.items() if value}
+    return {key: str(value) for key, value in links.items() if value}
 
 
 def publish_root_line(config: PipelineConfig) -> str:
@@ -199,7 +209,9 @@ class LocalRunner:
 
     def _run_locked(self, selected: list[StageSpec], use_cache: bool) -> RunReport:
         write_text_atomic(self.output_dir / CONFIG_FILE, to_yaml(self.config))
-        report = RunReport(self.output_dir, [StageRecord(stage.name) for stage in selected], name=self.config.run.name)
+        report = RunReport(
+            self.output_dir, [StageRecord(stage.name) for stage in selected], configured_name=self.config.run.name
+        )
         if any(stage.preflight == PUBLISH_ROOT_CHECK for stage in selected):
             report.publish_root = publish_root_line(self.config)
         self._write_report(report)
@@ -284,8 +296,6 @@ class LocalRunner:
         }
 
     def _write_report(self, report: RunReport) -> None:
-        published = next((record.results for record in report.stages if record.name == "publish"), {})
-        report.name = published.get("run_name") or report.name
         write_json_atomic(
             self.output_dir / RUN_FILE,
             {

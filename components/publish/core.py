@@ -158,7 +158,16 @@ def publish_version(
     return version
 
 
-def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str, run_name: str) -> tuple[str | None, str]:
+@dataclass(frozen=True)
+class ModelOutcome:
+    """What publish did with the blessed model."""
+
+    version: str | None  # the version this publish made LATEST, if any
+    version_dir: str | None  # the blessed model's version folder (published now or before), if any
+    note: str  # in words
+
+
+def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str, run_name: str) -> ModelOutcome:
     """Publishes the blessed model and moves LATEST to it: a compare-and-swap under the root's lock.
 
     LATEST moves only while it still names what the evaluation compared with; otherwise another run published
@@ -167,12 +176,12 @@ def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str, r
     """
     blessed = blessing.blessed_model
     if blessed is None:
-        return None, "not blessed: no model published, LATEST unchanged"
+        return ModelOutcome(None, None, "not blessed: no model published, LATEST unchanged")
     with publish_root.locked(request.root):
         current = publish_root.read_latest_id(request.root)
         latest = publish_root.read_version(request.root, current) if current else None
         if latest is not None and latest.model_key == blessed.model_key:
-            return None, f"{blessed.name} is already the latest version ({latest.version})"
+            return ModelOutcome(None, latest.path, f"{blessed.name} is already the latest version ({latest.version})")
         expected = blessing.reference.latest_seen
         if current != expected:
             raise PublishConflict(
@@ -187,7 +196,7 @@ def _publish_model(request: PublishRequest, blessing: Blessing, run_logs: str, r
             note = f"{blessed.name} was published as version {version} before; LATEST moved to it now"
         crash_point("publish.before_latest")
         storage.write_text_atomic(publish_root.latest_path(request.root), version + "\n")
-    return version, note
+    return ModelOutcome(version, publish_root.version_dir(request.root, version), note)
 
 
 def publish(request: PublishRequest) -> Publication:
@@ -200,8 +209,8 @@ def publish(request: PublishRequest) -> Publication:
     run_logs = publish_root.logs_dir(request.root, run_name)
     files = publish_logs(request.train_dir, request.evaluate_dir, run_logs, run_name)
     LOG.info("publish: %d log files of run %s to %s", files, run_name, run_logs)
-    version, note = _publish_model(request, blessing, run_logs, run_name)
-    LOG.info("publish: %s", note)
+    model = _publish_model(request, blessing, run_logs, run_name)
+    LOG.info("publish: %s", model.note)
     all_logs = publish_root.logs_dir(request.root)
     resource = tensorboard_resource(request.config, all_logs)
     resource_file = None
@@ -215,11 +224,11 @@ def publish(request: PublishRequest) -> Publication:
         run_name=run_name,
         logs_dir=run_logs,
         all_logs_dir=all_logs,
-        version=version,
-        version_dir=_version_dir(request.root, blessing),
+        version=model.version,
+        version_dir=model.version_dir,
         latest=publish_root.read_latest_id(request.root),
         model=blessing.blessed,
-        note=note,
+        note=model.note,
         tensorboard_resource=resource_file,
         hints=tuple(hints),
     )
@@ -229,18 +238,6 @@ def publish(request: PublishRequest) -> Publication:
     for hint in hints:
         LOG.info("view the logs %s", hint)
     return publication
-
-
-def _version_dir(root: str, blessing: Blessing) -> str | None:
-    """The blessed model's version folder when it is published (by this run or before), else None."""
-    blessed = blessing.blessed_model
-    if blessed is None:
-        return None
-    for version in (blessing.evaluation_id, publish_root.read_latest_id(root)):
-        published = publish_root.read_version(root, version) if version else None
-        if published is not None and published.model_key == blessed.model_key:
-            return published.path
-    return None
 
 
 def missing_publication(root: str, previous_record: Path | None) -> list[str]:

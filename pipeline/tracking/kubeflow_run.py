@@ -22,12 +22,11 @@ from typing import Any
 
 from hubpipe.components.evaluate import layout as evaluate_layout
 from hubpipe.components.evaluate.layout import read_blessing
-from hubpipe.components.publish.layout import PUBLISH_FILE
+from hubpipe.components.publish.layout import PUBLISH_FILE, publication_links
 from hubpipe.pipeline.core.artifacts import read_json, write_json_atomic
 from hubpipe.pipeline.core.execution import MANIFEST
 from hubpipe.pipeline.core.run_folder import RUN_FILE
 from hubpipe.pipeline.kubeflow.ui_outputs import Launched
-from hubpipe.pipeline.tracking.links import publication_links
 from hubpipe.pipeline.tracking.run_tracking import TRACKED_STAGES, track_run
 
 

@@ -45,7 +45,7 @@ from hubpipe.data.presets import get_preset
 from hubpipe.pipeline.core.artifacts import read_json
 from hubpipe.pipeline.core.config import SAMPLE_SOURCE
 from hubpipe.pipeline.core.execution import MANIFEST
-from hubpipe.pipeline.tracking.links import publication_links, run_url
+from hubpipe.pipeline.tracking.links import run_url
 
 BATCH = 500  # metrics per log_batch request (the server accepts 1000)
 TEST_METRICS = ("accuracy", "top5_accuracy", "macro_f1", "log_loss")
@@ -321,7 +321,7 @@ def run_links(output_dir: Path, run_file: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(links, dict):
         return dict(links)
     publication = _read_dict(output_dir / publish_layout.STAGE / publish_layout.PUBLISH_FILE)
-    return {"run_folder": str(output_dir), **(publication_links(publication) if publication else {})}
+    return {"run_folder": str(output_dir), **(publish_layout.publication_links(publication) if publication else {})}
 
 
 def _format_interval(bounds: Any) -> str:
