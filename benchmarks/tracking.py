@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="timed runs of each side (alternating order)")
     rounds = parser.parse_args().rounds
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sys.path[:0] = [str(TESTS / "notebook"), str(TESTS / "kubeflow")]  # as pytest puts them on sys.path
+    sys.path[:0] = [str(TESTS / name) for name in ("notebook", "kubeflow", "fixtures")]  # as pytest puts them
     from notebook_fixtures import mlflow_server
 
     with tempfile.TemporaryDirectory(prefix="hubpipe-bench-tracking-") as tmp:

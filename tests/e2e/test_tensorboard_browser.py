@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import fake_upstream
 import pytest
 from fake_run import FakeWorld, shared_world
+from processes import free_port
 
 from hubpipe.pipeline.core.config import load_config
 from hubpipe.pipeline.local_runner import run_pipeline
@@ -60,12 +60,6 @@ ELEMENT_TEXT = """((name) => { const find = (node) => { if (!node) return null;
     for (const child of node.childNodes || []) {
       if (child.nodeType === 3) out.push(child.textContent); else if (child.nodeName !== 'STYLE') walk(child); } };
   const element = find(document.body); if (!element) return null; walk(element); return out.join(' '); })"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(check: Any, what: str, timeout: float = STARTUP_S, interval: float = 0.5) -> Any:

@@ -4,9 +4,6 @@ real MLflow tracking server for the tracking tests and benchmark."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import tiny_pipeline
+from processes import free_port, stop_session
 
 from hubpipe.pipeline.core.config import PipelineConfig, to_yaml
 
@@ -30,12 +28,6 @@ def tiny_config_file(root: Path) -> Path:
     path = root / "tiny.yaml"
     path.write_text(to_yaml(tiny_config(root)), encoding="utf-8")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -64,10 +56,5 @@ def mlflow_server(folder: Path, timeout_s: float = 120.0) -> Iterator[str]:
                 time.sleep(0.5)
         yield uri
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_session(server)
         log.close()

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import tiny_pipeline as tiny
-from notebook_fixtures import free_port, mlflow_server, tiny_config, tiny_config_file
+from notebook_fixtures import mlflow_server, tiny_config, tiny_config_file
+from processes import free_port
 
+from hubpipe.components.publish.layout import publication_links
 from hubpipe.pipeline.core.config import PipelineConfig, replace
 from hubpipe.pipeline.local_runner import run_pipeline
-from hubpipe.pipeline.tracking.links import publication_links
 from hubpipe.pipeline.tracking.run_tracking import TrackingTarget, flatten, stages_to_log, track_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import train_fixtures
+from processes import free_port, stop_session
 
 from hubpipe.components.backbones import resolve_backbone
 from hubpipe.components.common.split_vectors import join_split, read_split_keys
@@ -101,12 +101,6 @@ def test_beam_vectors_equal_in_process_and_only_missing_images_are_embedded(
     np.testing.assert_allclose(stored_vectors(store, keys), expected, rtol=0, atol=TOLERANCE)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -131,7 +125,7 @@ def beam_services(log_dir: Path) -> Iterator[tuple[int, int]]:
     try:
         for number, command in enumerate(commands):
             log = open(log_dir / f"service-{number}.log", "wb")  # noqa: SIM115 - closed with the process
-            # a session of its own: the pool's own children are stopped with it (os.killpg below)
+            # a session of its own: the pool's own children are stopped with it (stop_session below)
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             processes.append((process, log))
         wait_for_port(job_port, processes[0][0])
@@ -139,15 +133,7 @@ def beam_services(log_dir: Path) -> Iterator[tuple[int, int]]:
         yield job_port, pool_port
     finally:
         for process, log in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # what the service started and left behind
+            stop_session(process)
             log.close()
 
 
